@@ -1,0 +1,129 @@
+"""The shopping corridor's acceptance rules (ADR-004) and the candidate/baseline comparison.
+
+Each rule that refuses a candidate has its own reason code, so the risk log says *why* the
+deterministic answer was kept. The rules only ever narrow: a candidate that passes them is a
+decision the baseline could have produced for the same command, with the same fields.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from middleware.candidate import ShoppingCandidate
+from middleware.contracts import CommandDTO
+from middleware.outcome import Reason
+
+MAX_ITEMS = 20
+MAX_NAME_CHARS = 64
+#: Characters that have no business in a grocery item and are the stuff of markup/injection.
+_FORBIDDEN = re.compile(r"[<>{}\[\]`\\|$]|://")
+_WORDS = re.compile(r"\w+")
+_STRIP = " \t\r\n.,;:!?\"'«»()-"
+
+
+def item_key(name: str) -> str:
+    """The comparison key of an item name: case-folded, trimmed, inner spaces collapsed."""
+    return " ".join(name.casefold().split()).strip(_STRIP)
+
+
+def _name_ok(name: str) -> bool:
+    stripped = name.strip()
+    if not stripped or len(stripped) > MAX_NAME_CHARS or _FORBIDDEN.search(stripped):
+        return False
+    return not any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in stripped)
+
+
+def grounding(names: list[str], text: str) -> float:
+    """Confidence surrogate when the model gives none: the share of candidate items whose
+    every word occurs in the command text. An item the user never mentioned is the typical
+    hallucination, and this is cheap, deterministic and explainable."""
+    if not names:
+        return 0.0
+    words = set(_WORDS.findall(text.casefold()))
+    grounded = sum(1 for n in names if set(_WORDS.findall(n.casefold())) <= words)
+    return grounded / len(names)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    reason: Reason
+    candidate: ShoppingCandidate | None = None
+    intent_match: bool | None = None
+    entity_key_match: bool | None = None
+    confidence: float | None = None
+    items_llm: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is Reason.ACCEPTED
+
+
+def baseline_items(decision: dict[str, Any]) -> list[str]:
+    payload = (decision.get("job") or {}).get("payload") or {}
+    items = payload.get("items") or []
+    return [str(i.get("name", "")) for i in items if isinstance(i, dict)]
+
+
+def judge(
+    raw: object,
+    *,
+    corridor: str,
+    command: CommandDTO,
+    baseline: dict[str, Any],
+    threshold: float,
+) -> Verdict:
+    """Apply the rules in a fixed order; the first that fails names the reason."""
+    raw_intent = raw.get("intent") if isinstance(raw, dict) else None
+    intent_match = raw_intent == baseline.get("intent") if isinstance(raw_intent, str) else None
+    try:
+        cand = ShoppingCandidate.model_validate(raw)
+    except ValidationError:
+        return Verdict(Reason.SCHEMA_VIOLATION, intent_match=intent_match)
+
+    names = [i.name for i in cand.job.payload.items]
+    keys_llm = Counter(item_key(n) for n in names)
+    keys_base = Counter(item_key(n) for n in baseline_items(baseline))
+    confidence = cand.confidence if cand.confidence is not None else grounding(names, command.text)
+
+    def verdict(reason: Reason) -> Verdict:
+        return Verdict(
+            reason,
+            cand,
+            intent_match=cand.intent == baseline.get("intent"),
+            entity_key_match=keys_llm == keys_base,
+            confidence=round(confidence, 4),
+            items_llm=len(names),
+        )
+
+    if cand.intent != corridor or cand.job.job_type != corridor:
+        return verdict(Reason.INTENT_MISMATCH)
+    if not names:
+        return verdict(Reason.EMPTY_ITEMS)
+    if len(names) > MAX_ITEMS:
+        return verdict(Reason.TOO_MANY_ITEMS)
+    if not all(_name_ok(n) for n in names):
+        return verdict(Reason.INVALID_ITEM_NAME)
+    base_list = ((baseline.get("job") or {}).get("payload") or {}).get("list_id")
+    allowed_lists = {base_list, command.context.default_list_id, *command.context.lists} - {None}
+    if cand.job.payload.list_id not in allowed_lists:
+        return verdict(Reason.LIST_ID_NOT_ALLOWED)
+    if confidence < threshold:
+        return verdict(Reason.LOW_CONFIDENCE)
+    return verdict(Reason.ACCEPTED)
+
+
+def merge(baseline: dict[str, Any], cand: ShoppingCandidate) -> dict[str, Any]:
+    """The response for an accepted candidate: the baseline's own object with only the
+    list and the items replaced, so no field is ever added, removed or renamed."""
+    job = dict(baseline["job"])
+    payload = dict(job["payload"])
+    payload["list_id"] = cand.job.payload.list_id
+    payload["items"] = [{"name": i.name.strip(), "quantity": i.quantity} for i in cand.job.payload.items]
+    job["payload"] = payload
+    return {**baseline, "job": job}

@@ -1,0 +1,156 @@
+"""``PartialTrustMiddleware``: the corridor as a pure ASGI middleware.
+
+The instance holds configuration only. Everything about one request lives in the call: the
+body read once and replayed to the wrapped app, the baseline's response captured, the
+candidate task. A path the middleware does not own costs one set lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from middleware import tracing
+from middleware.engine import Admission, CandidateResult, CorridorEngine
+from middleware.outcome import Outcome, Reason
+
+
+class PartialTrustMiddleware:
+    def __init__(self, app: ASGIApp, *, engine: CorridorEngine, paths: Iterable[str]) -> None:
+        self.app = app
+        self.engine = engine
+        self.paths = frozenset(paths)
+        if not self.paths:
+            raise ValueError("PartialTrustMiddleware needs at least one router path to wrap")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        engine = self.engine
+        settings = engine.settings.current()
+        if not settings.enabled:
+            if not settings.flags_available:
+                engine.emit(engine.skip(settings, Reason.FLAGS_UNAVAILABLE))
+            await self.app(scope, receive, send)
+            return
+
+        body, replay = await _buffer_body(receive)
+        try:
+            admitted = engine.admit(settings, body)
+        except Exception:
+            engine.emit(engine.internal_error(settings, None))
+            await self.app(scope, replay, send)
+            return
+        if isinstance(admitted, Outcome):
+            engine.emit(admitted)
+            await self.app(scope, replay, send)
+            return
+        await _run_sampled(self.app, engine, admitted, scope, replay, send)
+
+
+async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body once, and a ``receive`` that hands it on unchanged."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            # The client went away before sending the body: let the app see that.
+            pending: list[Message] = [message]
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            pending = []
+            break
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            if pending:
+                return pending.pop()
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+async def _run_sampled(
+    app: ASGIApp,
+    engine: CorridorEngine,
+    adm: Admission,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Baseline and candidate concurrently; the baseline's answer unless the candidate wins."""
+    span = tracing.start_corridor_span()
+    task = asyncio.create_task(engine.ask(adm, span))
+    messages: list[Message] = []
+
+    async def capture(message: Message) -> None:
+        messages.append(message)
+
+    started = time.perf_counter()
+    try:
+        await app(scope, receive, capture)
+    except BaseException:
+        task.cancel()
+        engine.emit(engine.skip(adm.settings, Reason.BASELINE_ERROR, adm.command_key), span)
+        raise
+    baseline_ms = (time.perf_counter() - started) * 1000.0
+
+    replacement: bytes | None = None
+    try:
+        start, body = _split_response(messages)
+        baseline = (
+            engine.corridor.baseline_decision(body)
+            if start is not None and start["status"] == 200
+            else None
+        )
+        if baseline is None:
+            task.cancel()
+            reason = Reason.BASELINE_ERROR if start is None or start["status"] != 200 else (
+                Reason.CORRIDOR_MISMATCH
+            )
+            outcome = engine.skip(adm.settings, reason, adm.command_key)
+        else:
+            result: CandidateResult = await task
+            outcome, replacement = engine.decide(adm, result, baseline, baseline_ms)
+    except Exception:
+        task.cancel()
+        outcome, replacement = engine.internal_error(adm.settings, adm), None
+
+    if replacement is None:
+        for message in messages:
+            await send(message)
+    else:
+        await _send_replacement(send, messages[0], replacement)
+    engine.emit(outcome, span)
+
+
+def _split_response(messages: list[Message]) -> tuple[Message | None, bytes]:
+    """The start message and the whole body, or ``None`` for anything but a plain body."""
+    if not messages or messages[0]["type"] != "http.response.start":
+        return None, b""
+    parts: list[bytes] = []
+    for message in messages[1:]:
+        if message["type"] != "http.response.body":
+            return None, b""
+        parts.append(message.get("body", b""))
+    return messages[0], b"".join(parts)
+
+
+async def _send_replacement(send: Send, start: Message, body: bytes) -> None:
+    headers: list[Any] = [
+        (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+    ]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

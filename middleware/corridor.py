@@ -1,0 +1,129 @@
+"""What a corridor is: one intent the LLM may decide, and everything specific to it.
+
+The engine and the middleware know nothing about shopping. A team that wants a corridor for
+their own intent implements this protocol (their DTO, prompt, rules and merge) and passes it
+to ``PartialTrustMiddleware``; ``ShoppingCorridor`` is the reference implementation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from middleware import acceptance, candidate
+from middleware.acceptance import Verdict
+from middleware.contracts import CommandDTO
+from middleware.policy import Profile
+
+MAX_COMMAND_BYTES = 64 * 1024
+
+
+class Corridor(Protocol):
+    name: str
+    """The corridor's intent; also its metric label, so a constant, never from input."""
+    task: str
+    """The LLM policy task whose profiles this corridor may use."""
+
+    def parse(self, body: bytes) -> Any | None:
+        """The command, or ``None`` when the body is not one (the baseline answers it)."""
+
+    def command_id(self, command: Any) -> str: ...
+
+    def matches(self, command: Any) -> bool:
+        """Cheap pre-check, before any LLM call: is this command in the corridor?"""
+
+    def has_capability(self, command: Any) -> bool: ...
+
+    def build_request(self, command: Any, profile: Profile) -> dict[str, Any]:
+        """The chat-completions request body for this command."""
+
+    def baseline_decision(self, body: bytes) -> dict[str, Any] | None:
+        """The baseline's decision if it decided inside the corridor, else ``None``."""
+
+    def judge(
+        self, raw: object, command: Any, baseline: dict[str, Any], threshold: float
+    ) -> Verdict: ...
+
+    def merge(self, baseline: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
+        """The accepted response: the baseline's object with the candidate's decision."""
+
+    def baseline_items(self, baseline: dict[str, Any]) -> int: ...
+
+
+def _reference_classifier() -> Callable[[str], str]:
+    from middleware.reference.baseline import classify_intent
+
+    return classify_intent
+
+
+class ShoppingCorridor:
+    """``add_shopping_item``: the LLM may choose the items and the list, nothing else."""
+
+    task = candidate.TASK
+    capability = "start_job"
+
+    def __init__(
+        self,
+        classify: Callable[[str], str] | None = None,
+        *,
+        name: str = "add_shopping_item",
+    ) -> None:
+        self.name = name
+        self._classify = classify or _reference_classifier()
+
+    def parse(self, body: bytes) -> CommandDTO | None:
+        if len(body) > MAX_COMMAND_BYTES:
+            return None
+        try:
+            return CommandDTO.model_validate_json(body)
+        except ValidationError:
+            return None
+
+    def command_id(self, command: CommandDTO) -> str:
+        return command.command_id
+
+    def matches(self, command: CommandDTO) -> bool:
+        return self._classify(command.text) == self.name
+
+    def has_capability(self, command: CommandDTO) -> bool:
+        return self.capability in command.capabilities
+
+    def build_request(self, command: CommandDTO, profile: Profile) -> dict[str, Any]:
+        return candidate.chat_request(
+            command,
+            model=profile.model,
+            temperature=profile.temperature,
+            max_tokens=profile.max_tokens,
+        )
+
+    def baseline_decision(self, body: bytes) -> dict[str, Any] | None:
+        try:
+            decision = json.loads(body)
+        except ValueError:
+            return None
+        if (
+            not isinstance(decision, dict)
+            or decision.get("intent") != self.name
+            or decision.get("action") != self.capability
+            or not isinstance(decision.get("job"), dict)
+            or not isinstance(decision["job"].get("payload"), dict)
+        ):
+            return None
+        return decision
+
+    def judge(
+        self, raw: object, command: CommandDTO, baseline: dict[str, Any], threshold: float
+    ) -> Verdict:
+        return acceptance.judge(
+            raw, corridor=self.name, command=command, baseline=baseline, threshold=threshold
+        )
+
+    def merge(self, baseline: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
+        assert verdict.candidate is not None
+        return acceptance.merge(baseline, verdict.candidate)
+
+    def baseline_items(self, baseline: dict[str, Any]) -> int:
+        return len(acceptance.baseline_items(baseline))

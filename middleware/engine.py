@@ -1,0 +1,213 @@
+"""The corridor's decisions, free of ASGI: admit → ask the LLM → judge → one ``Outcome``.
+
+Data flows one way. ``admit`` turns the request body and the current settings into either a
+skip ``Outcome`` or an ``Admission``; ``ask`` gets a candidate under one deadline; ``decide``
+judges it against the baseline; ``emit`` hands the single ``Outcome`` to every sink. The
+engine holds configuration and shared clients only; per-request state lives in the values
+passed between these steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from middleware import tracing
+from middleware.circuit import CircuitBreaker
+from middleware.config import EffectiveSettings, SettingsSource
+from middleware.corridor import Corridor
+from middleware.llm_client import CandidateError, LLMClient
+from middleware.metrics import CorridorMetrics
+from middleware.outcome import Outcome, Reason, Status
+from middleware.policy import PolicyRegistry, ResolvedProfile
+from middleware.risk_log import RiskLog
+from middleware.sampling import CommandKeyer, is_sampled
+
+logger = logging.getLogger("partial_trust.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A command the LLM will be asked about, with everything the later steps need."""
+
+    settings: EffectiveSettings
+    command: Any
+    command_key: str
+    profile: ResolvedProfile
+
+    @property
+    def timeout_s(self) -> float:
+        return min(self.settings.timeout_ms, self.profile.profile.timeout_cap_ms) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateResult:
+    raw: object = None
+    error: Reason | None = None
+    latency_ms: float | None = None
+
+
+def _encode(decision: dict[str, Any]) -> bytes:
+    # Starlette's JSONResponse encoding, so an accepted answer looks like a baseline one.
+    return json.dumps(decision, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+class CorridorEngine:
+    def __init__(
+        self,
+        corridor: Corridor,
+        *,
+        settings: SettingsSource,
+        policy: PolicyRegistry,
+        llm: LLMClient,
+        circuit: CircuitBreaker | None = None,
+        risk_log: RiskLog | None = None,
+        metrics: CorridorMetrics | None = None,
+        keyer: CommandKeyer | None = None,
+    ) -> None:
+        self.corridor = corridor
+        self.settings = settings
+        self.policy = policy
+        self.llm = llm
+        self.circuit = circuit
+        self.risk_log = risk_log
+        self.metrics = metrics
+        self.keyer = keyer or CommandKeyer()
+        if metrics is not None:
+            metrics.preinit(corridor.name)
+            if circuit is not None:
+                metrics.set_circuit_state(corridor.name, circuit.state_code)
+
+    def skip(
+        self, settings: EffectiveSettings, reason: Reason, command_key: str | None = None
+    ) -> Outcome:
+        return Outcome(
+            corridor=self.corridor.name,
+            status=Status.SKIPPED,
+            reason=reason,
+            sampled=False,
+            sample_rate=settings.sample_rate,
+            profile_id=settings.profile_id,
+            command_key=command_key,
+        )
+
+    def admit(self, settings: EffectiveSettings, body: bytes) -> Admission | Outcome:
+        """The checks before any LLM call, cheapest and most common first."""
+        corridor = self.corridor
+        command = corridor.parse(body)
+        if command is None:
+            return self.skip(settings, Reason.INVALID_COMMAND)
+        key = self.keyer(corridor.command_id(command))
+        if not corridor.matches(command):
+            return self.skip(settings, Reason.CORRIDOR_MISMATCH, key)
+        if not corridor.has_capability(command):
+            return self.skip(settings, Reason.CAPABILITY_MISMATCH, key)
+        profile = self.policy.resolve(corridor.task, settings.profile_id)
+        if not settings.policy_enabled or profile is None:
+            return self.skip(settings, Reason.POLICY_DISABLED, key)
+        if not is_sampled(corridor.name, corridor.command_id(command), settings.sample_rate):
+            return self.skip(settings, Reason.NOT_SAMPLED, key)
+        return Admission(settings, command, key, profile)
+
+    async def ask(self, adm: Admission, span: Span | None = None) -> CandidateResult:
+        """One candidate under one deadline; every failure becomes a reason, never a raise."""
+        circuit, metrics, name = self.circuit, self.metrics, self.corridor.name
+        if circuit is not None and not circuit.allow():
+            return CandidateResult(error=Reason.CIRCUIT_OPEN)
+        request = self.corridor.build_request(adm.command, adm.profile.profile)
+        started = time.perf_counter()
+        if metrics is not None:
+            metrics.llm_in_flight(name, +1)
+        try:
+            with tracing.llm_call_span(
+                span, model=adm.profile.profile.model, timeout_ms=int(adm.timeout_s * 1000)
+            ):
+                raw = await self.llm.complete(request, timeout_s=adm.timeout_s)
+        except CandidateError as exc:
+            result = CandidateResult(error=exc.reason, latency_ms=_ms_since(started))
+        else:
+            result = CandidateResult(raw=raw, latency_ms=_ms_since(started))
+        finally:
+            if metrics is not None:
+                metrics.llm_in_flight(name, -1)
+        if circuit is not None:
+            if result.error is None:
+                circuit.record_success()
+            else:
+                circuit.record_failure()
+            if metrics is not None:
+                metrics.set_circuit_state(name, circuit.state_code)
+        return result
+
+    def decide(
+        self,
+        adm: Admission,
+        result: CandidateResult,
+        baseline: dict[str, Any],
+        baseline_latency_ms: float,
+    ) -> tuple[Outcome, bytes | None]:
+        """The outcome, and the body to send instead of the baseline's (only if accepted)."""
+        corridor, settings = self.corridor, adm.settings
+        common: dict[str, Any] = {
+            "corridor": corridor.name,
+            "sampled": True,
+            "sample_rate": settings.sample_rate,
+            "profile_id": adm.profile.profile_id,
+            "command_key": adm.command_key,
+            "latency_ms": result.latency_ms,
+            "baseline_latency_ms": round(baseline_latency_ms, 3),
+            "items_baseline": corridor.baseline_items(baseline),
+        }
+        if result.error is not None:
+            return Outcome(status=Status.ERROR, reason=result.error, **common), None
+        threshold = adm.profile.profile.confidence_threshold
+        verdict = corridor.judge(result.raw, adm.command, baseline, threshold)
+        status = Status.ACCEPTED_LLM if verdict.accepted else Status.FALLBACK_DETERMINISTIC
+        outcome = Outcome(
+            status=status,
+            reason=verdict.reason,
+            intent_match=verdict.intent_match,
+            entity_key_match=verdict.entity_key_match,
+            confidence=verdict.confidence,
+            items_llm=verdict.items_llm,
+            **common,
+        )
+        body = _encode(corridor.merge(baseline, verdict)) if verdict.accepted else None
+        return outcome, body
+
+    def internal_error(self, settings: EffectiveSettings, adm: Admission | None) -> Outcome:
+        logger.exception("corridor failed inside; the baseline answer was used")
+        return Outcome(
+            corridor=self.corridor.name,
+            status=Status.ERROR,
+            reason=Reason.INTERNAL_ERROR,
+            sampled=adm is not None,
+            sample_rate=settings.sample_rate,
+            profile_id=adm.profile.profile_id if adm else settings.profile_id,
+            command_key=adm.command_key if adm else None,
+        )
+
+    def emit(self, outcome: Outcome, span: Span | None = None) -> None:
+        """Hand the one outcome to every sink. A failing sink must not fail the request."""
+        try:
+            if self.metrics is not None:
+                self.metrics.observe(outcome)
+            if self.risk_log is not None and outcome.logged:
+                self.risk_log.submit(outcome)
+            if span is not None:
+                tracing.finish_corridor_span(span, outcome)
+            elif outcome.reason is Reason.NOT_SAMPLED:
+                tracing.annotate_current_span(outcome)
+            else:
+                tracing.record_outcome(outcome)
+        except Exception:
+            logger.exception("an outcome sink failed")
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)

@@ -1,0 +1,149 @@
+"""Wiring: everything a host app needs to mount the corridor, built from the environment.
+
+``CorridorStack`` owns the long-lived parts (settings source, LLM client, circuit breaker,
+risk log, metrics) and their lifecycle. A host app builds one, wraps its router with
+``stack.wrap(app, paths=[...])`` and calls ``start``/``stop`` from its lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
+
+from middleware.asgi import PartialTrustMiddleware
+from middleware.circuit import CircuitBreaker
+from middleware.config import EffectiveSettings, EnvDefaults, StaticSettings
+from middleware.corridor import Corridor, ShoppingCorridor
+from middleware.engine import CorridorEngine
+from middleware.llm_client import LLMClient
+from middleware.metrics import CorridorMetrics
+from middleware.policy import DEFAULT_POLICY_PATH, PolicyRegistry
+from middleware.risk_log import RiskLog
+
+logger = logging.getLogger("partial_trust")
+
+DEFAULT_LLM_BASE_URL = "http://127.0.0.1:8081/v1"
+
+
+class ManagedSource(Protocol):
+    """A settings source with a lifecycle (the flag providers in ``flags/``)."""
+
+    def current(self) -> EffectiveSettings: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+class _EnvSource:
+    """The ``env`` provider: the runbook's variables alone, fixed for the process's life."""
+
+    def __init__(self, settings: EffectiveSettings) -> None:
+        self._static = StaticSettings(settings)
+
+    def current(self) -> EffectiveSettings:
+        return self._static.current()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def status(self) -> dict[str, Any]:
+        return {"provider": "env", "status": "READY", "flags_available": True}
+
+
+def settings_source(
+    environ: Mapping[str, str], defaults: EnvDefaults, policy_default: bool
+) -> ManagedSource:
+    """The source ``PARTIAL_TRUST_FLAGS_PROVIDER`` names; ``env`` needs no flags package."""
+    if environ.get("PARTIAL_TRUST_FLAGS_PROVIDER", "file").strip().lower() == "env":
+        return _EnvSource(defaults.effective(policy_default))
+    import flags
+
+    source: ManagedSource = flags.build_settings_source(environ, policy_default=policy_default)
+    return source
+
+
+@dataclass
+class CorridorStack:
+    engine: CorridorEngine
+    source: ManagedSource
+    llm: LLMClient
+    risk_log: RiskLog
+    metrics: CorridorMetrics
+    circuit: CircuitBreaker
+    extra_status: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        corridor: Corridor | None = None,
+        registry: CollectorRegistry | None = None,
+        source: ManagedSource | None = None,
+    ) -> CorridorStack:
+        env = os.environ if environ is None else environ
+        defaults = EnvDefaults.from_env(env)
+        policy = PolicyRegistry.load(env.get("LLM_POLICY_PATH") or DEFAULT_POLICY_PATH)
+        metrics = CorridorMetrics(registry)
+        corridor = corridor or ShoppingCorridor()
+        if source is None:
+            source = settings_source(env, defaults, policy.enabled)
+        risk_log = RiskLog(defaults.risk_log_path, on_result=metrics.risk_log_result)
+        llm = LLMClient(
+            env.get("LLM_BASE_URL") or DEFAULT_LLM_BASE_URL,
+            api_key=env.get("LLM_API_KEY") or None,
+        )
+        circuit = CircuitBreaker(
+            on_change=lambda state: logger.warning("LLM circuit breaker is now %s", state)
+        )
+        engine = CorridorEngine(
+            corridor,
+            settings=source,
+            policy=policy,
+            llm=llm,
+            circuit=circuit,
+            risk_log=risk_log,
+            metrics=metrics,
+        )
+        return cls(engine, source, llm, risk_log, metrics, circuit)
+
+    def wrap(self, app: ASGIApp, paths: Iterable[str]) -> PartialTrustMiddleware:
+        return PartialTrustMiddleware(app, engine=self.engine, paths=paths)
+
+    async def start(self) -> None:
+        self.risk_log.start()
+        await self.source.start()
+        self.metrics.set_flags(self.engine.corridor.name, self.source.current())
+
+    async def stop(self) -> None:
+        await self.source.stop()
+        await self.llm.aclose()
+        await self.risk_log.aclose()
+
+    def status(self) -> dict[str, Any]:
+        """The corridor's part of ``GET /health``."""
+        settings = self.source.current()
+        return {
+            "corridor": self.engine.corridor.name,
+            "flags": self.source.status(),
+            "effective": {
+                "enabled": settings.enabled,
+                "sample_rate": settings.sample_rate,
+                "timeout_ms": settings.timeout_ms,
+                "profile_id": settings.profile_id,
+                "policy_enabled": settings.policy_enabled,
+                "flags_available": settings.flags_available,
+                "source": settings.source,
+            },
+            "llm_circuit": self.circuit.state,
+            "risk_log": self.risk_log.status(),
+        }

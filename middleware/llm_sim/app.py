@@ -1,0 +1,232 @@
+"""The double as a Starlette app: chat completions with injected faults, plus a control API.
+
+Nothing here blocks the event loop: latency, hangs and drips are ``asyncio`` waits, so one
+hanging request never delays another. A hang waits for the client to disconnect (an event,
+not a poll), so thousands of hanging requests in a load test cost no CPU; ``hang_max_s`` is a
+safety net for clients that never give up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from middleware.contracts import CommandDTO
+from middleware.llm_sim.answers import BadRequest, Router, answer_bytes, parse_command
+from middleware.llm_sim.config import Mode, SimConfig
+
+FAULT_HEADER = "x-sim-fault"
+ERROR_STATUSES = (500, 503)
+
+
+@dataclass
+class SimState:
+    """Live config, the seeded draw sequence and the counters behind ``/sim/stats``."""
+
+    config: SimConfig
+    route: Router
+    rng: random.Random = field(init=False)
+    counts: Counter[Mode] = field(default_factory=Counter)
+    total: int = 0
+    bad_requests: int = 0
+    delayed: int = 0
+    in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.config.seed)
+
+    def draw(self) -> tuple[Mode, random.Random]:
+        """This request's mode and its own detail RNG.
+
+        Exactly two draws per request from the shared RNG, so the sequence of modes depends
+        only on the seed and the rates, not on latency settings or which details were used.
+        """
+        mode = self.config.pick(self.rng.random())
+        return mode, random.Random(self.rng.getrandbits(64))
+
+    def reset(self) -> None:
+        """Zero the counters and restart the seeded sequence (a drill starts from scratch)."""
+        self.counts.clear()
+        self.total = self.bad_requests = self.delayed = 0
+        self.rng = random.Random(self.config.seed)
+
+    @contextmanager
+    def tracking(self) -> Iterator[None]:
+        """Count a request as in flight while the double is still working on its answer."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_mode": {mode.value: self.counts[mode] for mode in Mode},
+            "bad_requests": self.bad_requests,
+            "delayed": self.delayed,
+            "in_flight": self.in_flight,
+            "seed": self.config.seed,
+        }
+
+
+def _state(request: Request) -> SimState:
+    state: SimState = request.app.state.sim
+    return state
+
+
+def _openai_error(status: int, message: str, kind: str) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return JSONResponse(body, status_code=status)
+
+
+async def _delay(state: SimState, rng: random.Random) -> None:
+    config = state.config
+    delay_ms = config.latency_ms + rng.uniform(0.0, config.latency_jitter_ms)
+    if delay_ms > 0:
+        state.delayed += 1
+        await asyncio.sleep(delay_ms / 1000)
+
+
+async def _hang(request: Request, config: SimConfig) -> Response:
+    """Answer nothing until the client disconnects (or ``hang_max_s``, then 504)."""
+    with anyio.move_on_after(config.hang_max_s):
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+    return Response(status_code=504, headers={FAULT_HEADER: Mode.HANG.value})
+
+
+def _drip(payload: bytes, state: SimState) -> StreamingResponse:
+    """Headers at once, then ``drip_chunk_bytes`` every ``drip_interval_ms``.
+
+    Each read returns quickly, so a client with only a per-read timeout never times out:
+    only an overall deadline protects it.
+    """
+    config = state.config
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with state.tracking():
+            step = config.drip_chunk_bytes
+            for start in range(0, len(payload), step):
+                if start:
+                    await asyncio.sleep(config.drip_interval_ms / 1000)
+                yield payload[start : start + step]
+
+    return StreamingResponse(
+        chunks(), media_type="application/json", headers={FAULT_HEADER: Mode.DRIP.value}
+    )
+
+
+async def _answer(
+    request: Request, body: bytes, command: CommandDTO, mode: Mode, rng: random.Random
+) -> Response:
+    state = _state(request)
+    if mode is Mode.HANG:
+        return await _hang(request, state.config)
+    await _delay(state, rng)
+    if mode is Mode.ERROR:
+        status = rng.choice(ERROR_STATUSES)
+        response = _openai_error(status, "simulated upstream failure", "server_error")
+        response.headers[FAULT_HEADER] = mode.value
+        if status == 503:
+            response.headers["retry-after"] = "1"
+        return response
+    payload = answer_bytes(body, command, mode, state.config, state.route, rng)
+    if mode is Mode.DRIP:
+        return _drip(payload, state)
+    return Response(payload, media_type="application/json", headers={FAULT_HEADER: mode.value})
+
+
+async def chat_completions(request: Request) -> Response:
+    """``POST /v1/chat/completions``: the baseline's decision as a candidate, maybe faulted."""
+    state = _state(request)
+    body = await request.body()
+    state.total += 1
+    try:
+        command = parse_command(body)
+    except BadRequest as exc:
+        state.bad_requests += 1
+        return _openai_error(400, str(exc), "invalid_request_error")
+    mode, rng = state.draw()
+    state.counts[mode] += 1
+    with state.tracking():
+        return await _answer(request, body, command, mode, rng)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def get_stats(request: Request) -> Response:
+    return JSONResponse(_state(request).stats())
+
+
+async def get_config(request: Request) -> Response:
+    return JSONResponse(_state(request).config.model_dump(mode="json"))
+
+
+async def post_config(request: Request) -> Response:
+    """Merge a partial config into the live one; the whole result is validated, else 422."""
+    state = _state(request)
+    try:
+        update = json.loads(await request.body())
+    except ValueError:
+        return JSONResponse({"detail": "body is not JSON"}, status_code=422)
+    if not isinstance(update, dict):
+        return JSONResponse({"detail": "body must be a JSON object"}, status_code=422)
+    merged = {**state.config.model_dump(mode="json"), **update}
+    try:
+        config = SimConfig.model_validate_json(json.dumps(merged))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        return JSONResponse({"detail": errors}, status_code=422)
+    reseed = "seed" in update
+    state.config = config
+    if reseed:
+        state.rng = random.Random(config.seed)
+    return JSONResponse(config.model_dump(mode="json"))
+
+
+async def post_reset(request: Request) -> Response:
+    state = _state(request)
+    state.reset()
+    return JSONResponse(state.stats())
+
+
+def _baseline_route() -> Router:
+    # Imported on use: the double's only dependency on the reference app.
+    from middleware.reference.baseline import route
+
+    return route
+
+
+def create_app(config: SimConfig | None = None, *, route: Router | None = None) -> Starlette:
+    """The double as an ASGI app (mount it under ``httpx.ASGITransport`` or run it in uvicorn).
+
+    ``route`` defaults to the reference baseline router; pass another for unit tests.
+    """
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/sim/stats", get_stats, methods=["GET"]),
+        Route("/sim/config", get_config, methods=["GET"]),
+        Route("/sim/config", post_config, methods=["POST"]),
+        Route("/sim/reset", post_reset, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.sim = SimState(config or SimConfig(), route or _baseline_route())
+    return app

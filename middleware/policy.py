@@ -1,0 +1,92 @@
+"""The LLM policy registry: which model and limits a corridor task may use.
+
+A malformed policy file must stop the app at start-up with the file and the field named;
+finding out at 3 a.m. through a wall of ``policy_disabled`` outcomes is worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_POLICY_PATH = "llm_policy/llm-policy.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Profile(_Strict):
+    model: Annotated[str, Field(min_length=1)]
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)]
+    max_tokens: Annotated[int, Field(ge=1, le=32_000)]
+    confidence_threshold: Annotated[float, Field(ge=0.0, le=1.0)]
+    timeout_cap_ms: Annotated[int, Field(ge=1, le=60_000)]
+
+
+class Task(_Strict):
+    default_profile: str
+    profiles: dict[str, Profile]
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> Task:
+        if self.default_profile not in self.profiles:
+            raise ValueError(f"default_profile {self.default_profile!r} is not among profiles")
+        return self
+
+
+class PolicyFile(_Strict):
+    version: int
+    enabled: bool
+    tasks: dict[str, Task]
+
+
+class PolicyError(ValueError):
+    """The policy file is missing or malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProfile:
+    profile_id: str
+    profile: Profile
+
+
+class PolicyRegistry:
+    """The parsed registry. ``resolve`` is the corridor's policy gate."""
+
+    def __init__(self, policy: PolicyFile, source: str = "<memory>") -> None:
+        self.policy = policy
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_POLICY_PATH) -> PolicyRegistry:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise PolicyError(f"{path}: cannot read the LLM policy file ({exc.strerror})") from exc
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+        try:
+            return cls(PolicyFile.model_validate(raw), str(path))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "<top level>"
+            raise PolicyError(f"{path}: field {where}: {first['msg']}") from exc
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy.enabled
+
+    def resolve(self, task: str, profile_id: str | None) -> ResolvedProfile | None:
+        """The profile to use, or ``None`` when the task or the requested profile is unknown."""
+        entry = self.policy.tasks.get(task)
+        if entry is None:
+            return None
+        chosen = profile_id or entry.default_profile
+        profile = entry.profiles.get(chosen)
+        return None if profile is None else ResolvedProfile(chosen, profile)

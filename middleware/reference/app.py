@@ -1,0 +1,69 @@
+"""The reference app: a deterministic RouterV2-style router with the corridor mounted.
+
+``/route`` is the baseline endpoint (it never knows the corridor exists); the middleware wraps
+it. ``/health`` and ``/metrics`` are what the runbook's checks and Prometheus read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
+
+from middleware.contracts import CommandDTO
+from middleware.factory import CorridorStack, ManagedSource
+from middleware.metrics import metrics_endpoint
+from middleware.reference.baseline import route as baseline_route
+
+ROUTER_PATH = "/route"
+
+
+async def route_endpoint(request: Request) -> JSONResponse:
+    body = await request.body()
+    try:
+        command = CommandDTO.model_validate_json(body)
+    except ValidationError as exc:
+        # Field locations and messages only: the offending input is the client's own data.
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"error": "invalid_command", "detail": errors}, status_code=422)
+    return JSONResponse(baseline_route(command).model_dump(mode="json"))
+
+
+def create_app(
+    environ: Mapping[str, str] | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+    source: ManagedSource | None = None,
+) -> ASGIApp:
+    stack = CorridorStack.from_env(environ, registry=registry, source=source)
+
+    async def health(request: Request) -> JSONResponse:
+        body: dict[str, Any] = {"status": "ok", "partial_trust": stack.status()}
+        return JSONResponse(body)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await stack.start()
+        try:
+            yield
+        finally:
+            await stack.stop()
+
+    router = Starlette(
+        routes=[
+            Route(ROUTER_PATH, route_endpoint, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Mount("/metrics", app=metrics_endpoint(registry)),
+        ],
+        lifespan=lifespan,
+    )
+    router.state.stack = stack
+    return stack.wrap(router, paths=[ROUTER_PATH])

@@ -1,0 +1,209 @@
+"""The reference app's deterministic baseline router (RouterV2-style), as a pure function.
+
+ADR-004: the baseline is always computed and is what the client gets whenever the LLM's
+candidate is not accepted, so it must be predictable, cheap (plain precompiled regexes, no
+I/O) and never raise. It understands a small closed grammar in English and Russian and asks
+to clarify anything else rather than guess.
+
+Grammar (case-insensitive; whitespace collapsed; a leading "please"/"can you"/"пожалуйста" and
+trailing politeness and ``.!?`` ignored):
+
+- ``add_shopping_item``: ``add|put <items> to|on|onto|into [my|the|our] [shopping|grocery]
+  list [<list>]``, or ``add to ... list [<list>]: <items>`` / ``add to ... list <items>``;
+  Russian ``добавь|внеси|запиши|... <items> в [мой] список [покупок] [<list>]`` and the
+  reversed ``добавь в список покупок [<list>] <items>``.
+- ``remove_shopping_item``: ``remove|delete|drop|take|cross|strike <items> from|off|out of
+  ... list [<list>]`` and ``удали|убери|вычеркни <items> из [моего] списка [покупок]``, and
+  their reversed forms.
+- ``set_timer``: ``[set|start] [a] timer [for] <duration>``, ``set a <duration> timer``,
+  ``[поставь|установи|заведи|запусти|включи] таймер [на] <duration>``, ``засеки <duration>``.
+- ``unknown``: anything else. A matched frame whose details do not parse keeps its intent
+  and answers ``clarify`` (so ``classify_intent`` needs no item parsing to agree with
+  ``route``).
+
+Items are split on ``,`` ``;`` ``&`` ``and`` ``и``. Each item is lowercased; a leading
+``the``/``some`` is dropped; a leading count (digits, or a word from ``numbers``) becomes the
+quantity (default 1); the rest, stripped of surrounding punctuation, is the name, in the
+user's own word form ("two eggs" → ``eggs`` × 2), except that a count unit heading the name is
+put in its base form (``2 батона хлеба`` → ``батон хлеба`` × 2, ``bottles of water`` →
+``bottle of water``). An item with no name, a quantity outside 1..999 or a name over 200
+characters makes the whole decision ``clarify``.
+
+List choice: a list named after the list phrase if it is in ``context.lists`` (or is the
+default list); a named list that is not known → ``clarify``; else ``default_list_id``; else
+the first of ``lists``; else ``clarify``. Without the ``start_job`` capability every decision
+is ``clarify`` with no job; the intent stays.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Final
+
+from middleware.contracts import CommandContext, CommandDTO, DecisionDTO, Job
+from middleware.reference.numbers import duration_minutes, normalise_unit, split_quantity
+
+ADD_SHOPPING_ITEM: Final = "add_shopping_item"
+REMOVE_SHOPPING_ITEM: Final = "remove_shopping_item"
+SET_TIMER: Final = "set_timer"
+UNKNOWN: Final = "unknown"
+INTENTS: Final = (ADD_SHOPPING_ITEM, REMOVE_SHOPPING_ITEM, SET_TIMER, UNKNOWN)
+START_JOB: Final = "start_job"
+CLARIFY: Final = "clarify"
+
+MAX_NAME_CHARS: Final = 200  # contracts.Item
+MAX_QUANTITY: Final = 999  # contracts.Item
+MAX_TIMER_MINUTES: Final = 24 * 60
+
+_LEAD = re.compile(r"(?:(?:please|pls|can you|could you|would you|пожалуйста)\b[\s,]*)+", re.I)
+_TRAIL = re.compile(
+    r"(?:[\s,.!?;]*\b(?:please|pls|thanks|thank you|пожалуйста|спасибо)\b)*[\s,.!?;]*$", re.I
+)
+_SEP = re.compile(r"\s*(?:[,;&]|\band\b|\bи\b)\s*")
+
+_LID = r"(?:\s+(?P<lid>\S+))?"  # a list named at the end: "... list l-2"
+_LID_COLON = r"(?:\s+(?P<lid>[^\s:]+))?\s*:\s*"  # "... list l-2: milk" / "... list: milk"
+_EN_LIST = r"(?:(?:my|the|our)\s+)?(?:(?:shopping|grocery|groceries)\s+)?list"
+_EN_ADD = r"(?:add|put)\s+"
+_EN_TO = r"(?:to|on|onto|into)\s+"
+_EN_RM = r"(?:remove|delete|drop|take|cross|strike)\s+"
+_EN_FROM = r"(?:from|off(?:\s+of)?|out\s+of)\s+"
+_RU_ADD = r"(?:добавь|добавьте|добавить|внеси|внесите|запиши|запишите|закинь|положи)\s+"
+_RU_TO = r"в\s+(?:(?:мой|наш|этот)\s+)?(?:список(?:\s+покупок)?|покупки)"
+_RU_RM = r"(?:удали|удалите|удалить|убери|уберите|вычеркни|вычеркните)\s+"
+_RU_FROM = r"из\s+(?:(?:моего|нашего|этого)\s+)?(?:списка(?:\s+покупок)?|покупок)"
+_ITEMS = r"(?P<items>.+)"
+
+
+def _shopping_frames(verb: str, prep: str, phrase: str) -> list[str]:
+    """Forward, reversed with a colon, reversed without one (tried in this order)."""
+    return [
+        rf"{verb}(?P<items>.+?)\s+{prep}{phrase}{_LID}",
+        rf"{verb}{prep}{phrase}{_LID_COLON}{_ITEMS}",
+        rf"{verb}{prep}{phrase}\s+{_ITEMS}",
+    ]
+
+
+#: (intent, pattern, whether a known list id may lead the items) — first full match wins.
+_FRAMES: Final[tuple[tuple[str, re.Pattern[str], bool], ...]] = tuple(
+    (intent, re.compile(pattern, re.I), pattern.endswith(rf"\s+{_ITEMS}"))
+    for intent, patterns in (
+        (ADD_SHOPPING_ITEM, _shopping_frames(_EN_ADD, _EN_TO, _EN_LIST)),
+        (ADD_SHOPPING_ITEM, _shopping_frames(_RU_ADD, "", _RU_TO)),
+        (REMOVE_SHOPPING_ITEM, _shopping_frames(_EN_RM, _EN_FROM, _EN_LIST)),
+        (REMOVE_SHOPPING_ITEM, _shopping_frames(_RU_RM, "", _RU_FROM)),
+        (
+            SET_TIMER,
+            [
+                r"(?:(?:set|start)\s+(?:(?:a|the|my)\s+)?)?timer(?:\s+(?:for\s+)?(?P<dur>.+))?",
+                r"(?:set|start)\s+(?:an?\s+)?(?P<dur>.+?)[\s-]timer",
+                r"(?:(?:поставь|поставьте|установи|установите|заведи|заведите|запусти|"
+                r"запустите|включи|включите)\s+)?таймер(?:\s+(?:на\s+)?(?P<dur>.+))?",
+                r"(?:засеки|засеките)\s+(?P<dur>.+)",
+            ],
+        ),
+    )
+    for pattern in patterns
+)
+
+
+def _strip_punct(text: str) -> str:
+    """Trim whitespace and Unicode punctuation (quotes, «», dashes, brackets) at both ends."""
+    i, j = 0, len(text)
+    while i < j and (text[i].isspace() or unicodedata.category(text[i])[0] == "P"):
+        i += 1
+    while j > i and (text[j - 1].isspace() or unicodedata.category(text[j - 1])[0] == "P"):
+        j -= 1
+    return text[i:j]
+
+
+def item_key(name: str) -> str:
+    """The key under which two item names are the same item.
+
+    NFKC (full-width and compatibility forms), casefold, ``ё`` → ``е`` (Russian writes both),
+    whitespace collapsed, surrounding punctuation stripped. Word forms are not touched:
+    "eggs" and "egg" are different keys.
+    """
+    folded = unicodedata.normalize("NFKC", name).casefold().replace("ё", "е")
+    return _strip_punct(" ".join(folded.split()))
+
+
+def _match(text: str) -> tuple[str, re.Match[str] | None, bool]:
+    text = " ".join(text.split())
+    lead = _LEAD.match(text)
+    if lead is not None:
+        text = text[lead.end() :]
+    trail = _TRAIL.search(text)
+    if trail is not None:
+        text = text[: trail.start()]
+    for intent, pattern, lead_lid in _FRAMES:
+        m = pattern.fullmatch(text)
+        if m is not None:
+            return intent, m, lead_lid
+    return UNKNOWN, None, False
+
+
+def classify_intent(text: str) -> str:
+    """The intent ``route`` would give this text, without parsing items or lists."""
+    return _match(text)[0]
+
+
+def _items(text: str) -> list[dict[str, Any]] | None:
+    items: list[dict[str, Any]] = []
+    for raw in _SEP.split(text.lower()):
+        piece = _strip_punct(raw)
+        if not piece:
+            continue  # "milk, and eggs": the empty piece between "," and "and"
+        quantity, rest = split_quantity(piece)
+        name = normalise_unit(_strip_punct(rest))
+        if not name or len(name) > MAX_NAME_CHARS or not 1 <= quantity <= MAX_QUANTITY:
+            return None
+        items.append({"name": name, "quantity": quantity})
+    return items or None
+
+
+def _list_id(named: str | None, context: CommandContext) -> str | None:
+    known = [*context.lists, context.default_list_id]
+    if named is not None:
+        if named in known:
+            return named
+        stripped = _strip_punct(named)
+        return stripped if stripped and stripped in known else None
+    if context.default_list_id is not None:
+        return context.default_list_id
+    return context.lists[0] if context.lists else None
+
+
+def _shopping_job(intent: str, m: re.Match[str], lead_lid: bool, ctx: CommandContext) -> Job | None:
+    named, text = m.groupdict().get("lid"), m["items"]
+    if lead_lid:
+        head, _, tail = text.partition(" ")
+        if tail and head in ctx.lists:
+            named, text = head, tail
+    list_id = _list_id(named, ctx)
+    items = _items(text) if list_id is not None else None
+    if list_id is None or items is None:
+        return None
+    return Job(job_type=intent, payload={"list_id": list_id, "items": items})
+
+
+def _timer_job(m: re.Match[str]) -> Job | None:
+    duration = m["dur"]
+    minutes = duration_minutes(duration) if duration is not None else None
+    if minutes is None or not 1 <= minutes <= MAX_TIMER_MINUTES:
+        return None
+    return Job(job_type=SET_TIMER, payload={"minutes": minutes})
+
+
+def route(command: CommandDTO) -> DecisionDTO:
+    """The baseline decision for one command. Pure, deterministic, never raises on a valid DTO."""
+    intent, m, lead_lid = _match(command.text)
+    job: Job | None = None
+    if m is not None and intent == SET_TIMER:
+        job = _timer_job(m)
+    elif m is not None:
+        job = _shopping_job(intent, m, lead_lid, command.context)
+    if job is None or START_JOB not in command.capabilities:
+        return DecisionDTO(command_id=command.command_id, intent=intent, action=CLARIFY)
+    return DecisionDTO(command_id=command.command_id, intent=intent, action=START_JOB, job=job)

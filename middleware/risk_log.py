@@ -1,0 +1,295 @@
+"""The privacy-safe JSONL risk log: one line per non-``not_sampled`` outcome.
+
+The request path only hands an ``Outcome`` to a bounded queue (``submit``): no file I/O, no
+JSON, no lock held across I/O, so a slow or broken disk can never stall a request; a full
+queue drops the record and counts it. One daemon thread turns batches into bytes and appends
+each batch with a single ``os.write`` on an ``O_APPEND`` descriptor, so lines from several
+threads or worker processes never tear or interleave. A broken path is counted, logged at
+most once a minute and retried on every later batch, so the log recovers when the fault ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
+import anyio.to_thread
+
+from middleware.outcome import Outcome
+
+SCHEMA: Final = "partial_trust_risk/v1"
+#: The exact keys of one line, in order; the analyzer, dashboards and tests rely on them.
+FIELDS: Final = (
+    "timestamp", "schema", "corridor", "command_key", "status", "reason_code", "sampled",
+    "sample_rate", "profile_id", "latency_ms", "baseline_latency_ms", "intent_match",
+    "entity_key_match", "confidence", "items_baseline", "items_llm",
+)  # fmt: skip
+_MAX_STR: Final = 128  # corridor/profile/key are short identifiers; anything longer is suspect
+_BATCH: Final = 512  # records per os.write: bounds memory and the size of one atomic append
+_OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_STOP: Final = object()
+_EMPTY: Final = object()
+
+logger = logging.getLogger(__name__)
+
+
+def _ts(epoch: float) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``: sorts as text and parses everywhere."""
+    ms = round(epoch * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _num(value: object, digits: int) -> float | None:
+    # NaN/inf are not JSON; a bool is not a measurement. Either becomes null, never an error.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _ident(value: object) -> str | None:
+    # Defence in depth: only short identifiers pass, so free text can never reach the file.
+    if value is None:
+        return None
+    text = str(getattr(value, "value", value))
+    return text if len(text) <= _MAX_STR and text.isprintable() else "<invalid>"
+
+
+def record(outcome: Outcome) -> dict[str, object]:
+    """The JSON object for one line: only the DESIGN fields, each coerced to its type."""
+    return {
+        "timestamp": _ts(outcome.timestamp),
+        "schema": SCHEMA,
+        "corridor": _ident(outcome.corridor),
+        "command_key": _ident(outcome.command_key),
+        "status": _ident(outcome.status),
+        "reason_code": _ident(outcome.reason),
+        "sampled": bool(outcome.sampled),
+        "sample_rate": _num(outcome.sample_rate, 6),
+        "profile_id": _ident(outcome.profile_id),
+        "latency_ms": _num(outcome.latency_ms, 2),
+        "baseline_latency_ms": _num(outcome.baseline_latency_ms, 2),
+        "intent_match": _flag(outcome.intent_match),
+        "entity_key_match": _flag(outcome.entity_key_match),
+        "confidence": _num(outcome.confidence, 4),
+        "items_baseline": _int(outcome.items_baseline),
+        "items_llm": _int(outcome.items_llm),
+    }
+
+
+def _line(outcome: Outcome) -> bytes:
+    return (
+        json.dumps(
+            record(outcome), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+        + b"\n"
+    )
+
+
+class RiskLog:
+    """Bounded queue + one writer thread appending to ``path``; see the module docstring."""
+
+    #: Seconds between two log messages about a failing path (class-level so tests can shrink it).
+    LOG_INTERVAL_S: float = 60.0
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_queue: int = 10_000,
+        on_result: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, max_queue))
+        self._capacity = max(1, max_queue)
+        self._on_result = on_result
+        self._lock = threading.Lock()  # guards the counters only, never held across I/O
+        self._totals = {"written": 0, "dropped": 0, "failed": 0}
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._fd: int | None = None
+        self._torn = False  # a partial write left a fragment: start the next write with "\n"
+        self._writable: bool | None = None
+        self._last_log = -math.inf
+        self.last_error: str | None = None
+        self.last_write_timestamp: float | None = None
+
+    # -- request path -------------------------------------------------------------------
+    def submit(self, outcome: Outcome) -> bool:
+        """Queue one outcome; O(1), never blocks or raises. False means dropped (and counted)."""
+        # Any exception (Full or otherwise) means dropped: the request must never see it.
+        with contextlib.suppress(Exception):
+            if not self._closed:
+                self._queue.put_nowait(outcome)
+                return True
+        self._count("dropped", 1)
+        return False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the writer thread (idempotent). Daemon: a hung disk never blocks exit."""
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(
+                target=self._run, name="partial-trust-risk-log", daemon=True
+            )
+            self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush everything queued, stop the writer and close the file; later submits drop."""
+        self._closed = True
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            try:
+                self._queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                return  # the writer is stuck on the disk: leave it, it is a daemon
+            thread.join(timeout)
+            if thread.is_alive():
+                return
+        self._flush()  # never started, or a submit raced past the stop marker
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """``close`` on a worker thread, so an ASGI lifespan shutdown never blocks the loop."""
+        await anyio.to_thread.run_sync(self.close, timeout)
+
+    def status(self) -> dict[str, object]:
+        """A snapshot for /health; cheap, no file I/O beyond an ``os.access`` probe."""
+        with self._lock:
+            totals = dict(self._totals)
+        writable = self._writable if self._writable is not None else self._probe()
+        return {
+            "path": self.path,
+            "writable": writable,
+            "queue_depth": self._queue.qsize(),
+            "queue_capacity": self._capacity,
+            **totals,
+            "last_error": self.last_error,
+            "last_write_timestamp": self.last_write_timestamp,
+        }
+
+    # -- writer thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._flush(self._queue.get()):
+            pass
+
+    def _flush(self, first: object = None) -> bool:
+        """Write batches until the queue is empty; True once the stop marker was seen."""
+        stop, batch = first is _STOP, [first] if isinstance(first, Outcome) else []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                item = _EMPTY
+            stop = stop or item is _STOP
+            if isinstance(item, Outcome):
+                batch.append(item)
+            if item is _EMPTY or len(batch) >= _BATCH:
+                self._write(batch)
+                batch = []
+                if item is _EMPTY:
+                    return stop
+
+    def _write(self, batch: list[Outcome]) -> None:
+        """Serialise and append one batch; every record ends counted written or failed."""
+        lines: list[bytes] = []
+        for outcome in batch:
+            try:
+                lines.append(_line(outcome))
+            except Exception as exc:  # one bad record must not sink the batch
+                self._fail(1, type(exc).__name__)
+        if not lines:
+            return
+        data = (b"\n" if self._torn else b"") + b"".join(lines)
+        done = 0
+        try:
+            fd = self._open()
+            while done < len(data):
+                n = os.write(fd, data[done:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "short write")
+                done += n
+        except Exception as exc:  # OSError mostly; the thread must survive anything
+            code = getattr(exc, "errno", None)
+            name = errno.errorcode.get(code, type(exc).__name__) if code else type(exc).__name__
+            whole = data.count(b"\n", 0, done) - (1 if self._torn and done else 0)
+            if done:
+                self._torn = data[done - 1 : done] != b"\n"
+            self._count("written", max(0, whole))
+            self._writable = False
+            self._fail(len(lines) - max(0, whole), name)
+            self._reset_fd()
+            return
+        self._torn = False
+        self._writable = True
+        self.last_write_timestamp = time.time()
+        self._count("written", len(lines))
+
+    def _open(self) -> int:
+        """The append fd, re-opened after a failure or when the file was rotated away."""
+        if self._fd is not None:
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                    return self._fd
+            except OSError:
+                pass
+            self._reset_fd()
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self._fd = os.open(self.path, _OPEN_FLAGS, 0o640)
+        return self._fd
+
+    def _reset_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def _fail(self, n: int, error: str) -> None:
+        self.last_error = error
+        self._count("failed", n)
+        now = time.monotonic()
+        if now - self._last_log >= self.LOG_INTERVAL_S:
+            self._last_log = now
+            logger.warning(
+                "partial-trust risk log %s not writable (%s); records are being counted as "
+                "failed and the write is retried; next message in %.0f s",
+                self.path, error, self.LOG_INTERVAL_S,
+            )  # fmt: skip
+
+    def _count(self, result: str, n: int) -> None:
+        if n <= 0:
+            return
+        with self._lock:
+            self._totals[result] += n
+        if self._on_result is not None:
+            with contextlib.suppress(Exception):  # a metrics fault must not break logging
+                self._on_result(result, n)
+
+    def _probe(self) -> bool:
+        path = self.path
+        if os.path.exists(path):
+            return os.path.isfile(path) and os.access(path, os.W_OK)
+        parent = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        return os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from middleware.acceptance import MAX_ITEMS, grounding, item_key, judge, merge
+from middleware.contracts import CommandDTO
+from middleware.outcome import Reason
+
+CORRIDOR = "add_shopping_item"
+COMMAND = CommandDTO.model_validate(
+    {
+        "command_id": "c-1",
+        "user_id": "u-1",
+        "text": "add milk and two eggs to my shopping list",
+        "capabilities": ["start_job"],
+        "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
+    }
+)
+BASELINE: dict[str, Any] = {
+    "command_id": "c-1",
+    "intent": CORRIDOR,
+    "action": "start_job",
+    "job": {
+        "job_type": CORRIDOR,
+        "payload": {
+            "list_id": "l-1",
+            "items": [{"name": "milk", "quantity": 1}, {"name": "eggs", "quantity": 2}],
+        },
+    },
+}
+
+
+def candidate(**changes: Any) -> dict[str, Any]:
+    items = changes.pop("items", [{"name": "milk", "quantity": 1}, {"name": "eggs", "quantity": 2}])
+    raw: dict[str, Any] = {
+        "intent": changes.pop("intent", CORRIDOR),
+        "job": {
+            "job_type": changes.pop("job_type", CORRIDOR),
+            "payload": {"list_id": changes.pop("list_id", "l-1"), "items": items},
+        },
+        "confidence": changes.pop("confidence", 0.9),
+    }
+    raw.update(changes)
+    return raw
+
+
+def run(raw: object, threshold: float = 0.7) -> Any:
+    return judge(raw, corridor=CORRIDOR, command=COMMAND, baseline=BASELINE, threshold=threshold)
+
+
+def test_a_good_candidate_is_accepted_and_matches() -> None:
+    verdict = run(candidate())
+    assert verdict.reason is Reason.ACCEPTED and verdict.accepted
+    assert (verdict.intent_match, verdict.entity_key_match, verdict.items_llm) == (True, True, 2)
+    assert verdict.confidence == 0.9
+
+
+def test_other_list_of_the_command_is_allowed_and_item_differences_are_measured() -> None:
+    verdict = run(candidate(list_id="l-2", items=[{"name": "Milk ", "quantity": 1}]))
+    assert verdict.accepted and verdict.entity_key_match is False and verdict.items_llm == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (candidate(intent="remove_shopping_item"), Reason.INTENT_MISMATCH),
+        (candidate(job_type="set_timer"), Reason.INTENT_MISMATCH),
+        (candidate(extra="x"), Reason.SCHEMA_VIOLATION),
+        (candidate(items=[{"name": "milk", "quantity": "1"}]), Reason.SCHEMA_VIOLATION),
+        (candidate(items=[{"name": "milk", "quantity": 1, "price": 3}]), Reason.SCHEMA_VIOLATION),
+        (candidate(confidence=1.5), Reason.SCHEMA_VIOLATION),
+        ([1, 2], Reason.SCHEMA_VIOLATION),
+        ("text", Reason.SCHEMA_VIOLATION),
+        (candidate(items=[]), Reason.EMPTY_ITEMS),
+        (candidate(items=[{"name": f"i{n}", "quantity": 1} for n in range(MAX_ITEMS + 1)]),
+         Reason.TOO_MANY_ITEMS),
+        (candidate(items=[{"name": " ", "quantity": 1}]), Reason.INVALID_ITEM_NAME),
+        (candidate(items=[{"name": "x" * 65, "quantity": 1}]), Reason.INVALID_ITEM_NAME),
+        (candidate(items=[{"name": "milk\x00", "quantity": 1}]), Reason.INVALID_ITEM_NAME),
+        (candidate(items=[{"name": "<b>milk</b>", "quantity": 1}]), Reason.INVALID_ITEM_NAME),
+        (candidate(items=[{"name": "milk\u202e", "quantity": 1}]), Reason.INVALID_ITEM_NAME),
+        (candidate(items=[{"name": "see https://x.io", "quantity": 1}]), Reason.INVALID_ITEM_NAME),
+        (candidate(list_id="l-999"), Reason.LIST_ID_NOT_ALLOWED),
+        (candidate(confidence=0.2), Reason.LOW_CONFIDENCE),
+    ],
+)
+def test_each_rule_has_its_own_reason(raw: object, reason: Reason) -> None:
+    assert run(raw).reason is reason
+
+
+def test_intent_match_is_known_even_when_the_schema_fails() -> None:
+    verdict = run(candidate(intent="remove_shopping_item", extra=1))
+    assert verdict.reason is Reason.SCHEMA_VIOLATION and verdict.intent_match is False
+    assert run("nope").intent_match is None
+
+
+def test_missing_confidence_uses_grounding_surrogate() -> None:
+    grounded = candidate()
+    del grounded["confidence"]
+    assert run(grounded).accepted and run(grounded).confidence == 1.0
+    invented = candidate(items=[{"name": "milk", "quantity": 1}, {"name": "caviar", "quantity": 1}])
+    del invented["confidence"]
+    verdict = run(invented)
+    assert verdict.reason is Reason.LOW_CONFIDENCE and verdict.confidence == 0.5
+    assert grounding([], "anything") == 0.0
+
+
+def test_item_key_normalises() -> None:
+    assert item_key("  Milk  ") == item_key("milk") == item_key("MILK.")
+    assert item_key("Молоко") == "молоко"
+    assert item_key("green   tea") == "green tea"
+
+
+def test_merge_changes_only_list_and_items() -> None:
+    verdict = run(candidate(list_id="l-2", items=[{"name": " bread ", "quantity": 3}]))
+    merged = merge(BASELINE, verdict.candidate)
+    assert merged.keys() == BASELINE.keys()
+    assert merged["job"]["payload"] == {"list_id": "l-2", "items": [{"name": "bread", "quantity": 3}]}
+    assert merged["command_id"] == "c-1" and merged["action"] == "start_job"
+    assert BASELINE["job"]["payload"]["list_id"] == "l-1"  # the baseline itself is untouched
