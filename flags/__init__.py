@@ -1,0 +1,43 @@
+"""OpenFeature wiring for the corridor: ``build_settings_source`` is the one entry point.
+
+Heavy imports (OpenFeature, the flagd provider) happen inside the factory so that
+``partial-trust flags kill`` during an incident starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from flags.managed import EnvSettingsSource, ManagedSettingsSource
+from middleware.config import EnvDefaults
+
+__all__ = ["EnvSettingsSource", "ManagedSettingsSource", "build_settings_source"]
+
+
+def build_settings_source(
+    environ: Mapping[str, str] | None = None, *, policy_default: bool = False
+) -> ManagedSettingsSource:
+    """The source ``PARTIAL_TRUST_FLAGS_PROVIDER`` asks for; call ``start()`` in the lifespan.
+
+    ``policy_default`` is the LLM policy file's ``enabled``, used when ``LLM_POLICY_ENABLED``
+    is unset. Raises ``ValueError``/``RuntimeError`` for a bad provider choice or a missing
+    optional extra, so a misconfiguration stops start-up instead of silently disabling flags.
+    """
+    from flags.provider import flags_file_path, make_provider, provider_kind
+
+    env = os.environ if environ is None else environ
+    defaults = EnvDefaults.from_env(env)
+    kind = provider_kind(env)
+    if kind == "env":
+        return EnvSettingsSource(defaults.effective(policy_default))
+    from flags.source import FlagSettingsSource
+
+    provider = make_provider(kind, env)  # built now, so a missing extra fails at start-up
+    return FlagSettingsSource(
+        defaults,
+        kind=kind,
+        provider_factory=lambda: provider,
+        policy_default=policy_default,
+        flags_file=flags_file_path(env) if kind == "file" else None,
+    )

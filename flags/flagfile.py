@@ -139,11 +139,12 @@ def coerce_value(key: str, value: object) -> Scalar:
             raise FlagFileError(f"{key}: {value!r} is not a number in [0, 1]")
         return rate
     if kind == "integer":
-        try:
-            ms = int(text if text is not None else value)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            ms = 0
-        if isinstance(value, bool) or isinstance(value, float) or ms <= 0:
+        ms = 0
+        if isinstance(value, int) and not isinstance(value, bool):
+            ms = value
+        elif text is not None and text.isdigit():
+            ms = int(text)
+        if ms <= 0:
             raise FlagFileError(f"{key}: {value!r} is not a whole number of milliseconds > 0")
         return ms
     if text is None or any(ch in text for ch in "\r\n\t") or len(text) > 200:
@@ -210,6 +211,18 @@ def _dir_lock(directory: Path) -> Any:
         os.close(fd)
 
 
+def _inherit(old: Path, tmp: Path) -> None:
+    """Keep the old file's mode, and make the new mtime strictly later than the old one: the
+    flagd FILE resolver reloads only when mtime increases, and two edits inside one coarse
+    clock tick (a few ms) would otherwise leave it serving the first edit indefinitely."""
+    before = old.stat()
+    os.chmod(tmp, before.st_mode & 0o777)
+    after = tmp.stat().st_mtime_ns
+    if after <= before.st_mtime_ns:
+        bumped = before.st_mtime_ns + 1_000_000
+        os.utime(tmp, ns=(bumped, bumped))
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Temp file in the same directory, fsync, rename over, fsync the directory."""
     directory = path.parent
@@ -220,7 +233,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, path.stat().st_mode & 0o777)
+            _inherit(path, Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

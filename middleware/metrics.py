@@ -88,8 +88,16 @@ class _Families:
     llm_in_flight: Gauge
 
     @classmethod
-    def declare(cls, registry: CollectorRegistry) -> _Families:
-        c, r = ("corridor",), registry
+    def declare(cls, r: CollectorRegistry) -> _Families:
+        c = ("corridor",)
+
+        def gauge(name: str, doc: str, mode: Any, labels: tuple[str, ...] = c) -> Gauge:
+            return Gauge(name, doc, labels, registry=r, multiprocess_mode=mode)
+
+        def hist(name: str, doc: str, labels: tuple[str, ...]) -> Histogram:
+            return Histogram(name, doc, labels, buckets=LATENCY_BUCKETS, registry=r)
+
+        recent = "livemostrecent"  # every worker sees the same flags; show the latest set
         return cls(
             decisions=Counter(
                 "partial_trust_decisions_total",
@@ -97,19 +105,15 @@ class _Families:
                 ("corridor", "status", "reason"),
                 registry=r,
             ),
-            llm_latency=Histogram(
+            llm_latency=hist(
                 "partial_trust_llm_latency_seconds",
                 "LLM candidate latency (request to parsed answer or failure), by outcome status.",
                 ("corridor", "status"),
-                buckets=LATENCY_BUCKETS,
-                registry=r,
             ),
-            baseline_latency=Histogram(
+            baseline_latency=hist(
                 "partial_trust_baseline_latency_seconds",
                 "Deterministic baseline latency on sampled requests (compare with the LLM's).",
                 c,
-                buckets=LATENCY_BUCKETS,
-                registry=r,
             ),
             candidates=Counter(
                 "partial_trust_candidates_total",
@@ -117,33 +121,19 @@ class _Families:
                 ("corridor", "intent_match", "entity_key_match"),
                 registry=r,
             ),
-            flag_enabled=Gauge(
-                "partial_trust_flag_enabled",
-                "1 when the corridor is effectively enabled, else 0.",
-                c,
-                registry=r,
-                multiprocess_mode="livemostrecent",
+            flag_enabled=gauge(
+                "partial_trust_flag_enabled", "1 when the corridor is enabled, else 0.", recent
             ),
-            flag_sample_rate=Gauge(
-                "partial_trust_flag_sample_rate",
-                "Effective sample rate (0 when disabled).",
-                c,
-                registry=r,
-                multiprocess_mode="livemostrecent",
+            flag_sample_rate=gauge(
+                "partial_trust_flag_sample_rate", "Effective sample rate (0 when off).", recent
             ),
-            flag_timeout_ms=Gauge(
-                "partial_trust_flag_timeout_ms",
-                "Effective LLM timeout in milliseconds (0 when disabled).",
-                c,
-                registry=r,
-                multiprocess_mode="livemostrecent",
+            flag_timeout_ms=gauge(
+                "partial_trust_flag_timeout_ms", "Effective LLM timeout, ms (0 when off).", recent
             ),
-            flags_available=Gauge(
+            flags_available=gauge(
                 "partial_trust_flags_available",
-                "1 when the flag provider is ready, 0 when it failed closed.",
-                c,
-                registry=r,
-                multiprocess_mode="livemostrecent",
+                "1 when the flag provider is ready, 0 when the corridor failed closed.",
+                recent,
             ),
             risk_log_records=Counter(
                 "partial_trust_risk_log_records_total",
@@ -151,25 +141,21 @@ class _Families:
                 ("result",),
                 registry=r,
             ),
-            risk_log_last_write=Gauge(
+            risk_log_last_write=gauge(
                 "partial_trust_risk_log_last_write_timestamp_seconds",
                 "Unix time of the last successful risk-log write.",
-                registry=r,
-                multiprocess_mode="max",
+                "max",
+                (),
             ),
-            circuit_state=Gauge(
+            circuit_state=gauge(
                 "partial_trust_circuit_state",
                 "LLM circuit breaker: 0 closed, 1 open, 2 half open.",
-                c,
-                registry=r,
-                multiprocess_mode="livemax",
+                "livemax",
             ),
-            llm_in_flight=Gauge(
+            llm_in_flight=gauge(
                 "partial_trust_llm_in_flight",
                 "LLM candidate calls currently waiting for an answer.",
-                c,
-                registry=r,
-                multiprocess_mode="livesum",
+                "livesum",
             ),
         )
 
@@ -191,10 +177,10 @@ class CorridorMetrics:
             families = _DECLARED[self.registry] = _Families.declare(self.registry)
         self._f = families
         # Hot-path caches: label tuple -> child. Keys hold the enum members themselves.
-        self._decisions: dict[tuple[str, Status, Reason], Any] = {}
-        self._latency: dict[tuple[str, Status], Any] = {}
-        self._baseline: dict[str, Any] = {}
-        self._candidates: dict[tuple[str, bool, bool], Any] = {}
+        self._decisions: dict[tuple[str, Status, Reason], Counter] = {}
+        self._latency: dict[tuple[str, Status], Histogram] = {}
+        self._baseline: dict[str, Histogram] = {}
+        self._candidates: dict[tuple[str, bool, bool], Counter] = {}
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -207,7 +193,7 @@ class CorridorMetrics:
             child = self._decision_child(key)
         child.inc()
         latency = outcome.latency_ms
-        if latency is not None:
+        if latency is not None and latency >= 0.0:  # also refuses NaN (it would poison _sum)
             hist = self._latency.get((corridor, status))
             if hist is None:
                 hist = self._latency_child(corridor, status)
@@ -220,7 +206,7 @@ class CorridorMetrics:
                 cand = self._candidate_child(ckey)
             cand.inc()
         baseline = outcome.baseline_latency_ms
-        if baseline is not None and status in SAMPLED_STATUSES:
+        if baseline is not None and baseline >= 0.0 and status in SAMPLED_STATUSES:
             bh = self._baseline.get(corridor)
             if bh is None:
                 bh = self._baseline_child(corridor)
@@ -228,24 +214,24 @@ class CorridorMetrics:
 
     # -- cache misses: validate once, then never again ---------------------------------------
 
-    def _decision_child(self, key: tuple[str, Status, Reason]) -> Any:
+    def _decision_child(self, key: tuple[str, Status, Reason]) -> Counter:
         corridor, status, reason = key
         labels = (_corridor_label(corridor), Status(status).value, Reason(reason).value)
         child = self._decisions[key] = self._f.decisions.labels(*labels)
         return child
 
-    def _latency_child(self, corridor: str, status: Status) -> Any:
+    def _latency_child(self, corridor: str, status: Status) -> Histogram:
         labels = (_corridor_label(corridor), Status(status).value)
         child = self._latency[(corridor, status)] = self._f.llm_latency.labels(*labels)
         return child
 
-    def _baseline_child(self, corridor: str) -> Any:
+    def _baseline_child(self, corridor: str) -> Histogram:
         child = self._baseline[corridor] = self._f.baseline_latency.labels(
             _corridor_label(corridor)
         )
         return child
 
-    def _candidate_child(self, key: tuple[str, bool, bool]) -> Any:
+    def _candidate_child(self, key: tuple[str, bool, bool]) -> Counter:
         corridor, intent, entity = key
         labels = (_corridor_label(corridor), _bool_label(intent), _bool_label(entity))
         child = self._candidates[key] = self._f.candidates.labels(*labels)
@@ -309,7 +295,7 @@ def metrics_endpoint(registry: CollectorRegistry | None = None) -> ASGIApp:
     """
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         source = CollectorRegistry()
-        MultiProcessCollector(source)
+        MultiProcessCollector(source)  # type: ignore[no-untyped-call]
     else:
         source = REGISTRY if registry is None else registry
     app: ASGIApp = make_asgi_app(source)

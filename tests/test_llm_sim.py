@@ -95,6 +95,19 @@ async def test_clean_answer_is_the_baseline_decision_as_a_candidate(
 
 
 @pytest.mark.anyio
+async def test_a_command_outside_the_corridor_keeps_the_candidate_shape(
+    sim: httpx.AsyncClient,
+) -> None:
+    timer = COMMAND.model_copy(update={"text": "set a timer for 5 minutes"})
+    request = chat_request(timer, model="m", temperature=0.0, max_tokens=64)
+    response = await sim.post(PATH, json=request)
+    content = response.json()["choices"][0]["message"]["content"]
+    candidate = ShoppingCandidate.model_validate_json(content)
+    assert candidate.intent == route(timer).intent == "set_timer"
+    assert candidate.job.payload.items == []
+
+
+@pytest.mark.anyio
 async def test_bad_request_is_400_and_counted(sim: httpx.AsyncClient) -> None:
     response = await sim.post(PATH, json={"model": "m", "messages": [{"role": "user"}]})
     assert response.status_code == 400
@@ -135,9 +148,8 @@ async def test_hang_outlasts_the_client_timeout_without_blocking_others(
         await anyio.sleep(0.05)
         assert (await sim.get("/sim/stats")).json()["in_flight"] == 1
         await _force(sim, Mode.NONE)
-        started = time.monotonic()
         assert (await sim.post(PATH, json=REQUEST)).status_code == 200
-        assert time.monotonic() - started < 0.1
+        assert (await sim.get("/sim/stats")).json()["in_flight"] == 1  # the hang is still open
     assert timed_out
     assert (await sim.get("/sim/stats")).json()["in_flight"] == 0
 
@@ -195,11 +207,13 @@ async def test_drip_sends_headers_at_once_then_the_body_slowly() -> None:
     sent = await _raw_asgi(create_app(config), json.dumps(REQUEST).encode())
     (start_at, start), *body_messages = sent
     assert start["type"] == "http.response.start" and start["status"] == 200
-    assert start_at < 0.05
     chunks = [m["body"] for _, m in body_messages if m.get("body")]
     assert len(chunks) >= 4 and all(len(c) <= 64 for c in chunks)
-    assert body_messages[0][0] < 0.05  # the first bytes come at once too
-    assert body_messages[-1][0] >= (len(chunks) - 1) * 0.020
+    finished_at = body_messages[-1][0]
+    assert finished_at >= (len(chunks) - 1) * 0.020
+    assert (
+        start_at < body_messages[0][0] + 0.01 < finished_at / 2
+    )  # headers and first bytes at once
     content = json.loads(b"".join(chunks))["choices"][0]["message"]["content"]
     ShoppingCandidate.model_validate_json(content)  # a patient client gets a good answer
 
@@ -437,8 +451,9 @@ def test_real_process_answers_drips_and_releases_hangs(tmp_path: Path) -> None:
         with client.stream("POST", PATH, json=REQUEST) as stream:
             headers_at = time.monotonic() - started
             body = stream.read()
-        assert headers_at < 0.1
-        assert time.monotonic() - started >= 0.03 * (math.ceil(len(body) / 64) - 1)
+        finished_at = time.monotonic() - started
+        assert finished_at >= 0.03 * (math.ceil(len(body) / 64) - 1)
+        assert headers_at < finished_at / 2
         json.loads(body)
 
         assert client.post("/sim/config", json={"force": "hang"}).status_code == 200

@@ -74,19 +74,17 @@ def request_model(body: bytes) -> str:
 
 
 def correct_candidate(command: CommandDTO, route: Router, confidence: float) -> Candidate:
-    """The candidate a perfect model would give: the baseline's decision in candidate shape."""
+    """The candidate a perfect model would give: the baseline's decision in candidate shape.
+
+    Decisions without a shopping payload (clarify, timers) still get the candidate shape, with
+    nothing to add, so the corridor sees a parseable answer whose intent tells the story.
+    """
     decision = route(command)
-    if decision.job is not None:
-        job: dict[str, Any] = {
-            "job_type": decision.job.job_type,
-            "payload": dict(decision.job.payload),
-        }
-    else:
-        # Not a shopping command: still the candidate shape, with nothing to add.
-        job = {
-            "job_type": decision.intent,
-            "payload": {"list_id": command.context.default_list_id or "", "items": []},
-        }
+    payload: dict[str, Any] = dict(decision.job.payload) if decision.job is not None else {}
+    if not {"list_id", "items"} <= payload.keys():
+        payload = {"list_id": command.context.default_list_id or "", "items": []}
+    job_type = decision.job.job_type if decision.job is not None else decision.intent
+    job = {"job_type": job_type, "payload": payload}
     return {"intent": decision.intent, "job": job, "confidence": confidence}
 
 

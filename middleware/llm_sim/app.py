@@ -93,8 +93,7 @@ def _openai_error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-async def _delay(state: SimState, rng: random.Random) -> None:
-    config = state.config
+async def _delay(state: SimState, config: SimConfig, rng: random.Random) -> None:
     delay_ms = config.latency_ms + rng.uniform(0.0, config.latency_jitter_ms)
     if delay_ms > 0:
         state.delayed += 1
@@ -109,13 +108,12 @@ async def _hang(request: Request, config: SimConfig) -> Response:
     return Response(status_code=504, headers={FAULT_HEADER: Mode.HANG.value})
 
 
-def _drip(payload: bytes, state: SimState) -> StreamingResponse:
+def _drip(payload: bytes, state: SimState, config: SimConfig) -> StreamingResponse:
     """Headers at once, then ``drip_chunk_bytes`` every ``drip_interval_ms``.
 
     Each read returns quickly, so a client with only a per-read timeout never times out:
     only an overall deadline protects it.
     """
-    config = state.config
 
     async def chunks() -> AsyncIterator[bytes]:
         with state.tracking():
@@ -130,13 +128,22 @@ def _drip(payload: bytes, state: SimState) -> StreamingResponse:
     )
 
 
-async def _answer(
-    request: Request, body: bytes, command: CommandDTO, mode: Mode, rng: random.Random
-) -> Response:
-    state = _state(request)
+@dataclass(frozen=True)
+class _Call:
+    """One chat completion as the double sees it: the config it started with and its draws."""
+
+    body: bytes
+    command: CommandDTO
+    config: SimConfig
+    mode: Mode
+    rng: random.Random
+
+
+async def _answer(request: Request, call: _Call) -> Response:
+    state, config, mode, rng = _state(request), call.config, call.mode, call.rng
     if mode is Mode.HANG:
-        return await _hang(request, state.config)
-    await _delay(state, rng)
+        return await _hang(request, config)
+    await _delay(state, config, rng)
     if mode is Mode.ERROR:
         status = rng.choice(ERROR_STATUSES)
         response = _openai_error(status, "simulated upstream failure", "server_error")
@@ -144,9 +151,9 @@ async def _answer(
         if status == 503:
             response.headers["retry-after"] = "1"
         return response
-    payload = answer_bytes(body, command, mode, state.config, state.route, rng)
+    payload = answer_bytes(call.body, call.command, mode, config, state.route, rng)
     if mode is Mode.DRIP:
-        return _drip(payload, state)
+        return _drip(payload, state, config)
     return Response(payload, media_type="application/json", headers={FAULT_HEADER: mode.value})
 
 
@@ -160,10 +167,11 @@ async def chat_completions(request: Request) -> Response:
     except BadRequest as exc:
         state.bad_requests += 1
         return _openai_error(400, str(exc), "invalid_request_error")
+    config = state.config
     mode, rng = state.draw()
     state.counts[mode] += 1
     with state.tracking():
-        return await _answer(request, body, command, mode, rng)
+        return await _answer(request, _Call(body, command, config, mode, rng))
 
 
 async def health(request: Request) -> Response:
@@ -179,7 +187,11 @@ async def get_config(request: Request) -> Response:
 
 
 async def post_config(request: Request) -> Response:
-    """Merge a partial config into the live one; the whole result is validated, else 422."""
+    """Merge a partial config into the live one; the whole result is validated, else 422.
+
+    Requests already running keep the config they started with. A ``seed`` in the body
+    restarts the draw sequence, so a drill can replay a run exactly.
+    """
     state = _state(request)
     try:
         update = json.loads(await request.body())

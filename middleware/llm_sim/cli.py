@@ -20,7 +20,7 @@ FAULT_HELP: dict[Mode, str] = {
     Mode.FOREIGN_LIST: "list_id is not among the request's lists",
     Mode.LOW_CONFIDENCE: "confidence is --low-confidence",
     Mode.NO_CONFIDENCE: "confidence is omitted",
-    Mode.OVERSIZED: "a valid candidate padded to --oversized-bytes (default 10 MiB)",
+    Mode.OVERSIZED: "a valid candidate padded with --oversized-bytes of whitespace",
     Mode.INVALID_UTF8: "the response body contains bytes that are not UTF-8",
     Mode.INJECTION: "an item name carries prompt injection, markup or control characters",
 }
@@ -31,14 +31,26 @@ An OpenAI-compatible LLM double for the shopping corridor. POST /v1/chat/complet
 the candidate, unless a fault is injected. Each request gets at most one fault mode: the rates
 are disjoint shares of requests (they must sum to <= 1) drawn from random.Random(--seed), so a
 run is reproducible. Control API: GET /sim/stats, GET|POST /sim/config (live changes, same
-names as the options with underscores), POST /sim/reset, GET /health."""
+names as the options with underscores; a "seed" restarts the draws), POST /sim/reset (zero the
+counters, restart the draws), GET /health."""
+
+EPILOG = """\
+examples:
+  partial-trust llm-sim --latency-ms 20 --latency-jitter-ms 10 --error-rate 0.05 --seed 42
+  curl -X POST localhost:8081/sim/config -d '{"force": "hang"}'
+  curl localhost:8081/sim/stats"""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, description and examples kept as written."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="partial-trust llm-sim",
         description=DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Formatter,
+        epilog=EPILOG,
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
     parser.add_argument("--port", type=int, default=8081, help="port to bind")
@@ -60,7 +72,9 @@ def _add_fault_options(parser: argparse.ArgumentParser) -> None:
         "--force",
         choices=[m.value for m in Mode],
         default=None,
-        help="give every request this mode, ignoring the rates",
+        metavar="MODE",
+        help="give every request MODE, ignoring the rates ('none': always clean); one of "
+        + ", ".join(m.value for m in Mode),
     )
 
 
@@ -74,12 +88,19 @@ def _add_knobs(parser: argparse.ArgumentParser) -> None:
         help="plus a uniform random delay in [0, this]",
     )
     group.add_argument("--confidence", type=float, default=0.9, help="confidence of good answers")
-    group.add_argument("--low-confidence", type=float, default=0.2, help="for low-confidence")
+    group.add_argument(
+        "--low-confidence", type=float, default=0.2, help="confidence of low-confidence answers"
+    )
     group.add_argument("--drip-interval-ms", type=float, default=50.0, help="pause between chunks")
     group.add_argument("--drip-chunk-bytes", type=int, default=1, help="bytes per drip chunk")
-    group.add_argument("--hang-max-s", type=float, default=600.0, help="a hang ends (504) after")
     group.add_argument(
-        "--oversized-bytes", type=int, default=10 * 1024 * 1024, help="padding of oversized"
+        "--hang-max-s", type=float, default=600.0, help="seconds after which a hang answers 504"
+    )
+    group.add_argument(
+        "--oversized-bytes",
+        type=int,
+        default=10 * 1024 * 1024,
+        help="whitespace added to oversized answers",
     )
 
 

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
-from starlette.types import ASGIApp
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from middleware.contracts import CommandDTO
 from middleware.factory import CorridorStack, ManagedSource
@@ -35,6 +35,16 @@ async def route_endpoint(request: Request) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return JSONResponse({"error": "invalid_command", "detail": errors}, status_code=422)
     return JSONResponse(baseline_route(command).model_dump(mode="json"))
+
+
+class _AsgiEndpoint:
+    """Starlette calls plain functions as request handlers; an object is routed as ASGI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -61,7 +71,7 @@ def create_app(
         routes=[
             Route(ROUTER_PATH, route_endpoint, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
-            Mount("/metrics", app=metrics_endpoint(registry)),
+            Route("/metrics", _AsgiEndpoint(metrics_endpoint(registry)), methods=["GET"]),
         ],
         lifespan=lifespan,
     )

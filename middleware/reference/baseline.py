@@ -16,7 +16,7 @@ trailing politeness and ``.!?`` ignored):
   ... list [<list>]`` and ``удали|убери|вычеркни <items> из [моего] списка [покупок]``, and
   their reversed forms.
 - ``set_timer``: ``[set|start] [a] timer [for] <duration>``, ``set a <duration> timer``,
-  ``[поставь|установи|заведи|запусти|включи] таймер [на] <duration>``, ``засеки <duration>``.
+  ``[поставь|установи|заведи|запусти] таймер [на] <duration>``, ``засеки <duration>``.
 - ``unknown``: anything else. A matched frame whose details do not parse keeps its intent
   and answers ``clarify`` (so ``classify_intent`` needs no item parsing to agree with
   ``route``).
@@ -57,55 +57,75 @@ MAX_QUANTITY: Final = 999  # contracts.Item
 MAX_TIMER_MINUTES: Final = 24 * 60
 
 _LEAD = re.compile(r"(?:(?:please|pls|can you|could you|would you|пожалуйста)\b[\s,]*)+", re.I)
-_TRAIL = re.compile(
-    r"(?:[\s,.!?;]*\b(?:please|pls|thanks|thank you|пожалуйста|спасибо)\b)*[\s,.!?;]*$", re.I
-)
+_POLITE_TAIL: Final = ("please", "pls", "thanks", "thank you", "пожалуйста", "спасибо")
 _SEP = re.compile(r"\s*(?:[,;&]|\band\b|\bи\b)\s*")
+
+_EN_ADD: Final = ("add", "put")
+_RU_ADD: Final = ("добавь", "добавьте", "добавить", "внеси", "внесите", "запиши", "запишите")
+_EN_RM: Final = ("remove", "delete", "drop", "take", "cross", "strike")
+_RU_RM: Final = ("удали", "удалите", "удалить", "убери", "уберите", "вычеркни", "вычеркните")
+_EN_TIMER: Final = ("set", "start")
+_RU_TIMER: Final = ("поставь", "поставьте", "установи", "установите", "заведи", "запусти")
+_RU_CLOCK: Final = ("засеки", "засеките")
 
 _LID = r"(?:\s+(?P<lid>\S+))?"  # a list named at the end: "... list l-2"
 _LID_COLON = r"(?:\s+(?P<lid>[^\s:]+))?\s*:\s*"  # "... list l-2: milk" / "... list: milk"
 _EN_LIST = r"(?:(?:my|the|our)\s+)?(?:(?:shopping|grocery|groceries)\s+)?list"
-_EN_ADD = r"(?:add|put)\s+"
 _EN_TO = r"(?:to|on|onto|into)\s+"
-_EN_RM = r"(?:remove|delete|drop|take|cross|strike)\s+"
 _EN_FROM = r"(?:from|off(?:\s+of)?|out\s+of)\s+"
-_RU_ADD = r"(?:добавь|добавьте|добавить|внеси|внесите|запиши|запишите|закинь|положи)\s+"
 _RU_TO = r"в\s+(?:(?:мой|наш|этот)\s+)?(?:список(?:\s+покупок)?|покупки)"
-_RU_RM = r"(?:удали|удалите|удалить|убери|уберите|вычеркни|вычеркните)\s+"
 _RU_FROM = r"из\s+(?:(?:моего|нашего|этого)\s+)?(?:списка(?:\s+покупок)?|покупок)"
 _ITEMS = r"(?P<items>.+)"
 
+_Spec = tuple[str, tuple[str, ...], str, bool]
 
-def _shopping_frames(verb: str, prep: str, phrase: str) -> list[str]:
-    """Forward, reversed with a colon, reversed without one (tried in this order)."""
+
+def _alt(words: tuple[str, ...]) -> str:
+    return f"(?:{'|'.join(words)})"
+
+
+def _shopping(intent: str, verbs: tuple[str, ...], prep: str, phrase: str) -> list[_Spec]:
+    """Forward, reversed with a colon, reversed without one: tried in this order. Only in the
+    last may a known list id lead the items ("добавь в список l-2 молоко")."""
+    verb = rf"{_alt(verbs)}\s+"
     return [
-        rf"{verb}(?P<items>.+?)\s+{prep}{phrase}{_LID}",
-        rf"{verb}{prep}{phrase}{_LID_COLON}{_ITEMS}",
-        rf"{verb}{prep}{phrase}\s+{_ITEMS}",
+        (intent, verbs, rf"{verb}(?P<items>.+?)\s+{prep}{phrase}{_LID}", False),
+        (intent, verbs, rf"{verb}{prep}{phrase}{_LID_COLON}{_ITEMS}", False),
+        (intent, verbs, rf"{verb}{prep}{phrase}\s+{_ITEMS}", True),
     ]
 
 
-#: (intent, pattern, whether a known list id may lead the items) — first full match wins.
-_FRAMES: Final[tuple[tuple[str, re.Pattern[str], bool], ...]] = tuple(
-    (intent, re.compile(pattern, re.I), pattern.endswith(rf"\s+{_ITEMS}"))
-    for intent, patterns in (
-        (ADD_SHOPPING_ITEM, _shopping_frames(_EN_ADD, _EN_TO, _EN_LIST)),
-        (ADD_SHOPPING_ITEM, _shopping_frames(_RU_ADD, "", _RU_TO)),
-        (REMOVE_SHOPPING_ITEM, _shopping_frames(_EN_RM, _EN_FROM, _EN_LIST)),
-        (REMOVE_SHOPPING_ITEM, _shopping_frames(_RU_RM, "", _RU_FROM)),
-        (
-            SET_TIMER,
-            [
-                r"(?:(?:set|start)\s+(?:(?:a|the|my)\s+)?)?timer(?:\s+(?:for\s+)?(?P<dur>.+))?",
-                r"(?:set|start)\s+(?:an?\s+)?(?P<dur>.+?)[\s-]timer",
-                r"(?:(?:поставь|поставьте|установи|установите|заведи|заведите|запусти|"
-                r"запустите|включи|включите)\s+)?таймер(?:\s+(?:на\s+)?(?P<dur>.+))?",
-                r"(?:засеки|засеките)\s+(?P<dur>.+)",
-            ],
-        ),
-    )
-    for pattern in patterns
+#: (intent, the first words it can start with, pattern, may a known list id lead the items).
+_SPECS: Final[tuple[_Spec, ...]] = (
+    *_shopping(ADD_SHOPPING_ITEM, _EN_ADD, _EN_TO, _EN_LIST),
+    *_shopping(ADD_SHOPPING_ITEM, _RU_ADD, "", _RU_TO),
+    *_shopping(REMOVE_SHOPPING_ITEM, _EN_RM, _EN_FROM, _EN_LIST),
+    *_shopping(REMOVE_SHOPPING_ITEM, _RU_RM, "", _RU_FROM),
+    (
+        SET_TIMER,
+        (*_EN_TIMER, "timer"),
+        rf"(?:{_alt(_EN_TIMER)}\s+(?:(?:a|the|my)\s+)?)?timer(?:\s+(?:for\s+)?(?P<dur>.+))?",
+        False,
+    ),
+    (SET_TIMER, _EN_TIMER, rf"{_alt(_EN_TIMER)}\s+(?:an?\s+)?(?P<dur>.+?)[\s-]timer", False),
+    (
+        SET_TIMER,
+        (*_RU_TIMER, "таймер"),
+        rf"(?:{_alt(_RU_TIMER)}\s+)?таймер(?:\s+(?:на\s+)?(?P<dur>.+))?",
+        False,
+    ),
+    (SET_TIMER, _RU_CLOCK, rf"{_alt(_RU_CLOCK)}\s+(?P<dur>.+)", False),
 )
+_Frame = tuple[str, re.Pattern[str], bool]
+#: Frames by first word: an unknown command costs one dict lookup, not a dozen regexes.
+_BY_FIRST_WORD: Final[dict[str, tuple[_Frame, ...]]] = {
+    word: tuple(
+        (intent, re.compile(pattern, re.I), lead)
+        for intent, words, pattern, lead in _SPECS
+        if word in words
+    )
+    for word in sorted({w for spec in _SPECS for w in spec[1]})
+}
 
 
 def _strip_punct(text: str) -> str:
@@ -129,15 +149,24 @@ def item_key(name: str) -> str:
     return _strip_punct(" ".join(folded.split()))
 
 
+def _trim_tail(text: str) -> str:
+    """Drop trailing ``.,!?;`` and politeness ("..., please!"), as often as they repeat."""
+    while True:
+        text = text.rstrip(" ,.!?;")
+        for word in _POLITE_TAIL:
+            cut = len(text) - len(word)
+            if text[cut:].lower() == word and (cut == 0 or not text[cut - 1].isalnum()):
+                text = text[:cut]
+                break
+        else:
+            return text
+
+
 def _match(text: str) -> tuple[str, re.Match[str] | None, bool]:
     text = " ".join(text.split())
     lead = _LEAD.match(text)
-    if lead is not None:
-        text = text[lead.end() :]
-    trail = _TRAIL.search(text)
-    if trail is not None:
-        text = text[: trail.start()]
-    for intent, pattern, lead_lid in _FRAMES:
+    text = _trim_tail(text[lead.end() :] if lead is not None else text)
+    for intent, pattern, lead_lid in _BY_FIRST_WORD.get(text.partition(" ")[0].casefold(), ()):
         m = pattern.fullmatch(text)
         if m is not None:
             return intent, m, lead_lid

@@ -1,0 +1,116 @@
+"""``partial-trust flags``: show, set, kill, resume, editing the flag file atomically.
+
+``flags kill`` is the runbook's kill switch in one command and needs no restart: services on the
+``file`` provider reload within ~50 ms. Exit codes: 0 done, 2 refused or failed (the file is
+then exactly as it was). ``--file`` defaults to ``PARTIAL_TRUST_FLAGS_FILE`` or the default path,
+the same rule the service uses. ``flags serve`` (the flag console) is reserved for later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from flags import flagfile
+from flags.provider import PROVIDER_ENV, flags_file_path
+
+_RUNBOOK_NOTES = {
+    flagfile.SAMPLE_RATE: "a float in [0, 1]; out of range is clamped at run time",
+    flagfile.TIMEOUT_MS: "an int > 0; 0 or garbage turns the corridor off",
+    flagfile.PROFILE_ID: "empty means the policy's default profile",
+    flagfile.ENABLED: "true/false; anything else is false",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="partial-trust flags", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_, description=help_)
+        cmd.add_argument("--file", type=Path, default=None, help="flag file (flagd JSON)")
+        return cmd
+
+    show = add("show", "print the flags as the file defines them")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    set_ = add("set", "pin one flag to a value (validated; atomic)")
+    set_.add_argument("key", choices=list(flagfile.KNOWN_FLAGS))
+    set_.add_argument("value")
+    for name, help_ in (
+        ("kill", "kill switch: partial-trust-enabled -> false, no restart"),
+        ("resume", "undo kill: partial-trust-enabled -> true"),
+    ):
+        add(name, help_).add_argument("--reason", default=None)
+    set_.add_argument("--reason", default=None, help="recorded in the flag's metadata")
+    sub.add_parser("serve", help="the flag console (not built yet)")
+    return parser
+
+
+def _show(path: Path, as_json: bool) -> int:
+    doc = flagfile.load(path)
+    rows = []
+    for key in flagfile.KNOWN_FLAGS:
+        flag = doc.flags.get(key)
+        value, note = flagfile.served_value(flag)
+        variant = flag.default_variant if flag is not None else None
+        rows.append({"flag": key, "value": value, "variant": variant, "note": note})
+    if as_json:
+        print(json.dumps({"file": str(path), "flags": rows}, indent=2))
+        return 0
+    print(f"flag file: {path}")
+    width = max(len(key) for key in flagfile.KNOWN_FLAGS)
+    for row in rows:
+        shown = json.dumps(row["value"]) if row["value"] is not None else "-"
+        extra = f"  ({row['note']})" if row["note"] else ""
+        print(f"  {row['flag']:<{width}}  {shown:<8} variant={row['variant']}{extra}")
+    for key in (k for k in doc.flags if k not in flagfile.KNOWN_FLAGS):
+        print(f"  {key:<{width}}  (not a corridor flag; left as it is)")
+    return 0
+
+
+def _change(args: argparse.Namespace, path: Path) -> int:
+    if args.command == "kill":
+        change = flagfile.kill(path, reason=args.reason)
+    elif args.command == "resume":
+        change = flagfile.resume(path, reason=args.reason)
+    else:
+        change = flagfile.set_flag(path, args.key, args.value, reason=args.reason)
+    print(
+        f"{change.key}: {json.dumps(change.old)} -> {json.dumps(change.new)} "
+        f"(variant {change.variant!r}) in {path}"
+    )
+    if os.environ.get(PROVIDER_ENV, "file").strip().lower() not in {"", "file"}:
+        print(
+            f"note: {PROVIDER_ENV}={os.environ[PROVIDER_ENV]}: services not on the file "
+            "provider do not read this file",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        print("partial-trust flags serve: the flag console is not built yet", file=sys.stderr)
+        return 2
+    path = args.file.absolute() if args.file is not None else flags_file_path()
+    try:
+        if args.command == "show":
+            return _show(path, args.json)
+        return _change(args, path)
+    except flagfile.FlagFileError as exc:
+        hint = f"\nrules for {args.key}: {_RUNBOOK_NOTES[args.key]}" if "key" in args else ""
+        print(f"partial-trust flags {args.command}: refused: {exc}{hint}", file=sys.stderr)
+        if args.command != "show":
+            print("the flag file was left unchanged", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"partial-trust flags {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

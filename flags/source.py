@@ -1,0 +1,257 @@
+"""A settings source kept current from an OpenFeature provider, read for free per request.
+
+``current()`` returns a prebuilt, frozen ``EffectiveSettings`` (plus one clock read for the
+staleness bound): no flag is evaluated on the request path. The snapshot is rebuilt when the
+provider says something happened (READY, CONFIGURATION_CHANGED, ERROR, STALE) and every
+``refresh_interval_s`` for providers that emit no events.
+
+Fail closed, watched by us rather than trusted to the provider: provider status not READY, a
+snapshot older than ``stale_after_s``, or (file provider) a flag file that is missing or does
+not validate → corridor off with ``flags_available=False``. The extra file check exists because
+the flagd FILE resolver keeps serving the last good flags from a broken file.
+
+Provider rule: the corridor evaluates through its own OpenFeature domain (``partial-trust``),
+so it never touches the host app's default provider. If the host already bound a provider to
+that domain, it is used as it is and never replaced or shut down; otherwise ``start()`` binds
+the configured one and ``stop()`` unbinds and shuts down only that one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from openfeature import api
+from openfeature.event import EventDetails, ProviderEvent
+from openfeature.provider import ProviderStatus
+from openfeature.provider.no_op_provider import NoOpProvider
+from opentelemetry import trace
+
+from flags import flagfile, logthrottle
+from flags.evaluate import ProviderUnavailable, evaluate, unavailable
+from middleware.config import EffectiveSettings, EnvDefaults
+
+logger = logging.getLogger("partial_trust.flags")
+_tracer = trace.get_tracer("partial_trust.flags")
+DOMAIN = "partial-trust"
+_EVENTS = tuple(ProviderEvent)
+_FIELDS = ("flags_available", "enabled", "sample_rate", "timeout_ms", "profile_id")
+ChangeCallback = Callable[[EffectiveSettings], None]
+
+
+def _tracing_hooks() -> list[Any]:
+    """The OpenTelemetry hook if its package is installed (it is a dependency; be lenient)."""
+    try:
+        from openfeature.contrib.hook.opentelemetry import TracingHook
+    except ImportError:  # pragma: no cover - the dependency is declared
+        logger.warning("openfeature-hooks-opentelemetry missing: flag evaluations not traced")
+        return []
+    return [TracingHook()]
+
+
+class _FileCheck:
+    """Re-validates the flag file whenever its inode, size or mtime changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._error: str | None = None
+
+    def error(self) -> str | None:
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            self._seen = None
+            return f"flag file unreadable: {exc.strerror}"
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if key != self._seen:
+            self._seen = key
+            try:
+                flagfile.load(self.path)
+                self._error = None
+            except flagfile.FlagFileError as exc:
+                self._error = str(exc)
+        return self._error
+
+
+class FlagSettingsSource:
+    """``ManagedSettingsSource`` over an OpenFeature provider (see the module docstring)."""
+
+    def __init__(
+        self,
+        defaults: EnvDefaults,
+        *,
+        kind: str,
+        provider_factory: Callable[[], Any],
+        policy_default: bool = False,
+        flags_file: Path | None = None,
+        refresh_interval_s: float = 0.25,
+        stale_after_s: float = 2.0,
+        ready_timeout_s: float = 2.0,
+    ) -> None:
+        self.kind = kind
+        self._defaults = defaults
+        self._policy = (
+            defaults.policy_enabled if defaults.policy_enabled is not None else policy_default
+        )
+        self._factory = provider_factory
+        self._file = _FileCheck(flags_file) if flags_file is not None else None
+        self._interval = refresh_interval_s
+        self._stale_after = stale_after_s
+        self._ready_timeout = ready_timeout_s
+        self._off = unavailable(defaults, self._policy, kind)
+        self._snapshot = self._off
+        self._refreshed_at = -float("inf")
+        self._lock = threading.Lock()
+        self._callbacks: list[ChangeCallback] = []
+        self._client = api.get_client(DOMAIN)
+        self._owned: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._filter: logthrottle.ThrottleFilter | None = None
+        self._running = False
+        self._last_change: datetime | None = None
+        self._last_error: str | None = "not started"
+
+    # --- the request path -------------------------------------------------------------
+    def current(self) -> EffectiveSettings:
+        if time.monotonic() - self._refreshed_at > self._stale_after:
+            return self._off
+        return self._snapshot
+
+    # --- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._running:
+            return
+        self._filter = logthrottle.install()
+        self._client = api.get_client(DOMAIN)  # a fresh client: hooks from a past start go
+        if self._client.provider is api.get_client().provider:  # nothing bound to our domain
+            self._owned = self._factory()
+            api.set_provider(self._owned, DOMAIN)  # initializes on a thread; status NOT_READY
+            deadline = time.monotonic() + self._ready_timeout
+            while (
+                self._client.get_provider_status() is ProviderStatus.NOT_READY
+                and time.monotonic() < deadline
+            ):
+                await asyncio.sleep(0.01)
+        self._client.add_hooks(_tracing_hooks())
+        self._running = True
+        for event in _EVENTS:
+            self._client.add_handler(event, self._on_event)
+        self.refresh()
+        self._task = asyncio.create_task(self._refresh_loop(), name="partial-trust-flags")
+
+    async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        for event in _EVENTS:
+            with contextlib.suppress(ValueError):
+                self._client.remove_handler(event, self._on_event)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._owned is not None:
+            api.set_provider(NoOpProvider(), DOMAIN)
+            await asyncio.to_thread(self._owned.shutdown)
+            self._owned = None
+        if self._filter is not None:
+            logthrottle.remove(self._filter)
+            self._filter = None
+        self._publish(self._off, None)
+        self._last_error = "stopped"
+
+    def on_change(self, callback: ChangeCallback) -> None:
+        """Call ``callback(settings)`` now and on every effective change (from any thread)."""
+        self._callbacks.append(callback)
+        self._call(callback, self._snapshot)
+
+    # --- refreshing -------------------------------------------------------------------
+    def _on_event(self, details: EventDetails) -> None:
+        if self._running:
+            self.refresh()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                self.refresh()
+            except Exception:  # never let the refresher die: current() would go stale (off)
+                logger.exception("flag refresh failed")
+
+    def refresh(self) -> EffectiveSettings:
+        """Rebuild the snapshot now (event handlers, the interval task, and tests call it)."""
+        with self._lock:
+            new, error = self._compute()
+            if new != self._snapshot:
+                with _tracer.start_as_current_span("partial_trust.flags.change") as span:
+                    new, error = self._compute()  # again, so the tracing hook records it
+                    span.set_attribute("partial_trust.flags_available", new.flags_available)
+                    span.set_attribute("partial_trust.enabled", new.enabled)
+                    span.set_attribute("partial_trust.sample_rate", new.sample_rate)
+            self._publish(new, error)
+            self._refreshed_at = time.monotonic()
+            return new
+
+    def _compute(self) -> tuple[EffectiveSettings, str | None]:
+        status = self._client.get_provider_status()
+        if status is not ProviderStatus.READY:
+            return self._off, f"provider {status.value}"
+        if self._file is not None and (error := self._file.error()) is not None:
+            return self._off, error
+        try:
+            return evaluate(self._client, self._defaults, self._policy, self.kind), None
+        except ProviderUnavailable as exc:
+            return self._off, f"provider unavailable ({exc})"
+
+    def _publish(self, new: EffectiveSettings, error: str | None) -> None:
+        old, self._snapshot = self._snapshot, new
+        if error != self._last_error and error is not None:
+            logger.warning("partial-trust flags unavailable, corridor off: %s", error)
+        self._last_error = error
+        if new == old:
+            return
+        self._last_change = datetime.now(UTC)
+        diff = ", ".join(
+            f"{name} {getattr(old, name)!r} -> {getattr(new, name)!r}"
+            for name in _FIELDS
+            if getattr(old, name) != getattr(new, name)
+        )
+        logger.info("partial-trust flags changed (%s): %s", self.kind, diff)
+        for callback in list(self._callbacks):
+            self._call(callback, new)
+
+    @staticmethod
+    def _call(callback: ChangeCallback, settings: EffectiveSettings) -> None:
+        try:
+            callback(settings)
+        except Exception:
+            logger.exception("flag change callback failed")
+
+    def status(self) -> dict[str, object]:
+        """For /health: where the flags come from and what they are now."""
+        snap = self.current()
+        provider = self._client.provider
+        return {
+            "provider": self.kind,
+            "provider_name": provider.get_metadata().name,
+            "provider_status": self._client.get_provider_status().value,
+            "provider_owned": self._owned is not None,
+            "flags_file": str(self._file.path) if self._file is not None else None,
+            "flags_available": snap.flags_available,
+            "enabled": snap.enabled,
+            "sample_rate": snap.sample_rate,
+            "timeout_ms": snap.timeout_ms,
+            "profile_id": snap.profile_id,
+            "last_change": self._last_change.isoformat() if self._last_change else None,
+            "last_error": self._last_error,
+        }

@@ -1,0 +1,147 @@
+"""OpenTelemetry spans for corridor outcomes, through the global tracer provider.
+
+Why this shape:
+
+* The library only uses ``opentelemetry-api`` and the *global* provider: the host app (or
+  ``partial-trust serve``) decides whether and where spans go. With no provider installed,
+  every call here is a cheap no-op.
+* A full SDK span costs about 13 µs, the whole not-sampled budget, so ``skipped/not_sampled``
+  gets no span of its own: ``annotate_current_span`` only adds the attributes to the request
+  span that is already active (~1 µs), if there is a recording one.
+* Attributes come only from the ``Outcome``: enums, the configured corridor name, numbers and
+  booleans. Never text, item names or ids, and exception messages are not recorded (only
+  the exception's class name).
+
+How the engine uses it (sampled request)::
+
+    span = tracing.start_corridor_span()          # before the LLM call
+    with tracing.llm_call_span(span, model=m, timeout_ms=t):
+        raw = await llm.complete(...)             # child span is current: traceparent injected
+    ...
+    tracing.finish_corridor_span(span, outcome)   # attributes, status, end
+
+and for an outcome without a pre-started span, ``record_outcome(outcome)`` (which defers to
+``annotate_current_span`` for ``not_sampled``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from middleware.outcome import Outcome, Reason, Status
+
+CORRIDOR_SPAN = "partial_trust.corridor"
+LLM_SPAN = "partial_trust.llm"
+
+#: A ProxyTracer until the host installs a provider, then the real one: safe at import time.
+_tracer = trace.get_tracer("partial_trust_corridor")
+
+AttrValue = str | bool | int | float
+
+_OPTIONAL: tuple[tuple[str, str], ...] = (
+    ("latency_ms", "partial_trust.latency_ms"),
+    ("baseline_latency_ms", "partial_trust.baseline_latency_ms"),
+    ("confidence", "partial_trust.confidence"),
+    ("intent_match", "partial_trust.intent_match"),
+    ("entity_key_match", "partial_trust.entity_key_match"),
+    ("items_baseline", "partial_trust.items_baseline"),
+    ("items_llm", "partial_trust.items_llm"),
+)
+
+
+def outcome_attributes(outcome: Outcome) -> dict[str, AttrValue]:
+    """The span attributes of one outcome: enums, corridor name, numbers and booleans only."""
+    attrs: dict[str, AttrValue] = {
+        "partial_trust.corridor": outcome.corridor,
+        "partial_trust.status": Status(outcome.status).value,
+        "partial_trust.reason": Reason(outcome.reason).value,
+        "partial_trust.sampled": bool(outcome.sampled),
+        "partial_trust.sample_rate": float(outcome.sample_rate),
+    }
+    for field, key in _OPTIONAL:
+        value = getattr(outcome, field)
+        if value is not None:
+            attrs[key] = value
+    return attrs
+
+
+def start_corridor_span() -> Span:
+    """Start ``partial_trust.corridor`` under the current context (the request span, if any).
+
+    Not made current: pass it to ``llm_call_span`` and end it with ``finish_corridor_span``.
+    """
+    return _tracer.start_span(CORRIDOR_SPAN, kind=SpanKind.INTERNAL)
+
+
+@contextmanager
+def llm_call_span(parent: Span | None, *, model: str, timeout_ms: int) -> Iterator[Span]:
+    """Child span ``partial_trust.llm`` around the LLM call, current inside the ``with``.
+
+    Being current is what lets the LLM client inject W3C ``traceparent`` into its request.
+    ``parent=None`` parents it on the current context instead. A raised exception (a
+    timeout's ``CancelledError`` included) marks the span ERROR with only its class name
+    (or its ``Reason``), never its message.
+    """
+    context = trace.set_span_in_context(parent) if parent is not None else None
+    span = _tracer.start_span(
+        LLM_SPAN,
+        context=context,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": model,
+            "partial_trust.timeout_ms": timeout_ms,
+        },
+    )
+    with trace.use_span(
+        span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+    ):
+        try:
+            yield span
+        except BaseException as exc:
+            reason = getattr(exc, "reason", None)  # CandidateError carries a Reason
+            name = reason.value if isinstance(reason, Reason) else type(exc).__name__
+            span.set_attribute("error.type", name)
+            span.set_status(StatusCode.ERROR, name)
+            raise
+
+
+def _apply(span: Span, outcome: Outcome) -> None:
+    span.set_attributes(outcome_attributes(outcome))
+    if outcome.status == Status.ERROR:
+        span.set_status(StatusCode.ERROR, Reason(outcome.reason).value)
+
+
+def finish_corridor_span(span: Span, outcome: Outcome) -> None:
+    """Put the outcome on the span started by ``start_corridor_span`` and end it."""
+    try:
+        if span.is_recording():
+            _apply(span, outcome)
+    finally:
+        span.end()
+
+
+def record_outcome(outcome: Outcome) -> None:
+    """An outcome with no pre-started span (a skip): one span, started and ended at once.
+
+    ``skipped/not_sampled`` never gets a span of its own (budget): it is annotated instead.
+    """
+    if outcome.reason == Reason.NOT_SAMPLED:
+        annotate_current_span(outcome)
+        return
+    span = _tracer.start_span(CORRIDOR_SPAN, kind=SpanKind.INTERNAL)
+    finish_corridor_span(span, outcome)
+
+
+def annotate_current_span(outcome: Outcome) -> None:
+    """Add the outcome's attributes to the active span, if it records. Never creates a span.
+
+    Status is left alone: the active span is the host's request span, not ours.
+    """
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(outcome_attributes(outcome))

@@ -1,0 +1,171 @@
+"""An in-process corridor around the reference router, for engine and middleware tests.
+
+Real parts throughout (engine, policy file, risk log thread, metrics registry, LLM client);
+only the LLM's HTTP is doubled, by respx, as the project's standards ask for unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from middleware.asgi import PartialTrustMiddleware
+from middleware.circuit import CircuitBreaker
+from middleware.config import EffectiveSettings
+from middleware.corridor import ShoppingCorridor
+from middleware.engine import CorridorEngine
+from middleware.llm_client import LLMClient
+from middleware.metrics import CorridorMetrics
+from middleware.policy import PolicyRegistry
+from middleware.reference.app import route_endpoint
+from middleware.risk_log import RiskLog
+from middleware.sampling import CommandKeyer, is_sampled
+from tests.support.procs import REPO
+
+LLM_URL = "http://llm.test/v1"
+CORRIDOR = "add_shopping_item"
+
+
+def settings(**overrides: Any) -> EffectiveSettings:
+    values: dict[str, Any] = {
+        "enabled": True,
+        "intent": CORRIDOR,
+        "sample_rate": 1.0,
+        "timeout_ms": 200,
+        "profile_id": None,
+        "policy_enabled": True,
+    }
+    values.update(overrides)
+    return EffectiveSettings.build(**values)
+
+
+class MutableSettings:
+    def __init__(self, value: EffectiveSettings) -> None:
+        self.value = value
+
+    def current(self) -> EffectiveSettings:
+        return self.value
+
+
+def command(command_id: str = "c-1", text: str = "add milk and two eggs to my shopping list",
+            **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "command_id": command_id,
+        "user_id": "u-1",
+        "text": text,
+        "capabilities": ["start_job"],
+        "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
+    }
+    body.update(extra)
+    return body
+
+
+def unsampled_id(rate: float) -> str:
+    return next(f"c-{i}" for i in range(10_000) if not is_sampled(CORRIDOR, f"c-{i}", rate))
+
+
+def completion(content: object) -> httpx.Response:
+    text = content if isinstance(content, str) else json.dumps(content)
+    return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": text}}]})
+
+
+def good_candidate(list_id: str = "l-2", confidence: float | None = 0.95) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "intent": CORRIDOR,
+        "job": {
+            "job_type": CORRIDOR,
+            "payload": {"list_id": list_id, "items": [{"name": "milk", "quantity": 1},
+                                                      {"name": "eggs", "quantity": 2}]},
+        },
+    }
+    if confidence is not None:
+        raw["confidence"] = confidence
+    return raw
+
+
+@dataclass
+class Harness:
+    app: PartialTrustMiddleware
+    engine: CorridorEngine
+    source: MutableSettings
+    registry: CollectorRegistry
+    risk_log: RiskLog
+    log_path: Path
+    client: httpx.AsyncClient
+    _flushed: list[dict[str, Any]] = field(default_factory=list)
+
+    async def post(self, body: Any, path: str = "/route") -> httpx.Response:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return await self.client.post(path, content=content,
+                                      headers={"content-type": "application/json"})
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every risk-log record so far (flushes the writer first)."""
+        self.risk_log.close()
+        self._flushed += [json.loads(x) for x in self.log_path.read_text().splitlines()] if (
+            self.log_path.exists()) else []
+        self.log_path.unlink(missing_ok=True)
+        self.risk_log = self.engine.risk_log = RiskLog(self.log_path)
+        self.risk_log.start()
+        return list(self._flushed)
+
+    def decisions(self, status: str, reason: str) -> float:
+        value = self.registry.get_sample_value(
+            "partial_trust_decisions_total",
+            {"corridor": CORRIDOR, "status": status, "reason": reason},
+        )
+        return value or 0.0
+
+
+@asynccontextmanager
+async def harness(tmp_path: Path, initial: EffectiveSettings | None = None,
+                  circuit: CircuitBreaker | None = None) -> AsyncIterator[Harness]:
+    registry = CollectorRegistry()
+    metrics = CorridorMetrics(registry)
+    log_path = tmp_path / "risk.jsonl"
+    risk_log = RiskLog(log_path)
+    risk_log.start()
+    source = MutableSettings(initial or settings())
+    llm = LLMClient(LLM_URL)
+    engine = CorridorEngine(
+        ShoppingCorridor(),
+        settings=source,
+        policy=PolicyRegistry.load(REPO / "llm_policy" / "llm-policy.yaml"),
+        llm=llm,
+        circuit=circuit or CircuitBreaker(),
+        risk_log=risk_log,
+        metrics=metrics,
+        keyer=CommandKeyer(b"test-key"),
+    )
+    router = Starlette(routes=[Route("/route", route_endpoint, methods=["POST"]),
+                               Route("/other", route_endpoint, methods=["POST"])])
+    app = PartialTrustMiddleware(router, engine=engine, paths=["/route"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+        h = Harness(app, engine, source, registry, risk_log, log_path, client)
+        try:
+            yield h
+        finally:
+            h.risk_log.close()
+            await llm.aclose()
+
+
+def iter_strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from iter_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from iter_strings(v)

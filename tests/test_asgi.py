@@ -1,0 +1,256 @@
+"""The middleware end to end in process: every outcome, the exact bytes sent, the risk log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from middleware.circuit import CircuitBreaker
+from middleware.config import EffectiveSettings
+from tests.corridor_harness import (
+    LLM_URL,
+    Harness,
+    command,
+    completion,
+    good_candidate,
+    harness,
+    iter_strings,
+    settings,
+    unsampled_id,
+)
+
+pytestmark = pytest.mark.anyio
+SECRETS = ("add milk and two eggs", "milk", "eggs", "l-1", "l-2", "c-1", "u-1")
+
+
+@pytest.fixture
+def llm() -> Any:
+    with respx.mock(base_url=LLM_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+async def baseline_bytes(h: Harness, body: Any) -> bytes:
+    """What the router answers without the corridor: the corridor switched off."""
+    saved = h.source.value
+    h.source.value = settings(enabled=False)
+    try:
+        return (await h.post(body)).content
+    finally:
+        h.source.value = saved
+
+
+def only_line(h: Harness) -> dict[str, Any]:
+    lines = h.lines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def assert_private(record: dict[str, Any]) -> None:
+    for text in iter_strings(record):
+        for secret in SECRETS:
+            assert secret not in text, (secret, record)
+
+
+async def test_foreign_path_and_method_pass_untouched(tmp_path: Path, llm: Any) -> None:
+    route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+    async with harness(tmp_path) as h:
+        other = await h.post(command(), path="/other")
+        get = await h.client.get("/route")
+        assert other.status_code == 200 and json.loads(other.content)["job"]["payload"]["list_id"] == "l-1"
+        assert get.status_code == 405
+        assert route.call_count == 0 and h.lines() == []
+
+
+async def test_disabled_corridor_makes_no_call_no_line_and_passes_bytes(
+    tmp_path: Path, llm: Any
+) -> None:
+    route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+    async with harness(tmp_path, settings(enabled=False)) as h:
+        response = await h.post(command())
+        assert response.json()["job"]["payload"]["list_id"] == "l-1"
+        assert route.call_count == 0 and h.lines() == []
+        assert sum(h.decisions(s, r) for s, r in [("skipped", "not_sampled")]) == 0
+
+
+async def test_accepted_candidate_replaces_the_answer_with_correct_length(
+    tmp_path: Path, llm: Any
+) -> None:
+    llm.post("/chat/completions").mock(return_value=completion(good_candidate("l-2")))
+    async with harness(tmp_path) as h:
+        baseline = json.loads(await baseline_bytes(h, command()))
+        response = await h.post(command())
+        body = response.json()
+        assert body["job"]["payload"]["list_id"] == "l-2"
+        assert body.keys() == baseline.keys() and body["job"].keys() == baseline["job"].keys()
+        assert int(response.headers["content-length"]) == len(response.content)
+        record = only_line(h)
+        assert (record["status"], record["reason_code"]) == ("accepted_llm", "accepted")
+        assert record["intent_match"] is True and record["entity_key_match"] is True
+        assert record["items_llm"] == 2 and record["items_baseline"] == 2
+        assert record["latency_ms"] >= 0 and record["sampled"] is True
+        assert h.decisions("accepted_llm", "accepted") == 1
+        assert_private(record)
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (httpx.Response(503), "llm_http_error"),
+        (httpx.Response(200, content=b"not json"), "llm_invalid_response"),
+        (completion("[1, 2]"), "llm_invalid_response"),
+        (httpx.ConnectError("refused"), "llm_unavailable"),
+        (httpx.ReadTimeout("slow"), "llm_timeout"),
+    ],
+)
+async def test_llm_errors_give_baseline_bytes(
+    tmp_path: Path, llm: Any, reply: Any, reason: str
+) -> None:
+    route = llm.post("/chat/completions")
+    if isinstance(reply, Exception):
+        route.mock(side_effect=reply)
+    else:
+        route.mock(return_value=reply)
+    async with harness(tmp_path) as h:
+        expected = await baseline_bytes(h, command())
+        response = await h.post(command())
+        assert response.status_code == 200 and response.content == expected
+        record = only_line(h)
+        assert (record["status"], record["reason_code"]) == ("error", reason)
+        assert h.decisions("error", reason) == 1
+        assert_private(record)
+
+
+async def test_hanging_llm_times_out_at_the_deadline(tmp_path: Path, llm: Any) -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return completion(good_candidate())
+
+    llm.post("/chat/completions").mock(side_effect=hang)
+    async with harness(tmp_path, settings(timeout_ms=100)) as h:
+        expected = await baseline_bytes(h, command())
+        started = time.perf_counter()
+        response = await h.post(command())
+        elapsed = time.perf_counter() - started
+        assert response.content == expected
+        assert 0.09 <= elapsed < 0.3
+        assert only_line(h)["reason_code"] == "llm_timeout"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "reason"),
+    [
+        ({**good_candidate(), "intent": "remove_shopping_item"}, "intent_mismatch"),
+        ({**good_candidate(), "note": "x"}, "schema_violation"),
+        (good_candidate("l-999"), "list_id_not_allowed"),
+        (good_candidate(confidence=0.1), "low_confidence"),
+    ],
+)
+async def test_refused_candidates_fall_back_to_baseline_bytes(
+    tmp_path: Path, llm: Any, candidate: dict[str, Any], reason: str
+) -> None:
+    llm.post("/chat/completions").mock(return_value=completion(candidate))
+    async with harness(tmp_path) as h:
+        expected = await baseline_bytes(h, command())
+        response = await h.post(command())
+        assert response.content == expected
+        record = only_line(h)
+        assert (record["status"], record["reason_code"]) == ("fallback_deterministic", reason)
+
+
+@pytest.mark.parametrize(
+    ("body", "current", "reason"),
+    [
+        (command(text="set a timer for 5 minutes"), settings(), "corridor_mismatch"),
+        (command(capabilities=[]), settings(), "capability_mismatch"),
+        (command(), settings(policy_enabled=False), "policy_disabled"),
+        (command(), settings(profile_id="no-such-profile"), "policy_disabled"),
+        (b"{not json", settings(), "invalid_command"),
+        (command(extra_field=1), settings(), "invalid_command"),
+    ],
+)
+async def test_skips_make_no_llm_call_and_keep_baseline(
+    tmp_path: Path, llm: Any, body: Any, current: EffectiveSettings, reason: str
+) -> None:
+    route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+    async with harness(tmp_path, current) as h:
+        expected = await baseline_bytes(h, body)
+        response = await h.post(body)
+        assert response.content == expected
+        assert route.call_count == 0
+        record = only_line(h)
+        assert (record["status"], record["reason_code"]) == ("skipped", reason)
+        assert record["sampled"] is False
+
+
+async def test_malformed_body_gets_the_baselines_own_422(tmp_path: Path, llm: Any) -> None:
+    async with harness(tmp_path) as h:
+        response = await h.post(b'{"command_id": 5}')
+        assert response.status_code == 422 and response.json()["error"] == "invalid_command"
+
+
+async def test_not_sampled_is_counted_but_not_logged(tmp_path: Path, llm: Any) -> None:
+    route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+    async with harness(tmp_path, settings(sample_rate=0.01)) as h:
+        await h.post(command(unsampled_id(0.01)))
+        assert route.call_count == 0 and h.lines() == []
+        assert h.decisions("skipped", "not_sampled") == 1
+
+
+async def test_flags_unavailable_is_logged_and_passes_through(tmp_path: Path, llm: Any) -> None:
+    route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+    async with harness(tmp_path, settings(flags_available=False)) as h:
+        response = await h.post(command())
+        assert response.status_code == 200 and route.call_count == 0
+        assert only_line(h)["reason_code"] == "flags_unavailable"
+
+
+async def test_circuit_opens_after_consecutive_failures(tmp_path: Path, llm: Any) -> None:
+    route = llm.post("/chat/completions").mock(return_value=httpx.Response(500))
+    async with harness(tmp_path, circuit=CircuitBreaker(failure_threshold=3, cooldown_s=60)) as h:
+        for i in range(5):
+            assert (await h.post(command(f"c-{i}"))).status_code == 200
+        reasons = [r["reason_code"] for r in h.lines()]
+        assert reasons == ["llm_http_error"] * 3 + ["circuit_open"] * 2
+        assert route.call_count == 3
+
+
+async def test_internal_error_keeps_the_baseline(tmp_path: Path, llm: Any) -> None:
+    llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+    async with harness(tmp_path) as h:
+        expected = await baseline_bytes(h, command())
+
+        def boom(*args: Any) -> Any:
+            raise RuntimeError("bug")
+
+        h.engine.corridor.judge = boom  # type: ignore[method-assign]
+        response = await h.post(command())
+        assert response.status_code == 200 and response.content == expected
+        assert only_line(h)["reason_code"] == "internal_error"
+
+
+async def test_baseline_and_llm_run_concurrently(tmp_path: Path, llm: Any) -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.15)
+        return completion(good_candidate())
+
+    llm.post("/chat/completions").mock(side_effect=slow)
+    async with harness(tmp_path, settings(timeout_ms=400)) as h:
+        original = h.app.app
+
+        async def slow_baseline(scope: Any, receive: Any, send: Any) -> None:
+            await asyncio.sleep(0.15)
+            await original(scope, receive, send)
+
+        h.app.app = slow_baseline
+        started = time.perf_counter()
+        response = await h.post(command())
+        elapsed = time.perf_counter() - started
+        assert response.json()["job"]["payload"]["list_id"] == "l-2"
+        assert elapsed < 0.27, elapsed  # max(0.15, 0.15) plus overhead, not the sum
