@@ -160,14 +160,14 @@ ALERTS: tuple[Alert, ...] = (
         min_samples=20,
         for_="10m",
         expr=(
-            "corridor:partial_trust_acceptance_rate:drop_ratio_5m_vs_1h > {threshold}\n"
+            "corridor:partial_trust_acceptance_rate:drop_ratio_rate5m_vs_rate1h_offset1h > {threshold}\n"
             "and on (corridor) corridor:partial_trust_sampled:increase5m >= {min_samples}\n"
-            "and on (corridor) corridor:partial_trust_sampled:increase1h_offset5m >= {min_samples}"
+            "and on (corridor) corridor:partial_trust_sampled:increase1h_offset1h >= {min_samples}"
         ),
         summary="Partial trust corridor {{ $labels.corridor }}: acceptance rate dropped by more than @T@",
         description=(
             "The acceptance rate of corridor {{ $labels.corridor }} over the last 5m is "
-            "{{ $value | humanizePercentage }} below its level over the hour before "
+            "{{ $value | humanizePercentage }} below its level an hour earlier "
             "(threshold @T@, at least @N@ sampled in each window). Investigate the LLM provider."
         ),
         anchor="partialtrustacceptanceratedrop",
@@ -281,25 +281,27 @@ def recording_rules() -> list[dict[str, str]]:
             f"histogram_quantile(0.{q}, "
             "corridor_le:partial_trust_llm_latency_seconds_bucket:rate5m)",
         )
-    # the hour before the last 5 minutes, straight from the raw counters (no recorded history
-    # needed, so it is right from the first evaluation after a Prometheus restart)
+    # the acceptance rate's own level an hour ago (the hour from 2h to 1h ago), straight from
+    # the raw counters: no recorded history needed, right from the first evaluation after a
+    # Prometheus restart, and a sudden drop stays visible for an hour instead of being
+    # diluted into an adjacent baseline within minutes
     def before(sel: str) -> str:
-        return f"partial_trust_decisions_total{{{sel}}}[1h] offset 5m"
+        return f"partial_trust_decisions_total{{{sel}}}[1h] offset 1h"
 
     accepted = 'status="accepted_llm"'
     rec(
-        "corridor:partial_trust_sampled:increase1h_offset5m",
+        "corridor:partial_trust_sampled:increase1h_offset1h",
         f"sum by (corridor) (increase({before(SAMPLED)}))",
     )
     rec(
-        "corridor:partial_trust_acceptance_rate:ratio_rate1h_offset5m",
+        "corridor:partial_trust_acceptance_rate:ratio_rate1h_offset1h",
         f"sum by (corridor) (rate({before(accepted)}))\n"
         f"/ (sum by (corridor) (rate({before(SAMPLED)})) > 0)",
     )
     rec(
-        "corridor:partial_trust_acceptance_rate:drop_ratio_5m_vs_1h",
+        "corridor:partial_trust_acceptance_rate:drop_ratio_rate5m_vs_rate1h_offset1h",
         "1 - corridor:partial_trust_acceptance_rate:ratio_rate5m\n"
-        "/ corridor:partial_trust_acceptance_rate:ratio_rate1h_offset5m",
+        "/ corridor:partial_trust_acceptance_rate:ratio_rate1h_offset1h",
     )
     rec("corridor:partial_trust_sampled:increase30m", _increase(
         "partial_trust_decisions_total", SAMPLED, "30m"))  # fmt: skip

@@ -106,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"partial-trust flags {args.command}: refused: {exc}{hint}", file=sys.stderr)
         if args.command != "show":
             print("the flag file was left unchanged", file=sys.stderr)
+        if args.command == "kill":  # its value is always valid: the file is the problem
+            print(
+                "services reading this file already fail closed (corridor off); restore a "
+                "valid file (e.g. from flags/partial-trust.flagd.json) and run kill again",
+                file=sys.stderr,
+            )
         return 2
     except OSError as exc:
         print(f"partial-trust flags {args.command}: {exc}", file=sys.stderr)

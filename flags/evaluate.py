@@ -8,8 +8,9 @@ Rules, the same for every provider:
   ``defaultVariant``) → the environment default, because that default is what we pass in;
 * a value of the wrong type → as if the runbook had read garbage: enable → false (fail closed),
   sample rate → the environment default, timeout → 0 (corridor off), profile → default profile.
-  Numbers of the other numeric type (an int sample rate, a float timeout) are parsed, not
-  rejected, so ``7`` clamps to 1.0 like the environment variable would;
+  Numbers of the other numeric type (an int sample rate, a float timeout) are re-evaluated as
+  that type and parsed, so ``7`` clamps to 1.0 like the environment variable would (the extra
+  evaluation happens only for such a malformed value);
 * the provider not ready or fatal → ``ProviderUnavailable`` (the caller fails closed).
 """
 
@@ -45,10 +46,6 @@ def _checked(details: Any) -> tuple[bool, object]:
     return code in _OK, details.value
 
 
-def _number(value: object) -> object | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def evaluate(
     client: OpenFeatureClient, defaults: EnvDefaults, policy_enabled: bool, source: str
 ) -> EffectiveSettings:
@@ -57,14 +54,14 @@ def evaluate(
     enabled_value = ok and enabled is True
 
     ok, rate = _checked(client.get_float_details(SAMPLE_RATE, float(defaults.sample_rate)))
-    rate = rate if ok else _number(rate)
-    sample_rate = parse_sample_rate(rate, default=defaults.sample_rate)
+    if not ok:  # an int (7) fails a float flag's type check in some providers: parse it
+        ok, rate = _checked(client.get_integer_details(SAMPLE_RATE, 0))
+    sample_rate = parse_sample_rate(rate if ok else None, default=defaults.sample_rate)
 
     ok, timeout = _checked(client.get_integer_details(TIMEOUT_MS, defaults.timeout_ms))
-    timeout = timeout if ok else _number(timeout)
-    timeout_ms = (
-        parse_timeout_ms(timeout, default=defaults.timeout_ms) if timeout is not None else 0
-    )
+    if not ok:  # 250.0 is a whole number of ms; "abc" is not
+        ok, timeout = _checked(client.get_float_details(TIMEOUT_MS, 0.0))
+    timeout_ms = parse_timeout_ms(timeout, default=defaults.timeout_ms) if ok else 0
 
     ok, profile = _checked(client.get_string_details(PROFILE_ID, defaults.profile_id or ""))
     profile_id = parse_profile_id(profile) if ok else None

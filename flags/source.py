@@ -54,7 +54,7 @@ def _tracing_hooks() -> list[Any]:
     except ImportError:  # pragma: no cover - the dependency is declared
         logger.warning("openfeature-hooks-opentelemetry missing: flag evaluations not traced")
         return []
-    return [TracingHook()]
+    return [TracingHook(exclude_exceptions=True)]  # a missing flag is normal here, not an error
 
 
 class _FileCheck:

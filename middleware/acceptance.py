@@ -18,18 +18,13 @@ from pydantic import ValidationError
 from middleware.candidate import ShoppingCandidate
 from middleware.contracts import CommandDTO
 from middleware.outcome import Reason
+from middleware.text import item_key
 
 MAX_ITEMS = 20
 MAX_NAME_CHARS = 64
 #: Characters that have no business in a grocery item and are the stuff of markup/injection.
 _FORBIDDEN = re.compile(r"[<>{}\[\]`\\|$]|://")
 _WORDS = re.compile(r"\w+")
-_STRIP = " \t\r\n.,;:!?\"'«»()-"
-
-
-def item_key(name: str) -> str:
-    """The comparison key of an item name: case-folded, trimmed, inner spaces collapsed."""
-    return " ".join(name.casefold().split()).strip(_STRIP)
 
 
 def _name_ok(name: str) -> bool:
@@ -124,6 +119,8 @@ def merge(baseline: dict[str, Any], cand: ShoppingCandidate) -> dict[str, Any]:
     job = dict(baseline["job"])
     payload = dict(job["payload"])
     payload["list_id"] = cand.job.payload.list_id
-    payload["items"] = [{"name": i.name.strip(), "quantity": i.quantity} for i in cand.job.payload.items]
+    payload["items"] = [
+        {"name": i.name.strip(), "quantity": i.quantity} for i in cand.job.payload.items
+    ]
     job["payload"] = payload
     return {**baseline, "job": job}

@@ -116,8 +116,10 @@ async def _run_sampled(
         )
         if baseline is None:
             task.cancel()
-            reason = Reason.BASELINE_ERROR if start is None or start["status"] != 200 else (
-                Reason.CORRIDOR_MISMATCH
+            reason = (
+                Reason.BASELINE_ERROR
+                if start is None or start["status"] != 200
+                else (Reason.CORRIDOR_MISMATCH)
             )
             outcome = engine.skip(adm.settings, reason, adm.command_key)
         else:

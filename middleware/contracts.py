@@ -30,7 +30,9 @@ class CommandDTO(_Strict):
     command_id: Id
     user_id: Id
     text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
-    capabilities: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=32)] = []
+    capabilities: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=32)
+    ] = []
     context: CommandContext = CommandContext()
 
 

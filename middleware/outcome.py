@@ -80,12 +80,20 @@ FALLBACK_REASONS: frozenset[Reason] = frozenset(
     }
 )
 
+#: Which reasons each status may carry; ``Outcome`` refuses any other pairing.
+REASONS_BY_STATUS: dict[Status, frozenset[Reason]] = {
+    Status.ACCEPTED_LLM: frozenset({Reason.ACCEPTED}),
+    Status.SKIPPED: SKIP_REASONS,
+    Status.ERROR: ERROR_REASONS,
+    Status.FALLBACK_DETERMINISTIC: FALLBACK_REASONS,
+}
+
 #: Every (status, reason) pair the corridor can produce; metrics pre-initialise these.
-STATUS_REASONS: tuple[tuple[Status, Reason], ...] = (
-    ((Status.ACCEPTED_LLM, Reason.ACCEPTED),)
-    + tuple((Status.SKIPPED, r) for r in Reason if r in SKIP_REASONS)
-    + tuple((Status.ERROR, r) for r in Reason if r in ERROR_REASONS)
-    + tuple((Status.FALLBACK_DETERMINISTIC, r) for r in Reason if r in FALLBACK_REASONS)
+STATUS_REASONS: tuple[tuple[Status, Reason], ...] = tuple(
+    (status, reason)
+    for status, allowed in REASONS_BY_STATUS.items()
+    for reason in Reason
+    if reason in allowed
 )
 
 #: Statuses for which an LLM call was due: the analyzer's "sampled" records.
@@ -119,12 +127,7 @@ class Outcome:
     timestamp: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
-        allowed = {
-            Status.ACCEPTED_LLM: frozenset({Reason.ACCEPTED}),
-            Status.SKIPPED: SKIP_REASONS,
-            Status.ERROR: ERROR_REASONS,
-            Status.FALLBACK_DETERMINISTIC: FALLBACK_REASONS,
-        }[self.status]
+        allowed = REASONS_BY_STATUS[self.status]
         if self.reason not in allowed:
             raise ValueError(f"reason {self.reason.value!r} is not valid for {self.status.value!r}")
 

@@ -26,7 +26,7 @@ and for an outcome without a pre-started span, ``record_outcome(outcome)`` (whic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import trace
@@ -53,15 +53,31 @@ _OPTIONAL: tuple[tuple[str, str], ...] = (
 )
 
 
+_BaseKey = tuple[str, str, str, bool, float]
+#: The five always-present attributes per (corridor, status, reason, sampled, rate): building
+#: them costs ~1 µs, a lookup ~0.2 µs. Bounded: cleared if flag churn ever fills it.
+_base_cache: dict[_BaseKey, Mapping[str, AttrValue]] = {}
+
+
+def _base_attributes(outcome: Outcome) -> Mapping[str, AttrValue]:
+    key = (outcome.corridor, outcome.status, outcome.reason, outcome.sampled, outcome.sample_rate)
+    attrs = _base_cache.get(key)
+    if attrs is None:
+        if len(_base_cache) >= 1024:
+            _base_cache.clear()
+        attrs = _base_cache[key] = {
+            "partial_trust.corridor": str(outcome.corridor),
+            "partial_trust.status": Status(outcome.status).value,
+            "partial_trust.reason": Reason(outcome.reason).value,
+            "partial_trust.sampled": bool(outcome.sampled),
+            "partial_trust.sample_rate": float(outcome.sample_rate),
+        }
+    return attrs
+
+
 def outcome_attributes(outcome: Outcome) -> dict[str, AttrValue]:
     """The span attributes of one outcome: enums, corridor name, numbers and booleans only."""
-    attrs: dict[str, AttrValue] = {
-        "partial_trust.corridor": outcome.corridor,
-        "partial_trust.status": Status(outcome.status).value,
-        "partial_trust.reason": Reason(outcome.reason).value,
-        "partial_trust.sampled": bool(outcome.sampled),
-        "partial_trust.sample_rate": float(outcome.sample_rate),
-    }
+    attrs = dict(_base_attributes(outcome))
     for field, key in _OPTIONAL:
         value = getattr(outcome, field)
         if value is not None:
@@ -138,10 +154,10 @@ def record_outcome(outcome: Outcome) -> None:
 
 
 def annotate_current_span(outcome: Outcome) -> None:
-    """Add the outcome's attributes to the active span, if it records. Never creates a span.
+    """Add the five outcome attributes to the active span, if it records. Never creates a span.
 
     Status is left alone: the active span is the host's request span, not ours.
     """
     span = trace.get_current_span()
     if span.is_recording():
-        span.set_attributes(outcome_attributes(outcome))
+        span.set_attributes(_base_attributes(outcome))

@@ -56,8 +56,9 @@ class MutableSettings:
         return self.value
 
 
-def command(command_id: str = "c-1", text: str = "add milk and two eggs to my shopping list",
-            **extra: Any) -> dict[str, Any]:
+def command(
+    command_id: str = "c-1", text: str = "add milk and two eggs to my shopping list", **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "command_id": command_id,
         "user_id": "u-1",
@@ -75,7 +76,9 @@ def unsampled_id(rate: float) -> str:
 
 def completion(content: object) -> httpx.Response:
     text = content if isinstance(content, str) else json.dumps(content)
-    return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": text}}]})
+    return httpx.Response(
+        200, json={"choices": [{"message": {"role": "assistant", "content": text}}]}
+    )
 
 
 def good_candidate(list_id: str = "l-2", confidence: float | None = 0.95) -> dict[str, Any]:
@@ -83,8 +86,10 @@ def good_candidate(list_id: str = "l-2", confidence: float | None = 0.95) -> dic
         "intent": CORRIDOR,
         "job": {
             "job_type": CORRIDOR,
-            "payload": {"list_id": list_id, "items": [{"name": "milk", "quantity": 1},
-                                                      {"name": "eggs", "quantity": 2}]},
+            "payload": {
+                "list_id": list_id,
+                "items": [{"name": "milk", "quantity": 1}, {"name": "eggs", "quantity": 2}],
+            },
         },
     }
     if confidence is not None:
@@ -105,14 +110,18 @@ class Harness:
 
     async def post(self, body: Any, path: str = "/route") -> httpx.Response:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return await self.client.post(path, content=content,
-                                      headers={"content-type": "application/json"})
+        return await self.client.post(
+            path, content=content, headers={"content-type": "application/json"}
+        )
 
     def lines(self) -> list[dict[str, Any]]:
         """Every risk-log record so far (flushes the writer first)."""
         self.risk_log.close()
-        self._flushed += [json.loads(x) for x in self.log_path.read_text().splitlines()] if (
-            self.log_path.exists()) else []
+        self._flushed += (
+            [json.loads(x) for x in self.log_path.read_text().splitlines()]
+            if (self.log_path.exists())
+            else []
+        )
         self.log_path.unlink(missing_ok=True)
         self.risk_log = self.engine.risk_log = RiskLog(self.log_path)
         self.risk_log.start()
@@ -127,8 +136,9 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(tmp_path: Path, initial: EffectiveSettings | None = None,
-                  circuit: CircuitBreaker | None = None) -> AsyncIterator[Harness]:
+async def harness(
+    tmp_path: Path, initial: EffectiveSettings | None = None, circuit: CircuitBreaker | None = None
+) -> AsyncIterator[Harness]:
     registry = CollectorRegistry()
     metrics = CorridorMetrics(registry)
     log_path = tmp_path / "risk.jsonl"
@@ -146,8 +156,12 @@ async def harness(tmp_path: Path, initial: EffectiveSettings | None = None,
         metrics=metrics,
         keyer=CommandKeyer(b"test-key"),
     )
-    router = Starlette(routes=[Route("/route", route_endpoint, methods=["POST"]),
-                               Route("/other", route_endpoint, methods=["POST"])])
+    router = Starlette(
+        routes=[
+            Route("/route", route_endpoint, methods=["POST"]),
+            Route("/other", route_endpoint, methods=["POST"]),
+        ]
+    )
     app = PartialTrustMiddleware(router, engine=engine, paths=["/route"])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:

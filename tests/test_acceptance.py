@@ -74,8 +74,10 @@ def test_other_list_of_the_command_is_allowed_and_item_differences_are_measured(
         ([1, 2], Reason.SCHEMA_VIOLATION),
         ("text", Reason.SCHEMA_VIOLATION),
         (candidate(items=[]), Reason.EMPTY_ITEMS),
-        (candidate(items=[{"name": f"i{n}", "quantity": 1} for n in range(MAX_ITEMS + 1)]),
-         Reason.TOO_MANY_ITEMS),
+        (
+            candidate(items=[{"name": f"i{n}", "quantity": 1} for n in range(MAX_ITEMS + 1)]),
+            Reason.TOO_MANY_ITEMS,
+        ),
         (candidate(items=[{"name": " ", "quantity": 1}]), Reason.INVALID_ITEM_NAME),
         (candidate(items=[{"name": "x" * 65, "quantity": 1}]), Reason.INVALID_ITEM_NAME),
         (candidate(items=[{"name": "milk\x00", "quantity": 1}]), Reason.INVALID_ITEM_NAME),
@@ -117,6 +119,9 @@ def test_merge_changes_only_list_and_items() -> None:
     verdict = run(candidate(list_id="l-2", items=[{"name": " bread ", "quantity": 3}]))
     merged = merge(BASELINE, verdict.candidate)
     assert merged.keys() == BASELINE.keys()
-    assert merged["job"]["payload"] == {"list_id": "l-2", "items": [{"name": "bread", "quantity": 3}]}
+    assert merged["job"]["payload"] == {
+        "list_id": "l-2",
+        "items": [{"name": "bread", "quantity": 3}],
+    }
     assert merged["command_id"] == "c-1" and merged["action"] == "start_job"
     assert BASELINE["job"]["payload"]["list_id"] == "l-1"  # the baseline itself is untouched

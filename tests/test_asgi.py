@@ -63,7 +63,10 @@ async def test_foreign_path_and_method_pass_untouched(tmp_path: Path, llm: Any) 
     async with harness(tmp_path) as h:
         other = await h.post(command(), path="/other")
         get = await h.client.get("/route")
-        assert other.status_code == 200 and json.loads(other.content)["job"]["payload"]["list_id"] == "l-1"
+        assert (
+            other.status_code == 200
+            and json.loads(other.content)["job"]["payload"]["list_id"] == "l-1"
+        )
         assert get.status_code == 405
         assert route.call_count == 0 and h.lines() == []
 

@@ -354,7 +354,7 @@ async def test_rates_hold_over_2000_requests() -> None:
 
 
 def test_pick_covers_every_mode_by_its_share() -> None:
-    rate = 1 / 13
+    rate = 1 / len(Mode)
     config = SimConfig.model_validate({f"{m.value}_rate": rate for m in Mode if m is not Mode.NONE})
     rng = random.Random(5)
     counts = Counter(config.pick(rng.random()) for _ in range(26_000))

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,11 @@ def scrape(app: object) -> tuple[int, str]:
     return int(sent[0]["status"]), body.decode()  # type: ignore[call-overload]
 
 
+def decisions(reg: CollectorRegistry, status: str, reason: str, corridor: str = C) -> float | None:
+    labels = {"corridor": corridor, "status": status, "reason": reason}
+    return reg.get_sample_value("partial_trust_decisions_total", labels)
+
+
 @pytest.fixture
 def reg() -> CollectorRegistry:
     return CollectorRegistry()
@@ -65,10 +71,7 @@ def reg() -> CollectorRegistry:
 def test_preinit_creates_every_known_series_at_zero(reg: CollectorRegistry) -> None:
     CorridorMetrics(reg).preinit(C)
     for status, reason in STATUS_REASONS:
-        assert (
-            value(reg, "partial_trust_decisions_total", corridor=C, status=status, reason=reason)
-            == 0
-        )
+        assert decisions(reg, status, reason) == 0
     for status in SAMPLED_STATUSES:
         assert value(reg, "partial_trust_llm_latency_seconds_count", corridor=C, status=status) == 0
     for im in ("true", "false"):
@@ -80,10 +83,7 @@ def test_preinit_creates_every_known_series_at_zero(reg: CollectorRegistry) -> N
     assert value(reg, "partial_trust_circuit_state", corridor=C) == 0
     assert value(reg, "partial_trust_llm_in_flight", corridor=C) == 0
     assert value(reg, "partial_trust_baseline_latency_seconds_count", corridor=C) == 0
-
-
-def test_bucket_edges_include_the_runbook_thresholds() -> None:
-    assert {0.3, 0.4, 0.5} <= set(LATENCY_BUCKETS)
+    assert {0.3, 0.4, 0.5} <= set(LATENCY_BUCKETS)  # the runbook's latency thresholds
 
 
 @pytest.mark.parametrize(("status", "reason"), STATUS_REASONS, ids=lambda v: str(v))
@@ -96,15 +96,14 @@ def test_every_status_reason_counts_exactly_once(
     metrics.observe(o)
     for s, r in STATUS_REASONS:
         expected = 1 if (s, r) == (status, reason) else 0
-        assert (
-            value(reg, "partial_trust_decisions_total", corridor=C, status=s, reason=r) == expected
-        )
+        assert decisions(reg, s, r) == expected
     for s in SAMPLED_STATUSES:
         had = s is status and o.latency_ms is not None
         lat = {"corridor": C, "status": s}
         assert value(reg, "partial_trust_llm_latency_seconds_count", **lat) == (1 if had else 0)
         assert value(reg, "partial_trust_llm_latency_seconds_bucket", **lat, le="0.3") == 0
         assert value(reg, "partial_trust_llm_latency_seconds_bucket", **lat, le="0.4") == had
+        assert value(reg, "partial_trust_llm_latency_seconds_bucket", **lat, le="0.5") == had
         total = value(reg, "partial_trust_llm_latency_seconds_sum", **lat)
         assert total == pytest.approx(0.35 if had else 0.0)
     baseline = value(reg, "partial_trust_baseline_latency_seconds_count", corridor=C)
@@ -125,8 +124,7 @@ def test_every_status_reason_counts_exactly_once(
 def test_works_without_preinit_and_refuses_odd_corridor_names(reg: CollectorRegistry) -> None:
     metrics = CorridorMetrics(reg)
     metrics.observe(outcome(Status.SKIPPED, Reason.NOT_SAMPLED))
-    labels = {"corridor": C, "status": "skipped", "reason": "not_sampled"}
-    assert value(reg, "partial_trust_decisions_total", **labels) == 1
+    assert decisions(reg, "skipped", "not_sampled") == 1
     for bad in ("Milk & eggs", "user-123", "a" * 65, ""):
         with pytest.raises(ValueError):
             metrics.observe(outcome(Status.SKIPPED, Reason.NOT_SAMPLED, corridor=bad))
@@ -145,25 +143,18 @@ def test_nan_or_negative_latency_is_not_observed(reg: CollectorRegistry) -> None
 def test_two_sinks_on_one_registry_share_the_families(reg: CollectorRegistry) -> None:
     CorridorMetrics(reg).observe(outcome(Status.ACCEPTED_LLM, Reason.ACCEPTED))
     CorridorMetrics(reg).observe(outcome(Status.ACCEPTED_LLM, Reason.ACCEPTED))
-    labels = {"corridor": C, "status": "accepted_llm", "reason": "accepted"}
-    assert value(reg, "partial_trust_decisions_total", **labels) == 2
+    assert decisions(reg, "accepted_llm", "accepted") == 2
 
 
 def test_flag_gauges_follow_set_flags(reg: CollectorRegistry) -> None:
     metrics = CorridorMetrics(reg)
-    on = EffectiveSettings.build(
-        enabled=True, intent=C, sample_rate=0.05, timeout_ms=250, profile_id=None,
-        policy_enabled=True,
-    )  # fmt: skip
-    metrics.set_flags(C, on)
+    build = partial(EffectiveSettings.build, enabled=True, intent=C, profile_id=None)
+    metrics.set_flags(C, build(sample_rate=0.05, timeout_ms=250, policy_enabled=True))
     assert value(reg, "partial_trust_flag_enabled", corridor=C) == 1
     assert value(reg, "partial_trust_flag_sample_rate", corridor=C) == 0.05
     assert value(reg, "partial_trust_flag_timeout_ms", corridor=C) == 250
     assert value(reg, "partial_trust_flags_available", corridor=C) == 1
-    off = EffectiveSettings.build(
-        enabled=True, intent=C, sample_rate=0.05, timeout_ms=250, profile_id=None,
-        policy_enabled=True, flags_available=False,
-    )  # fmt: skip
+    off = build(sample_rate=0.05, timeout_ms=250, policy_enabled=True, flags_available=False)
     metrics.set_flags(C, off)
     assert value(reg, "partial_trust_flag_enabled", corridor=C) == 0
     assert value(reg, "partial_trust_flag_sample_rate", corridor=C) == 0
@@ -246,11 +237,7 @@ def test_labels_stay_within_the_enums_whatever_the_outcomes(batch: list[Outcome]
             if sample.name == "partial_trust_decisions_total":
                 decision_sets.add(tuple(sorted(sample.labels.items())))
     assert len(decision_sets) == len(CORRIDORS) * len(STATUS_REASONS)
-    total = sum(
-        value(reg, "partial_trust_decisions_total", corridor=c, status=s, reason=r) or 0
-        for c in CORRIDORS
-        for s, r in STATUS_REASONS
-    )
+    total = sum(decisions(reg, s, r, corridor=c) or 0 for c in CORRIDORS for s, r in STATUS_REASONS)
     assert total == len(batch)
 
 
@@ -289,10 +276,8 @@ def test_multiprocess_mode_sums_workers(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(pids) == 2
     reg = CollectorRegistry()
     MultiProcessCollector(reg, path=str(tmp_path))  # type: ignore[no-untyped-call]
-    acc = {"corridor": C, "status": "accepted_llm", "reason": "accepted"}
-    assert value(reg, "partial_trust_decisions_total", **acc) == 8
-    assert value(reg, "partial_trust_decisions_total", corridor=C, status="error",
-                 reason="llm_timeout") == 0  # fmt: skip
+    assert decisions(reg, "accepted_llm", "accepted") == 8
+    assert decisions(reg, "error", "llm_timeout") == 0
     lat = {"corridor": C, "status": "accepted_llm"}
     assert value(reg, "partial_trust_llm_latency_seconds_count", **lat) == 8
     assert value(reg, "partial_trust_llm_latency_seconds_bucket", **lat, le="0.4") == 8
@@ -307,4 +292,4 @@ def test_multiprocess_mode_sums_workers(tmp_path: Path, monkeypatch: pytest.Monk
     reg = CollectorRegistry()
     MultiProcessCollector(reg, path=str(tmp_path))  # type: ignore[no-untyped-call]
     assert value(reg, "partial_trust_llm_in_flight", corridor=C) is None
-    assert value(reg, "partial_trust_decisions_total", **acc) == 8
+    assert decisions(reg, "accepted_llm", "accepted") == 8

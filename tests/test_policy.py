@@ -47,12 +47,18 @@ def test_resolve_unknown_profile_or_task_is_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "field"),
     [
-        (GOOD.replace("temperature: 0.0, max_tokens: 64, confidence_threshold: 0.7",
-                      "temperature: 0.0, max_tokens: 64, confidence_threshold: 7"),
-         "confidence_threshold"),
+        (
+            GOOD.replace(
+                "temperature: 0.0, max_tokens: 64, confidence_threshold: 0.7",
+                "temperature: 0.0, max_tokens: 64, confidence_threshold: 7",
+            ),
+            "confidence_threshold",
+        ),
         (GOOD.replace("model: m,", "model: m, colour: red,"), "colour"),
-        (GOOD.replace("default_profile: partial_trust", "default_profile: missing"),
-         "partial_trust_shopping"),
+        (
+            GOOD.replace("default_profile: partial_trust", "default_profile: missing"),
+            "partial_trust_shopping",
+        ),
         (GOOD.replace("version: 1", "version: one"), "version"),
     ],
 )

@@ -22,7 +22,12 @@ _SCRIPT = (
 def _decisions_in_process(hashseed: str) -> str:
     env = {**os.environ, "PYTHONHASHSEED": hashseed}
     out = subprocess.run(
-        [sys.executable, "-c", _SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, check=True
+        [sys.executable, "-c", _SCRIPT],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip()
 
@@ -30,7 +35,9 @@ def _decisions_in_process(hashseed: str) -> str:
 def test_identical_decisions_across_processes_with_different_hash_seeds() -> None:
     first, second = _decisions_in_process("1"), _decisions_in_process("98765")
     assert first == second
-    assert first == "".join("1" if is_sampled(CORRIDOR, f"c-{i}", 0.05) else "0" for i in range(5000))
+    assert first == "".join(
+        "1" if is_sampled(CORRIDOR, f"c-{i}", 0.05) else "0" for i in range(5000)
+    )
     assert 150 < first.count("1") < 350
 
 

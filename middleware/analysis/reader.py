@@ -85,40 +85,45 @@ def plan(paths: Sequence[Path], task_size: int = TASK) -> list[Task]:
 
 def count_task(task: Task, window: Window) -> Tally:
     """Count the lines that start inside ``task``'s range (the whole stream for gzip)."""
-    tally = Tally()
+    tally = Tally(window)
     try:
         if task.gz:
             with gzip.open(task.path, "rb") as f:
-                _count_stream(f, 0, None, tally, window)
+                _count_stream(f, 0, None, tally)
         else:
             with open(task.path, "rb") as f:
-                _count_stream(f, task.start, task.end, tally, window)
+                _count_stream(f, task.start, task.end, tally)
     except (OSError, EOFError) as exc:  # EOFError: a gzip stream cut short
         raise InputError(f"cannot read risk log {task.path!r}: {exc}") from exc
     return tally
 
 
-def _count_stream(f: BinaryIO, start: int, end: int | None, tally: Tally, window: Window) -> None:
-    pos = 0
+def _count_stream(f: BinaryIO, start: int, end: int | None, tally: Tally) -> None:
+    """Lines starting in [start, end) of ``f``; each block is scanned in place, not copied."""
+    pos = 0  # file offset of the first byte not yet consumed (the start of ``rest``)
     if start > 0:
         f.seek(start - 1)
         pos = start - 1 + len(f.readline())  # finish the line that began in the previous range
-    buf = b""
-    while end is None or pos < end:
+    rest = b""
+    limit = end if end is not None else 1 << 62
+    while pos < limit:
         block = f.read(BLOCK)
         if not block:
-            tally.add_tail(buf, window)  # started before `end`: the top check guarantees it
+            tally.add_tail(rest)  # starts before ``limit``: the loop condition guarantees it
             return
-        buf += block
-        cut = buf.rfind(b"\n") + 1
-        if end is not None and end - pos < cut:
-            stop = buf.find(b"\n", end - pos - 1) + 1  # through the line holding byte end-1
-            tally.add_chunk(buf[:stop], window)
+        first = block.find(b"\n") + 1
+        if not first:
+            rest += block
+            continue
+        tally.add_chunk(rest + block[:first])  # the line that straddled two blocks
+        base = pos + len(rest)  # file offset of block[0]
+        cut = block.rfind(b"\n") + 1
+        if limit - base < cut:  # the range ends inside this block
+            if limit - base > first:
+                tally.add_chunk(block, first, block.find(b"\n", limit - base - 1) + 1)
             return
-        if cut:
-            tally.add_chunk(buf[:cut], window)
-            pos += cut
-            buf = buf[cut:]
+        tally.add_chunk(block, first, cut)
+        rest, pos = block[cut:], base + cut
 
 
 def _count_one(args: tuple[Task, Window]) -> Tally:

@@ -87,6 +87,7 @@ def parse_time(text: str) -> datetime | None:
 class Tally:
     """Mergeable counts over records; see the module docstring."""
 
+    window: Window = field(default_factory=lambda: Window())
     records: Counter[Key] = field(default_factory=Counter)
     latencies: Counter[bytes] = field(default_factory=Counter)
     foreign: int = 0  # complete lines that are not a risk record (bad JSON, other schema, ...)
@@ -105,36 +106,40 @@ class Tally:
         self.lines += other.lines
 
     # -- chunks of complete lines ---------------------------------------------------------
-    def add_chunk(self, chunk: bytes, window: Window) -> None:
-        """Count ``chunk``: whole lines, each ending in ``\\n``."""
-        n = chunk.count(b"\n")
+    def add_chunk(self, data: bytes, start: int = 0, end: int | None = None) -> None:
+        """Count ``data[start:end]``: whole lines, each ending in ``\\n``.
+
+        Offsets instead of a slice: a slice would copy megabytes per block for nothing.
+        """
+        end = len(data) if end is None else end
+        n = data.count(b"\n", start, end)
         if not n:
             return
-        if window.open or self._one_hour_inside(chunk, n, window):
-            found = LINE.findall(chunk)
+        if self.window.open or self._one_hour_inside(data, start, end, n):
+            found = LINE.findall(data, start, end)
             if len(found) == n:
                 self.lines += n
                 self.records.update(found)
-                self.latencies.update(_LAT.findall(chunk))
+                self.latencies.update(_LAT.findall(data, start, end))
                 return
-        for line in chunk.split(b"\n")[:n]:
-            self.add_line(line, window)
+        for line in data[start:end].split(b"\n")[:n]:
+            self.add_line(line)
 
-    @staticmethod
-    def _one_hour_inside(chunk: bytes, n: int, window: Window) -> bool:
+    def _one_hour_inside(self, data: bytes, start: int, end: int, n: int) -> bool:
         # All n lines start with the same hour (one C-speed count) and that hour is inside.
-        if not chunk.startswith(_HOUR_PREFIX):
+        if not data.startswith(_HOUR_PREFIX, start):
             return False
-        hour = chunk[len(_HOUR_PREFIX) : len(_HOUR_PREFIX) + 13]
-        if chunk.count(_HOUR_PREFIX + hour) != n:
+        at = start + len(_HOUR_PREFIX)
+        hour = data[at : at + 13]
+        if data.count(_HOUR_PREFIX + hour, start, end) != n:
             return False
         try:
-            return window.covers_hour(hour)
+            return self.window.covers_hour(hour)
         except ValueError:
             return False
 
     # -- single lines (slow path) ---------------------------------------------------------
-    def add_line(self, line: bytes, window: Window, *, final: bool = False) -> None:
+    def add_line(self, line: bytes, *, final: bool = False) -> None:
         """Count one line (no ``\\n``). ``final``: an unterminated end-of-file fragment."""
         self.lines += 1
         if not line.strip():
@@ -148,7 +153,7 @@ class Tally:
                 self.foreign += 1
             return
         ts, status, reason, latency, intent, entity = rec
-        if not window.open and not window.contains(ts):
+        if not self.window.open and not self.window.contains(ts):
             self.outside_window += 1
             return
         hour = ts.strftime("%Y-%m-%dT%H").encode()
@@ -156,10 +161,10 @@ class Tally:
         if latency is not None and status.decode() in SAMPLED:
             self.latencies[latency] += 1
 
-    def add_tail(self, fragment: bytes, window: Window) -> None:
+    def add_tail(self, fragment: bytes) -> None:
         """The bytes after a file's last newline: a record missing its newline, or torn."""
         if fragment:
-            self.add_line(fragment, window, final=True)
+            self.add_line(fragment, final=True)
 
 
 _Rec = tuple[datetime, bytes, bytes, bytes | None, bytes, bytes]

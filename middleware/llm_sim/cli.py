@@ -23,6 +23,8 @@ FAULT_HELP: dict[Mode, str] = {
     Mode.OVERSIZED: "a valid candidate padded with --oversized-bytes of whitespace",
     Mode.INVALID_UTF8: "the response body contains bytes that are not UTF-8",
     Mode.INJECTION: "an item name carries prompt injection, markup or control characters",
+    Mode.EMPTY_ITEMS: "the candidate lists no items",
+    Mode.MANY_ITEMS: "the candidate lists 50 extra items",
 }
 
 DESCRIPTION = """\

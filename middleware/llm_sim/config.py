@@ -32,6 +32,8 @@ class Mode(StrEnum):
     OVERSIZED = "oversized"
     INVALID_UTF8 = "invalid_utf8"
     INJECTION = "injection"
+    EMPTY_ITEMS = "empty_items"
+    MANY_ITEMS = "many_items"
 
 
 #: Every fault mode (all but ``none``), in draw order.
@@ -63,6 +65,8 @@ class SimConfig(BaseModel):
     oversized_rate: Rate = 0.0
     invalid_utf8_rate: Rate = 0.0
     injection_rate: Rate = 0.0
+    empty_items_rate: Rate = 0.0
+    many_items_rate: Rate = 0.0
     confidence: Unit = 0.9
     low_confidence: Unit = 0.2
     drip_interval_ms: Annotated[float, Field(gt=0.0, le=60_000.0)] = 50.0

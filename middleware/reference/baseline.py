@@ -33,16 +33,20 @@ List choice: a list named after the list phrase if it is in ``context.lists`` (o
 default list); a named list that is not known → ``clarify``; else ``default_list_id``; else
 the first of ``lists``; else ``clarify``. Without the ``start_job`` capability every decision
 is ``clarify`` with no job; the intent stays.
+
+Deliberately not understood (``unknown`` or ``clarify``): "add milk" with no list phrase,
+any word after the list phrase that is not a known list ("... list now"), counts after the
+name ("eggs x2"), seconds, and compound durations.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any, Final
 
 from middleware.contracts import CommandContext, CommandDTO, DecisionDTO, Job
 from middleware.reference.numbers import duration_minutes, normalise_unit, split_quantity
+from middleware.text import strip_punct
 
 ADD_SHOPPING_ITEM: Final = "add_shopping_item"
 REMOVE_SHOPPING_ITEM: Final = "remove_shopping_item"
@@ -128,27 +132,6 @@ _BY_FIRST_WORD: Final[dict[str, tuple[_Frame, ...]]] = {
 }
 
 
-def _strip_punct(text: str) -> str:
-    """Trim whitespace and Unicode punctuation (quotes, «», dashes, brackets) at both ends."""
-    i, j = 0, len(text)
-    while i < j and (text[i].isspace() or unicodedata.category(text[i])[0] == "P"):
-        i += 1
-    while j > i and (text[j - 1].isspace() or unicodedata.category(text[j - 1])[0] == "P"):
-        j -= 1
-    return text[i:j]
-
-
-def item_key(name: str) -> str:
-    """The key under which two item names are the same item.
-
-    NFKC (full-width and compatibility forms), casefold, ``ё`` → ``е`` (Russian writes both),
-    whitespace collapsed, surrounding punctuation stripped. Word forms are not touched:
-    "eggs" and "egg" are different keys.
-    """
-    folded = unicodedata.normalize("NFKC", name).casefold().replace("ё", "е")
-    return _strip_punct(" ".join(folded.split()))
-
-
 def _trim_tail(text: str) -> str:
     """Drop trailing ``.,!?;`` and politeness ("..., please!"), as often as they repeat."""
     while True:
@@ -181,11 +164,11 @@ def classify_intent(text: str) -> str:
 def _items(text: str) -> list[dict[str, Any]] | None:
     items: list[dict[str, Any]] = []
     for raw in _SEP.split(text.lower()):
-        piece = _strip_punct(raw)
+        piece = strip_punct(raw)
         if not piece:
             continue  # "milk, and eggs": the empty piece between "," and "and"
         quantity, rest = split_quantity(piece)
-        name = normalise_unit(_strip_punct(rest))
+        name = normalise_unit(strip_punct(rest))
         if not name or len(name) > MAX_NAME_CHARS or not 1 <= quantity <= MAX_QUANTITY:
             return None
         items.append({"name": name, "quantity": quantity})
@@ -197,7 +180,7 @@ def _list_id(named: str | None, context: CommandContext) -> str | None:
     if named is not None:
         if named in known:
             return named
-        stripped = _strip_punct(named)
+        stripped = strip_punct(named)
         return stripped if stripped and stripped in known else None
     if context.default_list_id is not None:
         return context.default_list_id

@@ -56,8 +56,9 @@ def reference_app(
         yield server, risk_log
 
 
-def shopping_command(command_id: str, text: str = "add milk and two eggs to my shopping list",
-                     **extra: Any) -> dict[str, Any]:
+def shopping_command(
+    command_id: str, text: str = "add milk and two eggs to my shopping list", **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "command_id": command_id,
         "user_id": "u-1",

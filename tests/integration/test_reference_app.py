@@ -45,6 +45,8 @@ LLM_CASES: list[tuple[str, str, str]] = [
     ("foreign_list", "fallback_deterministic", "list_id_not_allowed"),
     ("low_confidence", "fallback_deterministic", "low_confidence"),
     ("injection", "fallback_deterministic", "invalid_item_name"),
+    ("empty_items", "fallback_deterministic", "empty_items"),
+    ("many_items", "fallback_deterministic", "too_many_items"),
 ]
 
 
@@ -103,9 +105,10 @@ def test_llm_outcomes_over_http(
         assert decision["job"]["payload"]["items"] == baseline["job"]["payload"]["items"]
     else:
         assert decision == baseline
-        assert response.content == json.dumps(
-            baseline, ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        assert (
+            response.content
+            == json.dumps(baseline, ensure_ascii=False, separators=(",", ":")).encode()
+        )
     lines = wait_lines(log, before + 2)
     last = lines[before + 1]
     assert (last["status"], last["reason_code"]) == (status, reason)

@@ -18,10 +18,10 @@ from middleware.reference.baseline import (
     SET_TIMER,
     UNKNOWN,
     classify_intent,
-    item_key,
     route,
 )
 from middleware.reference.numbers import QUANTITY_WORDS
+from middleware.text import item_key
 
 DESIGN_COMMAND = {
     "command_id": "c-1",
@@ -371,11 +371,15 @@ EXAMPLES = [
     "add 0 eggs to my list",
     "what's the weather",
 ]
-FRAGMENTS = (
-    "add put remove take set a timer for to from off my the shopping list l-1 l-2 l-9 : , and & "
-    "и milk two 0 2 1000 minutes hour please pls thanks добавь удали в из список списка покупок "
-    "молоко батона хлеба поставь таймер на минут полчаса засеки ! . « » ſet İ"
-).split() + ["\n", "\t", " "]
+# fmt: off
+FRAGMENTS = [
+    "add", "put", "remove", "take", "set", "a", "timer", "for", "to", "from", "off", "my", "the",
+    "shopping", "list", "l-1", "l-2", "l-9", ":", ",", "and", "&", "и", "milk", "two", "0", "2",
+    "1000", "minutes", "hour", "please", "pls", "thanks", "добавь", "удали", "в", "из", "список",
+    "списка", "покупок", "молоко", "батона", "хлеба", "поставь", "таймер", "на", "минут",
+    "полчаса", "засеки", "!", ".", "«", "»", "ſet", "İ", "\n", "\t", " ",
+]
+# fmt: on
 PREFIXES = ["", "please ", "Please, ", "can you ", "пожалуйста, ", "  ", "hey "]
 SUFFIXES = ["", " please", ".", "!!", ", thanks", " now", " пожалуйста", " l-2", ": eggs"]
 fragment_texts = st.one_of(

@@ -52,7 +52,9 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def wait_http(url: str, timeout_s: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(
+    url: str, timeout_s: float = 20.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:

@@ -1,0 +1,175 @@
+"""In-process cost of the corridor, against a bare Starlette app measured in the same run.
+
+Each case drives the ASGI app directly (no HTTP client in the loop, whose cost would drown the
+middleware's) with the DESIGN's command, and prints µs per request and the ratio to bare:
+
+    .venv/bin/python bench/bench_middleware.py [--requests 20000] [--spans]
+
+``--spans`` installs an OpenTelemetry SDK tracer provider with a batch processor (the way a
+production app would) so the span cost is included; without it the API's no-op tracer runs.
+The "instant candidate" is the real LLM client over httpx's in-process MockTransport; its own
+cost is measured alone and printed, so the corridor's overhead can be read beyond it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from middleware.asgi import PartialTrustMiddleware  # noqa: E402
+from middleware.circuit import CircuitBreaker  # noqa: E402
+from middleware.config import EffectiveSettings, StaticSettings  # noqa: E402
+from middleware.corridor import ShoppingCorridor  # noqa: E402
+from middleware.engine import CorridorEngine  # noqa: E402
+from middleware.llm_client import LLMClient  # noqa: E402
+from middleware.metrics import CorridorMetrics  # noqa: E402
+from middleware.policy import PolicyRegistry  # noqa: E402
+from middleware.reference.app import route_endpoint  # noqa: E402
+from middleware.risk_log import RiskLog  # noqa: E402
+from middleware.sampling import CommandKeyer, is_sampled  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CANDIDATE = {
+    "intent": "add_shopping_item",
+    "job": {
+        "job_type": "add_shopping_item",
+        "payload": {"list_id": "l-1", "items": [{"name": "milk", "quantity": 1},
+                                                {"name": "eggs", "quantity": 2}]},
+    },
+    "confidence": 0.95,
+}
+COMPLETION = json.dumps({"choices": [{"message": {"content": json.dumps(CANDIDATE)}}]}).encode()
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+def body_for(command_id: str) -> bytes:
+    return json.dumps({
+        "command_id": command_id, "user_id": "u-1",
+        "text": "add milk and two eggs to my shopping list", "capabilities": ["start_job"],
+        "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
+    }).encode()
+
+
+def scope_for(path: str) -> dict[str, Any]:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+
+async def drive(app: App, path: str, body: bytes, n: int) -> float:
+    """Mean µs per request over ``n`` requests."""
+    scope = scope_for(path)
+    message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive() -> dict[str, Any]:
+        return message
+
+    async def send(_: dict[str, Any]) -> None:
+        return None
+
+    started = time.perf_counter()
+    for _ in range(n):
+        await app(dict(scope), receive, send)
+    return (time.perf_counter() - started) / n * 1e6
+
+
+def settings(**kw: Any) -> EffectiveSettings:
+    values: dict[str, Any] = {"enabled": True, "intent": "add_shopping_item", "sample_rate": 0.01,
+                              "timeout_ms": 200, "profile_id": None, "policy_enabled": True}
+    values.update(kw)
+    return EffectiveSettings.build(**values)
+
+
+def mock_llm() -> LLMClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=COMPLETION)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    return LLMClient("http://llm.bench/v1", client=client)
+
+
+def corridor(router: Starlette, current: EffectiveSettings, log_dir: Path) -> PartialTrustMiddleware:
+    risk_log = RiskLog(log_dir / "risk.jsonl", max_queue=1_000_000)
+    risk_log.start()
+    engine = CorridorEngine(
+        ShoppingCorridor(), settings=StaticSettings(current),
+        policy=PolicyRegistry.load(REPO / "llm_policy" / "llm-policy.yaml"), llm=mock_llm(),
+        circuit=CircuitBreaker(), risk_log=risk_log,
+        metrics=CorridorMetrics(CollectorRegistry()), keyer=CommandKeyer(b"bench"),
+    )
+    return PartialTrustMiddleware(router, engine=engine, paths=["/route"])
+
+
+async def candidate_cost(n: int) -> float:
+    llm = mock_llm()
+    started = time.perf_counter()
+    for _ in range(n):
+        await llm.complete({"model": "m", "messages": []}, timeout_s=1.0)
+    return (time.perf_counter() - started) / n * 1e6
+
+
+async def main(n: int, repeats: int) -> None:
+    router = Starlette(routes=[Route("/route", route_endpoint, methods=["POST"]),
+                               Route("/other", route_endpoint, methods=["POST"])])
+    unsampled = next(f"c-{i}" for i in range(1000) if not is_sampled("add_shopping_item",
+                                                                      f"c-{i}", 0.01))
+    log_dir = Path(tempfile.mkdtemp(prefix="pt-bench-"))
+    cases: list[tuple[str, App, str, bytes, int]] = [
+        ("bare Starlette", router, "/route", body_for("c-1"), n),
+        ("foreign path", corridor(router, settings(), log_dir), "/other", body_for("c-1"), n),
+        ("corridor disabled", corridor(router, settings(enabled=False), log_dir), "/route",
+         body_for("c-1"), n),
+        ("enabled, not sampled", corridor(router, settings(), log_dir), "/route",
+         body_for(unsampled), n),
+        ("sampled, instant candidate", corridor(router, settings(sample_rate=1.0), log_dir),
+         "/route", body_for("c-1"), max(n // 4, 100)),
+    ]
+    for _, app, path, body, count in cases:  # warm-up: imports, caches, pools
+        await drive(app, path, body, min(count, 500))
+    results: dict[str, list[float]] = {name: [] for name, *_ in cases}
+    for _ in range(repeats):  # interleaved, so drift hits every case alike
+        for name, app, path, body, count in cases:
+            results[name].append(await drive(app, path, body, count))
+    own = statistics.median([await candidate_cost(max(n // 4, 100)) for _ in range(repeats)])
+    bare = statistics.median(results["bare Starlette"])
+    print(f"{'case':<28}{'µs/req':>10}{'+µs':>10}{'ratio':>8}")
+    for name, values in results.items():
+        med = statistics.median(values)
+        print(f"{name:<28}{med:>10.1f}{med - bare:>+10.1f}{med / bare:>8.2f}")
+    sampled = statistics.median(results["sampled, instant candidate"])
+    print(f"{'candidate alone (httpx)':<28}{own:>10.1f}")
+    print(f"sampled overhead beyond bare and the candidate's own cost: {sampled - bare - own:+.1f} µs")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--spans", action="store_true", help="install an SDK tracer provider")
+    args = parser.parse_args()
+    if args.spans:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+        trace.set_tracer_provider(provider)
+    asyncio.run(main(args.requests, args.repeats))

@@ -1,0 +1,43 @@
+"""Helpers for flag tests: OpenFeature's real InMemoryProvider, and waiting with a deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
+
+from flags.source import FlagSettingsSource
+from middleware.config import EnvDefaults
+
+
+def memory_provider(values: Mapping[str, object]) -> InMemoryProvider:
+    return InMemoryProvider({key: InMemoryFlag("v", {"v": value}) for key, value in values.items()})
+
+
+def put(provider: InMemoryProvider, key: str, value: object) -> None:
+    """Change a flag in place (InMemoryProvider has no public update; it emits no event)."""
+    provider._flags[key] = InMemoryFlag("v", {"v": value})
+
+
+def memory_source(
+    provider: Any, environ: Mapping[str, str] | None = None, **kwargs: Any
+) -> FlagSettingsSource:
+    return FlagSettingsSource(
+        EnvDefaults.from_env(environ or {}),
+        kind="memory",
+        provider_factory=lambda: provider,
+        **kwargs,
+    )
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float = 0.3) -> float:
+    """Seconds until ``predicate()`` held; fails the test past ``timeout_s``."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"condition not met within {timeout_s * 1000:.0f} ms")
+        await anyio.sleep(0.002)
+    return time.monotonic() - start

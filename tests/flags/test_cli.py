@@ -1,0 +1,92 @@
+"""``partial-trust flags`` through the real entry point, as an operator would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from flags import flagfile
+from tests.support.procs import REPO, partial_trust
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        partial_trust("flags", *args),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=30,
+        check=False,
+    )
+
+
+def test_show_prints_every_corridor_flag(flag_file: Path) -> None:
+    result = run("show", "--file", str(flag_file))
+    assert result.returncode == 0, result.stderr
+    for key in flagfile.KNOWN_FLAGS:
+        assert key in result.stdout
+    shown = json.loads(run("show", "--json", "--file", str(flag_file)).stdout)
+    values = {row["flag"]: row["value"] for row in shown["flags"]}
+    assert values[flagfile.ENABLED] is False
+    assert values[flagfile.SAMPLE_RATE] == 0.01
+
+
+def test_file_defaults_to_the_environment_variable(flag_file: Path) -> None:
+    result = run("kill", env={"PARTIAL_TRUST_FLAGS_FILE": str(flag_file)})
+    assert result.returncode == 0, result.stderr
+    assert str(flag_file) in result.stdout
+
+
+def test_set_kill_resume_round_trip(flag_file: Path) -> None:
+    result = run("set", flagfile.SAMPLE_RATE, "0.05", "--file", str(flag_file), "--reason", "s2")
+    assert result.returncode == 0, result.stderr
+    assert "0.01 -> 0.05" in result.stdout
+    assert run("resume", "--file", str(flag_file)).returncode == 0
+    doc = flagfile.load(flag_file)
+    assert flagfile.served_value(doc.flags[flagfile.ENABLED])[0] is True
+    result = run("kill", "--file", str(flag_file), "--reason", "error rate over 5%")
+    assert result.returncode == 0
+    assert "true -> false" in result.stdout
+    meta = flagfile.load(flag_file).flags[flagfile.ENABLED].metadata or {}
+    assert meta["changeReason"] == "error rate over 5%"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((flagfile.SAMPLE_RATE, "7"), "not a number in [0, 1]"),
+        ((flagfile.SAMPLE_RATE, "abc"), "not a number in [0, 1]"),
+        ((flagfile.TIMEOUT_MS, "0"), "milliseconds > 0"),
+        ((flagfile.ENABLED, "maybe"), "not a boolean"),
+        (("partial-trust-colour", "red"), "invalid choice"),
+    ],
+)
+def test_bad_values_exit_2_and_leave_the_file_alone(
+    flag_file: Path, args: tuple[str, str], message: str
+) -> None:
+    before = flag_file.read_bytes()
+    result = run("set", *args, "--file", str(flag_file))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert flag_file.read_bytes() == before
+
+
+def test_kill_on_a_broken_file_explains_and_exits_2(tmp_path: Path) -> None:
+    broken = tmp_path / "f.json"
+    broken.write_text("{")
+    result = run("kill", "--file", str(broken))
+    assert result.returncode == 2
+    assert "not valid JSON" in result.stderr
+    assert "fail closed" in result.stderr
+    assert broken.read_text() == "{"
+
+
+def test_serve_is_reserved() -> None:
+    result = run("serve")
+    assert result.returncode == 2
+    assert "not built yet" in result.stderr
