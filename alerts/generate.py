@@ -41,7 +41,7 @@ class Alert:
     min_samples: int  # the guard: below this many samples in the window, never fire
     for_: str
     expr: str  # ``{threshold}`` and ``{min_samples}`` are filled in from the fields above
-    summary: str
+    summary: str  # Go templates own the braces here: @T@ / @N@ become threshold / min_samples
     description: str
     anchor: str
     action: str
@@ -80,9 +80,14 @@ ALERTS: tuple[Alert, ...] = (
         for_="2m",
         expr=(
             "corridor:partial_trust_error_rate:ratio_rate5m > {threshold}\n"
-            "and on (corridor) corridor:partial_trust_sampled:increase5m >= {min_samples}"
+            "and on (corridor) corridor:partial_trust_sampled:increase5m >= {min_samples}\n"
+            # the page asks for a rollback: once the kill switch is on it has been done
+            "and on (corridor) corridor:partial_trust_flag_enabled:max == 1"
         ),
-        summary="Partial trust corridor {{ $labels.corridor }}: LLM error rate above @T@ - roll back now",
+        summary=(
+            "Partial trust corridor {{ $labels.corridor }}: "
+            "LLM error rate above @T@ - roll back now"
+        ),
         description=(
             "{{ $value | humanizePercentage }} of sampled requests in corridor "
             "{{ $labels.corridor }} ended in error over the last 5m (threshold @T@, "
@@ -101,7 +106,7 @@ ALERTS: tuple[Alert, ...] = (
         for_="10m",
         expr=(
             "corridor:partial_trust_intent_mismatch_rate:ratio_rate5m > {threshold}\n"
-            "and on (corridor) corridor:partial_trust_candidates:increase5m >= {min_samples}"
+            "and on (corridor) corridor:partial_trust_intent_checked:increase5m >= {min_samples}"
         ),
         summary="Partial trust corridor {{ $labels.corridor }}: intent mismatch rate above @T@",
         description=(
@@ -121,7 +126,8 @@ ALERTS: tuple[Alert, ...] = (
         for_="10m",
         expr=(
             "corridor:partial_trust_entity_key_mismatch_rate:ratio_rate5m > {threshold}\n"
-            "and on (corridor) corridor:partial_trust_candidates:increase5m >= {min_samples}"
+            "and on (corridor) corridor:partial_trust_entity_key_checked:increase5m"
+            " >= {min_samples}"
         ),
         summary="Partial trust corridor {{ $labels.corridor }}: entity-key mismatch rate above @T@",
         description=(
@@ -160,11 +166,15 @@ ALERTS: tuple[Alert, ...] = (
         min_samples=20,
         for_="10m",
         expr=(
-            "corridor:partial_trust_acceptance_rate:drop_ratio_rate5m_vs_rate1h_offset1h > {threshold}\n"
+            "corridor:partial_trust_acceptance_rate:drop_ratio_rate5m_vs_rate1h_offset1h"
+            " > {threshold}\n"
             "and on (corridor) corridor:partial_trust_sampled:increase5m >= {min_samples}\n"
             "and on (corridor) corridor:partial_trust_sampled:increase1h_offset1h >= {min_samples}"
         ),
-        summary="Partial trust corridor {{ $labels.corridor }}: acceptance rate dropped by more than @T@",
+        summary=(
+            "Partial trust corridor {{ $labels.corridor }}: "
+            "acceptance rate dropped by more than @T@"
+        ),
         description=(
             "The acceptance rate of corridor {{ $labels.corridor }} over the last 5m is "
             "{{ $value | humanizePercentage }} below its level an hour earlier "
@@ -212,7 +222,7 @@ ALERTS: tuple[Alert, ...] = (
         summary="Partial trust corridor {{ $labels.corridor }}: enabled but no sampled traffic",
         description=(
             "Corridor {{ $labels.corridor }} is enabled with a sample rate above 0 and "
-            "{{ $value | printf \"%.0f\" }} sampled requests were expected over the last 30m, "
+            '{{ $value | printf "%.0f" }} sampled requests were expected over the last 30m, '
             "but none was sampled (at least @N@ expected). Check the flags, LLM_POLICY_ENABLED "
             "and the skip reasons."
         ),
@@ -243,7 +253,8 @@ def recording_rules() -> list[dict[str, str]]:
         rec(f"corridor:partial_trust_accepted:rate{w}", _rate('status="accepted_llm"', w))
         rec(
             f"corridor:partial_trust_error_rate:ratio_rate{w}",
-            f"corridor:partial_trust_errors:rate{w}\n/ (corridor:partial_trust_sampled:rate{w} > 0)",
+            f"corridor:partial_trust_errors:rate{w}\n"
+            f"/ (corridor:partial_trust_sampled:rate{w} > 0)",
         )
         rec(
             f"corridor:partial_trust_acceptance_rate:ratio_rate{w}",
@@ -254,18 +265,24 @@ def recording_rules() -> list[dict[str, str]]:
         rec(
             f"corridor:partial_trust_intent_mismatch_rate:ratio_rate{w}",
             f'sum by (corridor) (rate({cand}{{intent_match="false"}}[{w}]))\n'
-            f"/ (sum by (corridor) (rate({cand}[{w}])) > 0)",
+            f'/ (sum by (corridor) (rate({cand}{{intent_match=~"true|false"}}[{w}])) > 0)',
         )
         rec(
             f"corridor:partial_trust_entity_key_mismatch_rate:ratio_rate{w}",
             f'sum by (corridor) (rate({cand}{{entity_key_match="false"}}[{w}]))\n'
-            f"/ (sum by (corridor) (rate({cand}[{w}])) > 0)",
+            f'/ (sum by (corridor) (rate({cand}{{entity_key_match=~"true|false"}}[{w}])) > 0)',
         )
         rec(f"corridor:partial_trust_sampled:increase{w}", _increase(
             "partial_trust_decisions_total", SAMPLED, w))  # fmt: skip
+    # denominators of the mismatch rates: candidates whose match is known (the analyzer's
+    # "not null"), so a label value for "unknown" would never dilute the rates
     rec(
-        "corridor:partial_trust_candidates:increase5m",
-        _increase("partial_trust_candidates_total", "", "5m"),
+        "corridor:partial_trust_intent_checked:increase5m",
+        _increase("partial_trust_candidates_total", 'intent_match=~"true|false"', "5m"),
+    )
+    rec(
+        "corridor:partial_trust_entity_key_checked:increase5m",
+        _increase("partial_trust_candidates_total", 'entity_key_match=~"true|false"', "5m"),
     )
     rec(
         "corridor:partial_trust_llm_calls:increase5m",
@@ -281,6 +298,7 @@ def recording_rules() -> list[dict[str, str]]:
             f"histogram_quantile(0.{q}, "
             "corridor_le:partial_trust_llm_latency_seconds_bucket:rate5m)",
         )
+
     # the acceptance rate's own level an hour ago (the hour from 2h to 1h ago), straight from
     # the raw counters: no recorded history needed, right from the first evaluation after a
     # Prometheus restart, and a sudden drop stays visible for an hour instead of being
@@ -308,7 +326,7 @@ def recording_rules() -> list[dict[str, str]]:
     rec(
         "corridor:partial_trust_eligible:increase30m",
         "sum by (corridor) (increase(partial_trust_decisions_total"
-        f'{{status=~"accepted_llm|fallback_deterministic|error"}}[30m]))\n'
+        '{status=~"accepted_llm|fallback_deterministic|error"}[30m]))\n'
         "+ sum by (corridor) (increase(partial_trust_decisions_total"
         '{reason=~"not_sampled|policy_disabled|flags_unavailable"}[30m]))',
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -35,8 +34,9 @@ from openfeature.provider import ProviderStatus
 from openfeature.provider.no_op_provider import NoOpProvider
 from opentelemetry import trace
 
-from flags import flagfile, logthrottle
+from flags import logthrottle
 from flags.evaluate import ProviderUnavailable, evaluate, unavailable
+from flags.filecheck import FileCheck
 from middleware.config import EffectiveSettings, EnvDefaults
 
 logger = logging.getLogger("partial_trust.flags")
@@ -44,6 +44,8 @@ _tracer = trace.get_tracer("partial_trust.flags")
 DOMAIN = "partial-trust"
 _EVENTS = tuple(ProviderEvent)
 _FIELDS = ("flags_available", "enabled", "sample_rate", "timeout_ms", "profile_id")
+#: What stop() leaves bound to our domain: recognised as "nothing bound" by the next start().
+_UNBOUND = NoOpProvider()
 ChangeCallback = Callable[[EffectiveSettings], None]
 
 
@@ -55,31 +57,6 @@ def _tracing_hooks() -> list[Any]:
         logger.warning("openfeature-hooks-opentelemetry missing: flag evaluations not traced")
         return []
     return [TracingHook(exclude_exceptions=True)]  # a missing flag is normal here, not an error
-
-
-class _FileCheck:
-    """Re-validates the flag file whenever its inode, size or mtime changes."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seen: tuple[int, int, int] | None = None
-        self._error: str | None = None
-
-    def error(self) -> str | None:
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            self._seen = None
-            return f"flag file unreadable: {exc.strerror}"
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
-        if key != self._seen:
-            self._seen = key
-            try:
-                flagfile.load(self.path)
-                self._error = None
-            except flagfile.FlagFileError as exc:
-                self._error = str(exc)
-        return self._error
 
 
 class FlagSettingsSource:
@@ -103,7 +80,8 @@ class FlagSettingsSource:
             defaults.policy_enabled if defaults.policy_enabled is not None else policy_default
         )
         self._factory = provider_factory
-        self._file = _FileCheck(flags_file) if flags_file is not None else None
+        self._flags_file = FileCheck(flags_file) if flags_file is not None else None
+        self._file: FileCheck | None = None  # only while we run our own file provider
         self._interval = refresh_interval_s
         self._stale_after = stale_after_s
         self._ready_timeout = ready_timeout_s
@@ -132,8 +110,10 @@ class FlagSettingsSource:
             return
         self._filter = logthrottle.install()
         self._client = api.get_client(DOMAIN)  # a fresh client: hooks from a past start go
-        if self._client.provider is api.get_client().provider:  # nothing bound to our domain
+        bound = self._client.provider
+        if bound is _UNBOUND or bound is api.get_client().provider:  # nothing bound to us
             self._owned = self._factory()
+            self._file = self._flags_file
             api.set_provider(self._owned, DOMAIN)  # initializes on a thread; status NOT_READY
             deadline = time.monotonic() + self._ready_timeout
             while (
@@ -143,6 +123,8 @@ class FlagSettingsSource:
                 await asyncio.sleep(0.01)
         self._client.add_hooks(_tracing_hooks())
         self._running = True
+        if self._file is not None and self._client.get_provider_status() is ProviderStatus.READY:
+            self._file.mark_loaded()
         for event in _EVENTS:
             self._client.add_handler(event, self._on_event)
         self.refresh()
@@ -161,9 +143,10 @@ class FlagSettingsSource:
                 await self._task
             self._task = None
         if self._owned is not None:
-            api.set_provider(NoOpProvider(), DOMAIN)
+            api.set_provider(_UNBOUND, DOMAIN)
             await asyncio.to_thread(self._owned.shutdown)
             self._owned = None
+            self._file = None
         if self._filter is not None:
             logthrottle.remove(self._filter)
             self._filter = None
@@ -177,8 +160,11 @@ class FlagSettingsSource:
 
     # --- refreshing -------------------------------------------------------------------
     def _on_event(self, details: EventDetails) -> None:
-        if self._running:
-            self.refresh()
+        if not self._running:
+            return
+        if self._file is not None and self._client.get_provider_status() is ProviderStatus.READY:
+            self._file.mark_loaded()  # READY/CONFIGURATION_CHANGED both follow a (re)load
+        self.refresh()
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -206,18 +192,24 @@ class FlagSettingsSource:
         status = self._client.get_provider_status()
         if status is not ProviderStatus.READY:
             return self._off, f"provider {status.value}"
-        if self._file is not None and (error := self._file.error()) is not None:
-            return self._off, error
+        if self._file is not None:
+            error, behind = self._file.check()
+            if error is not None:
+                return self._off, error
+            if behind > self._stale_after:
+                return self._off, "the provider did not reload the changed flag file"
+            if behind > 0:
+                return self._snapshot, self._last_error  # hold until the provider reloads
         try:
             return evaluate(self._client, self._defaults, self._policy, self.kind), None
         except ProviderUnavailable as exc:
             return self._off, f"provider unavailable ({exc})"
 
     def _publish(self, new: EffectiveSettings, error: str | None) -> None:
-        old, self._snapshot = self._snapshot, new
-        if error != self._last_error and error is not None:
+        previous_error, self._last_error = self._last_error, error  # before the snapshot:
+        old, self._snapshot = self._snapshot, new  # status() never pairs "off" with no reason
+        if error != previous_error and error is not None:
             logger.warning("partial-trust flags unavailable, corridor off: %s", error)
-        self._last_error = error
         if new == old:
             return
         self._last_change = datetime.now(UTC)
@@ -246,7 +238,7 @@ class FlagSettingsSource:
             "provider_name": provider.get_metadata().name,
             "provider_status": self._client.get_provider_status().value,
             "provider_owned": self._owned is not None,
-            "flags_file": str(self._file.path) if self._file is not None else None,
+            "flags_file": str(self._flags_file.path) if self._flags_file is not None else None,
             "flags_available": snap.flags_available,
             "enabled": snap.enabled,
             "sample_rate": snap.sample_rate,

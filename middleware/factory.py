@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
+import flags
+from flags import ManagedSettingsSource
 from middleware.asgi import PartialTrustMiddleware
 from middleware.circuit import CircuitBreaker
-from middleware.config import EffectiveSettings, EnvDefaults, StaticSettings
+from middleware.config import EnvDefaults
 from middleware.corridor import Corridor, ShoppingCorridor
 from middleware.engine import CorridorEngine
 from middleware.llm_client import LLMClient
@@ -31,55 +33,14 @@ logger = logging.getLogger("partial_trust")
 DEFAULT_LLM_BASE_URL = "http://127.0.0.1:8081/v1"
 
 
-class ManagedSource(Protocol):
-    """A settings source with a lifecycle (the flag providers in ``flags/``)."""
-
-    def current(self) -> EffectiveSettings: ...
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    def status(self) -> dict[str, Any]: ...
-
-
-class _EnvSource:
-    """The ``env`` provider: the runbook's variables alone, fixed for the process's life."""
-
-    def __init__(self, settings: EffectiveSettings) -> None:
-        self._static = StaticSettings(settings)
-
-    def current(self) -> EffectiveSettings:
-        return self._static.current()
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    def status(self) -> dict[str, Any]:
-        return {"provider": "env", "status": "READY", "flags_available": True}
-
-
-def settings_source(
-    environ: Mapping[str, str], defaults: EnvDefaults, policy_default: bool
-) -> ManagedSource:
-    """The source ``PARTIAL_TRUST_FLAGS_PROVIDER`` names; ``env`` needs no flags package."""
-    if environ.get("PARTIAL_TRUST_FLAGS_PROVIDER", "file").strip().lower() == "env":
-        return _EnvSource(defaults.effective(policy_default))
-    import flags
-
-    source: ManagedSource = flags.build_settings_source(environ, policy_default=policy_default)
-    return source
-
-
 @dataclass
 class CorridorStack:
     engine: CorridorEngine
-    source: ManagedSource
+    source: ManagedSettingsSource
     llm: LLMClient
     risk_log: RiskLog
     metrics: CorridorMetrics
     circuit: CircuitBreaker
-    extra_status: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(
@@ -88,7 +49,7 @@ class CorridorStack:
         *,
         corridor: Corridor | None = None,
         registry: CollectorRegistry | None = None,
-        source: ManagedSource | None = None,
+        source: ManagedSettingsSource | None = None,
     ) -> CorridorStack:
         env = os.environ if environ is None else environ
         defaults = EnvDefaults.from_env(env)
@@ -96,7 +57,7 @@ class CorridorStack:
         metrics = CorridorMetrics(registry)
         corridor = corridor or ShoppingCorridor()
         if source is None:
-            source = settings_source(env, defaults, policy.enabled)
+            source = flags.build_settings_source(env, policy_default=policy.enabled)
         risk_log = RiskLog(defaults.risk_log_path, on_result=metrics.risk_log_result)
         llm = LLMClient(
             env.get("LLM_BASE_URL") or DEFAULT_LLM_BASE_URL,
@@ -122,7 +83,8 @@ class CorridorStack:
     async def start(self) -> None:
         self.risk_log.start()
         await self.source.start()
-        self.metrics.set_flags(self.engine.corridor.name, self.source.current())
+        corridor = self.engine.corridor.name
+        self.source.on_change(lambda settings: self.metrics.set_flags(corridor, settings))
 
     async def stop(self) -> None:
         await self.source.stop()

@@ -36,7 +36,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from middleware.config import EffectiveSettings
 from middleware.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
@@ -283,8 +283,22 @@ class CorridorMetrics:
         return pair
 
 
-def metrics_endpoint(registry: CollectorRegistry | None = None) -> ASGIApp:
-    """An ASGI app serving the exposition format (mount it at ``/metrics``).
+class MetricsApp:
+    """The exposition endpoint as an ASGI object.
+
+    An object rather than prometheus_client's plain function because Starlette routes a plain
+    function as a request handler: ``Route("/metrics", metrics_endpoint())`` just works.
+    """
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self._app = make_asgi_app(source)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+def metrics_endpoint(registry: CollectorRegistry | None = None) -> MetricsApp:
+    """The ``/metrics`` endpoint: ``Route("/metrics", metrics_endpoint(registry))``.
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set it serves a fresh registry holding only a
     ``MultiProcessCollector`` (the per-process registry would show one worker's share);
@@ -295,5 +309,4 @@ def metrics_endpoint(registry: CollectorRegistry | None = None) -> ASGIApp:
         MultiProcessCollector(source)  # type: ignore[no-untyped-call]
     else:
         source = REGISTRY if registry is None else registry
-    app: ASGIApp = make_asgi_app(source)
-    return app
+    return MetricsApp(source)

@@ -1,0 +1,7 @@
+"""Risk-log analysis and the runbook's stage gates: evidence for promotion and rollback.
+
+``reader`` streams files into a ``tally.Tally`` (counts only), ``figures`` turns counts into
+the runbook's figures, ``gate`` judges a ``Figures`` against a stage, ``cli`` wires them to
+``partial-trust analyze`` / ``gate``. Only the standard library is used, so the runbook's
+``python3 scripts/analyze_partial_trust.py`` works on a bare host. See README.md here.
+"""

@@ -20,7 +20,7 @@ Definitions (numerator / denominator; a zero denominator gives ``None``, never 0
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -62,6 +62,8 @@ class Figures:
     latency_count: int
     latency_p95: float | None
     hours: tuple[HourCounts, ...] = ()
+    #: (upper edge in ms, count) per bin; the last edge is None (overflow). For charts only.
+    latency_histogram: tuple[tuple[float | None, int], ...] = ()
     source: str = "risk-log"
     input: Mapping[str, Any] = field(default_factory=dict)  # lines, foreign, torn, files...
 
@@ -117,6 +119,7 @@ class Figures:
         out["intent_match_counts"] = dict(self.intent_match)
         out["entity_key_match_counts"] = dict(self.entity_key_match)
         out["hours"] = [asdict(h) for h in self.hours]
+        out["latency_histogram_ms"] = [{"le": e, "count": n} for e, n in self.latency_histogram]
         out["input"] = dict(self.input)
         return out
 
@@ -141,6 +144,18 @@ def percentile(values: Mapping[float, int], q: float) -> float | None:
     return x_lo + (h - lo) * (at(min(lo + 1, cum[-1] - 1)) - x_lo)
 
 
+HIST_EDGES: tuple[float, ...] = tuple(float(e) for e in range(25, 1001, 25))
+
+
+def histogram(values: Mapping[float, int]) -> tuple[tuple[float | None, int], ...]:
+    """Counts per 25 ms bin up to 1 s (upper edge inclusive) plus one overflow bin."""
+    counts = [0] * (len(HIST_EDGES) + 1)
+    for v, n in values.items():
+        counts[bisect_left(HIST_EDGES, v)] += n
+    edges: list[float | None] = [*HIST_EDGES, None]
+    return tuple(zip(edges, counts, strict=True))
+
+
 def from_tally(tally: Tally, input_info: Mapping[str, Any] | None = None) -> Figures:
     """Figures from risk-log counts; see the module docstring."""
     status: Counter[str] = Counter({s: 0 for s in STATUSES})
@@ -160,8 +175,9 @@ def from_tally(tally: Tally, input_info: Mapping[str, Any] | None = None) -> Fig
             row[1] += n if s == "accepted_llm" else 0
             row[2] += n if s == "error" else 0
     values: Counter[float] = Counter()
-    for token, n in tally.latencies.items():
-        values[float(token)] += n
+    for (st, token), n in tally.latencies.items():
+        if token != b"null" and st.decode() in SAMPLED:
+            values[float(token)] += n
     info = {
         "lines": tally.lines,
         "foreign_lines": tally.foreign,
@@ -179,5 +195,6 @@ def from_tally(tally: Tally, input_info: Mapping[str, Any] | None = None) -> Fig
         latency_count=sum(values.values()),
         latency_p95=percentile(values, 0.95),
         hours=tuple(HourCounts(h, *row) for h, row in sorted(hours.items())),
+        latency_histogram=histogram(values),
         input=info,
     )

@@ -21,7 +21,7 @@ from typing import BinaryIO, Final
 
 from middleware.analysis.tally import Tally, Window
 
-BLOCK: Final = 4 << 20  # bytes read at a time: big enough for C-speed scans, small for memory
+BLOCK: Final = 1 << 20  # bytes read at a time: big enough for C-speed scans, small for memory
 TASK: Final = 64 << 20  # bytes per worker task: progress granularity and load balance
 PARALLEL_MIN: Final = 96 << 20  # below this, worker start-up costs more than it saves
 _GZIP_MAGIC: Final = b"\x1f\x8b"
@@ -46,11 +46,11 @@ def expand(patterns: Iterable[str]) -> list[Path]:
         if glob.has_magic(pattern):
             found = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
             if not found:
-                raise InputError(f"no file matches {pattern!r}")
+                raise InputError(f"no risk log matches {pattern!r}")
         elif Path(pattern).is_dir():
             found = sorted(p for p in Path(pattern).glob("*.jsonl*") if p.is_file())
             if not found:
-                raise InputError(f"no *.jsonl* file in folder {pattern!r}")
+                raise InputError(f"no risk log (*.jsonl*) in folder {pattern!r}")
         else:
             found = [Path(pattern)]
         out += [p for p in found if p not in out]
@@ -98,7 +98,7 @@ def count_task(task: Task, window: Window) -> Tally:
     return tally
 
 
-def _count_stream(f: BinaryIO, start: int, end: int | None, tally: Tally) -> None:
+def _count_stream(f: BinaryIO | gzip.GzipFile, start: int, end: int | None, tally: Tally) -> None:
     """Lines starting in [start, end) of ``f``; each block is scanned in place, not copied."""
     pos = 0  # file offset of the first byte not yet consumed (the start of ``rest``)
     if start > 0:

@@ -16,10 +16,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from flags import ManagedSettingsSource
 from middleware.contracts import CommandDTO
-from middleware.factory import CorridorStack, ManagedSource
+from middleware.factory import CorridorStack
 from middleware.metrics import metrics_endpoint
 from middleware.reference.baseline import route as baseline_route
 
@@ -37,21 +38,11 @@ async def route_endpoint(request: Request) -> JSONResponse:
     return JSONResponse(baseline_route(command).model_dump(mode="json"))
 
 
-class _AsgiEndpoint:
-    """Starlette calls plain functions as request handlers; an object is routed as ASGI."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-
-
 def create_app(
     environ: Mapping[str, str] | None = None,
     *,
     registry: CollectorRegistry | None = None,
-    source: ManagedSource | None = None,
+    source: ManagedSettingsSource | None = None,
 ) -> ASGIApp:
     stack = CorridorStack.from_env(environ, registry=registry, source=source)
 
@@ -71,7 +62,7 @@ def create_app(
         routes=[
             Route(ROUTER_PATH, route_endpoint, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
-            Route("/metrics", _AsgiEndpoint(metrics_endpoint(registry)), methods=["GET"]),
+            Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -4,20 +4,53 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import tempfile
+from pathlib import Path
 
 import uvicorn
+
+
+def _prepare_multiprocess_metrics(workers: int) -> None:
+    """With several workers each process counts alone; prometheus-client's multiprocess mode
+    merges them through files in ``PROMETHEUS_MULTIPROC_DIR``. It must be set before any
+    worker imports prometheus_client, and emptied first: files of a previous run would be
+    added to this run's totals."""
+    if workers <= 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="partial-trust-metrics-"
+    )
+    path = Path(directory)
+    if path.exists():
+        for child in path.iterdir():
+            if child.suffix == ".db":
+                child.unlink()
+    else:
+        path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="partial-trust serve",
-        description="Run the reference router with the partial trust corridor mounted.",
+        description="Run the reference router with the partial trust corridor mounted. "
+        "Configuration comes from the environment (see the README).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes; above 1, /metrics merges all workers "
+        "(PROMETHEUS_MULTIPROC_DIR, a fresh temporary directory unless set)",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    _prepare_multiprocess_metrics(args.workers)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "middleware.reference.app:create_app",
@@ -29,3 +62,5 @@ def main(argv: list[str]) -> int:
         access_log=False,
     )
     return 0
+
+

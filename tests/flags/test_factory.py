@@ -69,6 +69,9 @@ def test_unleash_needs_a_url() -> None:
 async def test_flag_evaluations_appear_on_a_trace_when_flags_change(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    pytest.importorskip(
+        "openfeature.contrib.hook.opentelemetry", reason="openfeature-hooks-opentelemetry"
+    )
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))

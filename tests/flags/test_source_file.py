@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,9 @@ import anyio
 import pytest
 
 from flags import build_settings_source, flagfile
+from flags.provider import make_file_provider
 from flags.source import FlagSettingsSource
+from middleware.config import EnvDefaults
 
 from .helpers import wait_until
 
@@ -129,5 +132,36 @@ async def test_a_file_missing_at_start_fails_closed_until_it_appears(
         flagfile.atomic_write(missing, good)
         await wait_until(lambda: source.current().flags_available, timeout_s=LIMIT_S)
         assert source.current().enabled is False  # the shipped file: corridor off
+    finally:
+        await source.stop()
+
+
+async def test_a_change_the_provider_never_loads_fails_closed(flag_file: Path) -> None:
+    """flagd reloads only on a newer mtime: a file swapped in with an older one is never read."""
+    flagfile.resume(flag_file)
+    source = FlagSettingsSource(
+        EnvDefaults.from_env({}),
+        kind="file",
+        provider_factory=lambda: make_file_provider(flag_file),
+        flags_file=flag_file,
+        stale_after_s=0.4,
+    )
+    await source.start()
+    try:
+        await anyio.sleep(0.1)  # let start()'s READY handler run: it marks the file as loaded
+        assert source.current().sample_rate == 0.01
+        raw = json.loads(flag_file.read_text())
+        raw["flags"][flagfile.SAMPLE_RATE]["defaultVariant"] = "stage2"
+        older = flag_file.stat().st_mtime_ns - 10**9
+        tmp = flag_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(raw))
+        os.utime(tmp, ns=(older, older))
+        os.replace(tmp, flag_file)
+        await anyio.sleep(0.2)
+        assert source.current().sample_rate == 0.01  # held while the provider may catch up
+        await wait_until(lambda: not source.current().flags_available, timeout_s=1.0)
+        assert source.status()["last_error"] == "the provider did not reload the changed flag file"
+        flagfile.set_flag(flag_file, flagfile.SAMPLE_RATE, 0.1)  # a normal edit recovers
+        await wait_until(lambda: source.current().sample_rate == 0.1)
     finally:
         await source.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from openfeature import api
@@ -238,5 +239,32 @@ async def test_current_is_nearly_free() -> None:
         per_call_us = (time.perf_counter() - start) / n * 1e6
         print(f"current(): {per_call_us:.3f} us per call")
         assert per_call_us < 2.0
+    finally:
+        await source.stop()
+
+
+async def test_a_source_can_be_stopped_and_started_again() -> None:
+    provider = memory_provider(ON)
+    source = memory_source(provider)
+    for _ in range(2):
+        await source.start()
+        assert source.current().enabled is True
+        assert source.status()["provider_owned"] is True
+        await source.stop()
+        assert source.current().flags_available is False
+        assert source.status()["last_error"] == "stopped"
+
+
+async def test_a_host_bound_provider_is_not_second_guessed_by_the_file_check(
+    tmp_path: Path,
+) -> None:
+    api.set_provider(memory_provider(ON), DOMAIN)
+    from flags import build_settings_source
+
+    missing = tmp_path / "no-such-file.json"  # would fail closed if we checked it
+    source = build_settings_source({"PARTIAL_TRUST_FLAGS_FILE": str(missing)})
+    await source.start()
+    try:
+        assert source.current().enabled is True
     finally:
         await source.stop()

@@ -1,0 +1,162 @@
+"""The flag audit log: one JSON object per line, appended with ``O_APPEND`` in one ``write``.
+
+Every change made through the console (source ``ui``), by Alertmanager (``auto-rollback``) or
+by the CLI (``cli``, via ``record``) is one line::
+
+    {"time": "2026-11-23T03:12:09.123Z", "schema": "partial-trust-flag-audit/1",
+     "source": "ui", "actor": "alice", "key": "partial-trust-enabled", "old": true,
+     "new": false, "reason": "error spike", "variant": "off", "file": "/srv/flags.json",
+     "client": "127.0.0.1"}
+
+Auto-rollback lines add ``fingerprint``, ``starts_at``, ``alertname`` and ``corridor``; the
+(fingerprint, starts_at) pair is how a repeated notification is recognised, across restarts
+and worker processes, because the log itself is the record. ``locked()`` takes an exclusive
+``flock`` on the log so "already handled?" and "handle it" are one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flags.flagfile import Change
+
+SCHEMA = "partial-trust-flag-audit/1"
+SOURCES = frozenset({"ui", "cli", "auto-rollback"})
+AUDIT_ENV = "PARTIAL_TRUST_FLAGS_AUDIT_LOG"
+DEFAULT_AUDIT_PATH = "logs/partial_trust_flag_audit.jsonl"
+
+
+def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``PARTIAL_TRUST_FLAGS_AUDIT_LOG`` or ``logs/partial_trust_flag_audit.jsonl``."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(AUDIT_ENV) or DEFAULT_AUDIT_PATH).absolute()
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def entry(
+    change: Change, *, source: str, actor: str, reason: str, **extra: object
+) -> dict[str, Any]:
+    """One audit record for a change made by ``flags.flagfile``."""
+    if source not in SOURCES:
+        raise ValueError(f"audit source {source!r}: expected one of {sorted(SOURCES)}")
+    return {
+        "time": now_rfc3339(),
+        "schema": SCHEMA,
+        "source": source,
+        "actor": actor,
+        "key": change.key,
+        "old": change.old,
+        "new": change.new,
+        "reason": reason,
+        "variant": change.variant,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+
+
+def _encode(record: Mapping[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+class AuditLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def open_fd(self) -> int:
+        """An append-only descriptor; opened *before* a change so that an unwritable log
+        refuses the change instead of leaving it unrecorded."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def write(self, fd: int, record: Mapping[str, Any]) -> None:
+        data = _encode(record)
+        written = os.write(fd, data)  # one write with O_APPEND: lines never interleave
+        if written != len(data):
+            raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        fd = self.open_fd()
+        try:
+            self.write(fd, record)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[int]:
+        """An append descriptor holding an exclusive lock for the ``with`` block."""
+        fd = self.open_fd()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Oldest first; a line that is not a JSON object (a hand edit) is skipped."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in data.splitlines():
+            try:
+                item = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(item, dict):
+                out.append(item)
+        return out
+
+    def newest_first(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(reversed(self.records()))[:limit]
+
+    def handled(self, fingerprint: str, starts_at: str) -> bool:
+        return any(
+            r.get("source") == "auto-rollback"
+            and r.get("fingerprint") == fingerprint
+            and r.get("starts_at") == starts_at
+            for r in self.records()
+        )
+
+    def auto_rollbacks(self, corridor: str | None = None) -> list[datetime]:
+        """Times of the auto-rollback records (for one corridor, if given)."""
+        out = []
+        for r in self.records():
+            if r.get("source") != "auto-rollback":
+                continue
+            if corridor is not None and r.get("corridor") != corridor:
+                continue
+            try:
+                out.append(datetime.fromisoformat(str(r.get("time")).replace("Z", "+00:00")))
+            except ValueError:
+                continue
+        return out
+
+    def recent_auto_rollbacks(self, window: timedelta, corridor: str | None = None) -> int:
+        since = datetime.now(UTC) - window
+        return sum(1 for t in self.auto_rollbacks(corridor) if t >= since)
+
+
+def record(
+    path: Path, change: Change, *, reason: str, actor: str | None = None, source: str = "cli"
+) -> dict[str, Any]:
+    """Append one line for a change already made (what ``partial-trust flags set`` calls)."""
+    if actor is None:
+        import getpass
+
+        try:
+            actor = getpass.getuser()
+        except (KeyError, OSError):
+            actor = "unknown"
+    line = entry(change, source=source, actor=actor, reason=reason)
+    AuditLog(path).append(line)
+    return line

@@ -1,0 +1,95 @@
+"""``partial-trust flags serve`` (also ``python -m flags.console``): the console under uvicorn.
+
+Tokens come from the environment only (``PARTIAL_TRUST_CONSOLE_TOKEN``,
+``PARTIAL_TRUST_WEBHOOK_TOKEN``), never from the command line, where ``ps`` would show them.
+Bound to a loopback address (the default), the console also refuses requests whose ``Host``
+is not a loopback name, which defeats DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from pathlib import Path
+
+from flags.console.audit import default_audit_path
+
+_LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parser() -> argparse.ArgumentParser:
+    from flags.provider import flags_file_path
+
+    p = argparse.ArgumentParser(
+        prog="partial-trust flags serve",
+        description="The flag console: effective flags, stage presets, kill switch, audit log "
+        "and the Alertmanager auto-rollback webhook (POST /alertmanager, bearer "
+        "PARTIAL_TRUST_WEBHOOK_TOKEN). Changes need PARTIAL_TRUST_CONSOLE_TOKEN; without it "
+        "the console is read-only.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--file", type=Path, default=flags_file_path(), help="flag file (flagd JSON)")
+    p.add_argument("--audit-log", type=Path, default=default_audit_path(), help="JSONL audit log")
+    risk = os.environ.get("PARTIAL_TRUST_RISK_LOG_PATH") or "logs/partial_trust_risk.jsonl"
+    p.add_argument("--risk-log", type=Path, default=Path(risk), help="for the gate verdict")
+    p.add_argument("--corridor", default=None, help="corridor label of the alerts to act on")
+    p.add_argument("--allow-remote-read", action="store_true", help="let other hosts view")
+    p.add_argument(
+        "--allow-remote-changes",
+        action="store_true",
+        help="let other hosts change (with the token) and post the webhook",
+    )
+    p.add_argument("--no-auto-rollback", action="store_true", help="webhook acts on nothing")
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.types import ASGIApp
+
+    from flags.console import TOKEN_ENV, WEBHOOK_TOKEN_ENV, create_console_app
+    from flags.console.webhook import AutoRollback
+
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("partial_trust.console")
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if token is None:
+        log.warning("%s is not set: the console is read-only", TOKEN_ENV)
+    elif len(token) < 16:
+        log.warning("%s is shorter than 16 characters: use a long random token", TOKEN_ENV)
+    app: ASGIApp = create_console_app(
+        args.file,
+        audit_path=args.audit_log,
+        token=token,
+        webhook_token=os.environ.get(WEBHOOK_TOKEN_ENV),
+        allow_remote_read=args.allow_remote_read,
+        allow_remote_changes=args.allow_remote_changes,
+        risk_log_path=args.risk_log,
+        corridor=args.corridor,
+        auto_rollback=AutoRollback(enabled=not args.no_auto_rollback),
+    )
+    if _is_loopback(args.host):
+        app = TrustedHostMiddleware(app, allowed_hosts=_LOOPBACK_NAMES)
+    elif not (args.allow_remote_read or args.allow_remote_changes):
+        print(
+            f"note: bound to {args.host}, but other hosts get 403 without --allow-remote-read",
+            file=sys.stderr,
+        )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0

@@ -1,0 +1,189 @@
+"""``partial-trust analyze`` and ``partial-trust gate`` (and the runbook's script shim).
+
+Exit codes. analyze: 0 report written; 1 ``--self-test`` failed or ``--strict`` found odd
+lines; 2 bad arguments or an unreadable input. gate: 0 GO, 1 NO-GO (hold), 2 ROLLBACK,
+3 the gate could not be evaluated (bad arguments, unreadable input): 2 is taken by
+ROLLBACK, and an operator's typo must never read as "roll back".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from middleware.analysis import gate as gate_mod
+from middleware.analysis import html, report, selftest
+from middleware.analysis.figures import Figures, from_tally
+from middleware.analysis.reader import InputError, expand, tally_files
+from middleware.analysis.tally import Window, parse_time
+
+GATE_ERROR = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a configurable exit code for usage errors (the gate's is 3, not 2)."""
+
+    error_code = 2
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.error_code, f"{self.prog}: error: {message}\n")
+
+
+def _time(text: str) -> str:
+    if parse_time(text) is None:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}")
+    return text
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--risk-log",
+        nargs="+",
+        metavar="PATH",
+        help="risk-log files, globs (quote them) or folders; plain, rotated or .gz",
+    )
+    p.add_argument("--since", type=_time, help="only records at or after this RFC 3339 time")
+    p.add_argument("--until", type=_time, help="only records before this RFC 3339 time")
+    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: automatic)")
+    p.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+    p.add_argument("--output-json", metavar="FILE", help="write every figure as JSON ('-': stdout)")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with charts")
+
+
+def _figures(args: argparse.Namespace) -> Figures:
+    """Figures from the risk log; raises InputError on unreadable input."""
+    paths = expand(args.risk_log)
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    progress = report.Progress(enabled=False if args.no_progress else None)
+    tally = tally_files(paths, Window(since, until), jobs=args.jobs, progress=progress)
+    info = {"files": [str(p) for p in paths], "since": args.since, "until": args.until}
+    return from_tally(tally, info)
+
+
+def _write_json(target: str | None, payload: dict[str, Any]) -> None:
+    if target:
+        _write_text(target, json.dumps(payload, indent=2) + "\n")
+
+
+def _write_text(target: str, text: str) -> None:
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(text, encoding="utf-8")
+
+
+def analyze_main(argv: Sequence[str]) -> int:
+    p = _Parser(
+        prog="partial-trust analyze",
+        description="Report the runbook's figures from partial-trust risk logs (streaming).",
+        epilog=report.DEFINITIONS + "\n\nexit: 0 ok; 1 self-test failed or --strict found "
+        "foreign/torn lines; 2 bad arguments or unreadable input",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _source_args(p)
+    p.add_argument("--self-test", action="store_true", help="check against built-in fixtures")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any line was not a record")
+    args = p.parse_args(list(argv))
+    if args.self_test:
+        return 0 if selftest.run() else 1
+    if not args.risk_log:
+        p.error("--risk-log is required (or --self-test)")
+    try:
+        fig = _figures(args)
+    except InputError as exc:
+        print(f"partial-trust analyze: {exc}", file=sys.stderr)
+        return 2
+    if args.output_json != "-":
+        print(report.analysis_table(fig))
+    _write_json(args.output_json, fig.to_json())
+    if args.html:
+        gates = [(s, *gate_mod.evaluate(fig, s)[:2]) for s in sorted(gate_mod.STAGES)]
+        _write_text(args.html, html.render(fig, gates))
+    odd = fig.input.get("foreign_lines", 0) + fig.input.get("torn_lines", 0)
+    if odd:
+        print(f"warning: {odd} line(s) were not risk records (see the table)", file=sys.stderr)
+    return 1 if args.strict and odd else 0
+
+
+def gate_main(argv: Sequence[str]) -> int:
+    p = _Parser(
+        prog="partial-trust gate",
+        description="The runbook's go / no-go / rollback decision for one rollout stage.",
+        epilog=(gate_mod.__doc__ or "")
+        + "\nexit: 0 GO, 1 NO-GO (hold), 2 ROLLBACK, 3 could not evaluate\n\n"
+        + report.DEFINITIONS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.error_code = GATE_ERROR
+    p.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
+    _source_args(p)
+    p.add_argument("--window-hours", type=int, default=24, help="stability window (default 24)")
+    p.add_argument(
+        "--min-window-sampled",
+        type=int,
+        default=50,
+        help="sampled records a stability window needs before it is judged (default 50)",
+    )
+    p.add_argument(
+        "--min-sampled", type=int, help="raise (never lower) the stage's minimum sampled count"
+    )
+    args = p.parse_args(list(argv))
+    if not args.risk_log:
+        p.error("--risk-log is required")
+    try:
+        fig = _figures(args)
+    except InputError as exc:
+        print(f"partial-trust gate: {exc}", file=sys.stderr)
+        return GATE_ERROR
+    verdict, criteria, stab = gate_mod.evaluate(
+        fig,
+        args.stage,
+        window_hours=args.window_hours,
+        min_window_sampled=args.min_window_sampled,
+        min_sampled=args.min_sampled,
+    )
+    manual = gate_mod.STAGES[args.stage].manual
+    if args.output_json != "-":
+        print(report.gate_table(args.stage, verdict, criteria, stab, manual))
+    payload = {
+        "stage": args.stage,
+        "verdict": verdict.value,
+        "exit_code": verdict.exit_code,
+        "criteria": [_criterion_json(c) for c in criteria],
+        "manual_checks": list(manual),
+        "stability_windows": [
+            {"first_hour": w[0], "sampled": w[1], "accepted_llm": w[2]} for w in stab.windows
+        ],
+        "figures": fig.to_json(),
+    }
+    _write_json(args.output_json, payload)
+    if args.html:
+        _write_text(args.html, html.render(fig, [(args.stage, verdict, criteria)]))
+    return verdict.exit_code
+
+
+def _criterion_json(c: gate_mod.Criterion) -> dict[str, Any]:
+    b = c.bound
+    return {
+        "kind": c.kind,
+        "criterion": c.text,
+        "figure": b.figure,
+        "op": b.op,
+        "limit": b.limit,
+        "value": c.value,
+        "result": c.result.value,
+        "detail": c.detail,
+    }
+
+
+def replay_main(argv: Sequence[str]) -> int:
+    """Not built yet: it needs the corridor engine's offline entry point."""
+    print("partial-trust replay: not available yet (waits for the engine)", file=sys.stderr)
+    return 2

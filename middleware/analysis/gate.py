@@ -1,0 +1,235 @@
+"""The runbook's stage gates as data: go criteria, rollback criteria, one verdict.
+
+Verdict: ROLLBACK (exit 2) if any rollback criterion fires; GO (exit 0) only if every go
+criterion passes; otherwise NO-GO, hold the stage (exit 1). A criterion whose figure is
+missing (zero denominator, no latencies, too few windows) is ``insufficient-data``: it never
+passes, so missing data or too few samples can never give GO; it never fires a rollback
+either, because absence of evidence is a reason to hold, not to roll back.
+
+Rollback lines. Stage 1 and 2 are the runbook's. Stage 2's "regression vs Stage 1 metrics"
+is read as "fails a stage-1 go bar": its explicit lines (error_rate > 0.05,
+intent_mismatch_rate > 0.10) are exactly those bars, and latency_p95 > 500 ms completes the
+set (also the runbook's latency alarm). Stage 3 is defined the same way, one stage up: it
+rolls back when it regresses past the stage-2 go bars that admitted it (error_rate > 0.03,
+intent_mismatch_rate > 0.05, latency_p95 > 400 ms). Rollback lines need no minimum sample:
+a canary that fails on its first requests should come back; rolling back is cheap.
+
+Stable acceptance_rate (stages 2 and 3). Sampled records are grouped into consecutive UTC
+windows of ``window_hours`` (default 24: calendar days, the runbook's daily check). A window
+with fewer than ``min_window_sampled`` (default 50) sampled records is pooled with the next
+one (a short last window with the previous one), so every window carries enough evidence.
+Stable iff there are at least 2 windows and no window's acceptance_rate is more than 20%
+(relative) below the previous window's: rate[i] >= 0.8 * rate[i-1]. A drop of exactly 20%
+is still stable. Fewer than 2 windows is insufficient-data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from middleware.analysis.figures import Figures, HourCounts
+
+MAX_RELATIVE_DROP: Final = 0.20
+
+
+class Result(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # a go criterion not met, or a rollback line crossed
+    INSUFFICIENT = "insufficient-data"
+
+
+class Verdict(enum.StrEnum):
+    GO = "GO"
+    NO_GO = "NO-GO"
+    ROLLBACK = "ROLLBACK"
+
+    @property
+    def exit_code(self) -> int:
+        return {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.ROLLBACK: 2}[self]
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """``figure <op> limit``: for go bounds the condition to meet, for rollback the trigger."""
+
+    figure: str  # error_rate | intent_mismatch_rate | latency_p95 | sampled | stable_acceptance
+    op: str  # "<", ">", ">="
+    limit: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    number: int
+    go: tuple[Bound, ...]
+    rollback: tuple[Bound, ...]
+    manual: tuple[str, ...]  # runbook checks no log can answer; listed, never judged
+
+
+STAGES: Final = {
+    1: Stage(
+        1,
+        go=(
+            Bound("error_rate", "<", 0.05),
+            Bound("intent_mismatch_rate", "<", 0.10),
+            Bound("latency_p95", "<", 500),
+            Bound("sampled", ">=", 50),
+        ),
+        rollback=(Bound("error_rate", ">", 0.10),),
+        manual=("no user-reported incidents", "no LLM provider outage"),
+    ),
+    2: Stage(
+        2,
+        go=(
+            Bound("error_rate", "<", 0.03),
+            Bound("intent_mismatch_rate", "<", 0.05),
+            Bound("latency_p95", "<", 400),
+            Bound("stable_acceptance", ">=", 1),
+            Bound("sampled", ">=", 200),
+        ),
+        rollback=(
+            Bound("error_rate", ">", 0.05),
+            Bound("intent_mismatch_rate", ">", 0.10),
+            Bound("latency_p95", ">", 500),
+        ),
+        manual=("no user-reported incidents",),
+    ),
+    3: Stage(
+        3,
+        go=(
+            Bound("error_rate", "<", 0.02),
+            Bound("intent_mismatch_rate", "<", 0.05),
+            Bound("latency_p95", "<", 300),
+            Bound("stable_acceptance", ">=", 1),
+            Bound("sampled", ">=", 200),
+        ),
+        rollback=(
+            Bound("error_rate", ">", 0.03),
+            Bound("intent_mismatch_rate", ">", 0.05),
+            Bound("latency_p95", ">", 400),
+        ),
+        manual=("no user-reported incidents",),
+    ),
+}
+
+_OPS: Final[dict[str, Callable[[float, float], bool]]] = {
+    "<": operator.lt,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    kind: str  # "go" | "rollback"
+    bound: Bound
+    value: float | None
+    result: Result
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        b = self.bound
+        if b.figure == "stable_acceptance":
+            return "acceptance_rate stable (no window drop > 20%)"
+        unit = " ms" if b.figure == "latency_p95" else ""
+        return f"{b.figure} {b.op} {b.limit:g}{unit}"
+
+
+@dataclass(frozen=True, slots=True)
+class Stability:
+    windows: tuple[tuple[str, int, int], ...]  # (first hour, sampled, accepted_llm)
+    stable: bool | None  # None: fewer than 2 windows
+    worst_drop: float | None  # largest relative window-over-window drop seen
+
+
+def stability(
+    hours: Sequence[HourCounts], window_hours: int = 24, min_sampled: int = 50
+) -> Stability:
+    """Acceptance-rate stability; the definition is in the module docstring."""
+    buckets: dict[int, tuple[str, int, int]] = {}
+    for h in sorted(hours, key=lambda h: h.hour):
+        with contextlib.suppress(ValueError):  # an hour that is no date cannot be placed
+            if h.sampled <= 0:
+                continue
+            index = _hour_index(h.hour) // max(1, window_hours)
+            first, sampled, accepted = buckets.get(index, (h.hour, 0, 0))
+            buckets[index] = (first, sampled + h.sampled, accepted + h.accepted_llm)
+    windows: list[tuple[str, int, int]] = []
+    pending: tuple[str, int, int] | None = None
+    for _, cur in sorted(buckets.items()):
+        if pending is not None:
+            cur = (pending[0], pending[1] + cur[1], pending[2] + cur[2])
+        pending = None if cur[1] >= min_sampled else cur
+        if pending is None:
+            windows.append(cur)
+    if pending is not None and windows:
+        last = windows.pop()
+        windows.append((last[0], last[1] + pending[1], last[2] + pending[2]))
+    if len(windows) < 2:
+        return Stability(tuple(windows), None, None)
+    drops = [
+        (a[2] / a[1] - b[2] / b[1]) / (a[2] / a[1]) if a[2] else 0.0
+        for a, b in itertools.pairwise(windows)
+    ]
+    worst = max(drops)
+    # A tiny epsilon so that a drop of exactly 20% is not lost to float rounding.
+    return Stability(tuple(windows), worst <= MAX_RELATIVE_DROP + 1e-12, worst)
+
+
+def _hour_index(hour: str) -> int:
+    return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp()) // 3600
+
+
+def _value(figures: Figures, figure: str, stab: Stability) -> float | None:
+    if figure == "latency_p95":
+        return figures.latency_p95
+    if figure == "sampled":
+        return float(figures.sampled)
+    if figure == "stable_acceptance":
+        return None if stab.stable is None else float(stab.stable)
+    return figures.rates()[figure].value
+
+
+def evaluate(
+    figures: Figures,
+    stage: int,
+    *,
+    window_hours: int = 24,
+    min_window_sampled: int = 50,
+    min_sampled: int | None = None,
+) -> tuple[Verdict, list[Criterion], Stability]:
+    """Judge ``figures`` against ``stage``; see the module docstring for the rules."""
+    spec = STAGES[stage]
+    stab = stability(figures.hours, window_hours, min_window_sampled)
+    out: list[Criterion] = []
+    for kind, bounds in (("go", spec.go), ("rollback", spec.rollback)):
+        for bound in bounds:
+            if bound.figure == "sampled" and min_sampled is not None:
+                bound = Bound("sampled", ">=", max(bound.limit, float(min_sampled)))
+            value = _value(figures, bound.figure, stab)
+            if value is None:
+                result = Result.INSUFFICIENT
+            else:
+                met = _OPS[bound.op](value, bound.limit)
+                # go: met is a pass; rollback: met means the line was crossed.
+                result = Result.PASS if met == (kind == "go") else Result.FAIL
+            detail = ""
+            if bound.figure == "stable_acceptance" and stab.worst_drop is not None:
+                detail = f"{len(stab.windows)} windows, worst drop {stab.worst_drop:.1%}"
+            elif bound.figure == "stable_acceptance":
+                detail = f"{len(stab.windows)} window(s) with >= {min_window_sampled} sampled"
+            out.append(Criterion(kind, bound, value, result, detail))
+    if any(c.kind == "rollback" and c.result is Result.FAIL for c in out):
+        verdict = Verdict.ROLLBACK
+    elif all(c.result is Result.PASS for c in out if c.kind == "go"):
+        verdict = Verdict.GO
+    else:
+        verdict = Verdict.NO_GO
+    return verdict, out, stab

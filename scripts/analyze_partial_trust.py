@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""The runbook's analyzer command, kept working: a shim over ``partial-trust analyze``.
+
+The rollout runbook (and people's shell history) run ``python3
+scripts/analyze_partial_trust.py --risk-log ... --output-json ...`` and ``--self-test`` from
+a checkout, often without the package installed, so this puts the repository root on
+``sys.path`` and hands every argument to the one real implementation.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from middleware.analysis.cli import analyze_main  # noqa: E402
+
+if __name__ == "__main__":
+    raise SystemExit(analyze_main(sys.argv[1:]))

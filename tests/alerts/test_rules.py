@@ -1,0 +1,201 @@
+"""The alert rules, their promtool unit tests, the Alertmanager routing and the playbooks.
+
+Real tools: ``promtool check rules`` / ``promtool test rules`` (Debian ``prometheus``) and
+``amtool check-config`` / ``amtool config routes test`` (Debian ``prometheus-alertmanager``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.alerts.monitoring import ALERTMANAGER_YML, ALERTS_DIR, RULES, load_generator
+from tests.support.procs import require_binary
+
+UNIT_TESTS = sorted((ALERTS_DIR / "tests").glob("*.yml"))
+PLAYBOOKS = ALERTS_DIR / "playbooks.md"
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ALERTS_DIR)
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load(RULES.read_text())
+    return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+
+
+def _record_rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load(RULES.read_text())
+    return [r for g in doc["groups"] for r in g["rules"] if "record" in r]
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes."""
+    out = set()
+    for line in markdown.splitlines():
+        m = re.match(r"#{1,6}\s+(.*)", line)
+        if m:
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            out.add(slug)
+    return out
+
+
+def test_committed_rules_are_the_generators_output() -> None:
+    """Thresholds live in one table (alerts/generate.py); the YAML is rendered from it."""
+    generate = load_generator()
+    assert RULES.read_text() == generate.render(), "run: python alerts/generate.py"
+
+
+def test_generator_for_override_changes_only_for() -> None:
+    generate = load_generator()
+    fast = yaml.safe_load(generate.render("5s"))
+    slow = yaml.safe_load(generate.render())
+    for g_fast, g_slow in zip(fast["groups"], slow["groups"], strict=True):
+        for r_fast, r_slow in zip(g_fast["rules"], g_slow["rules"], strict=True):
+            if "alert" in r_fast:
+                assert r_fast.pop("for") == "5s"
+                r_slow.pop("for")
+            assert r_fast == r_slow
+
+
+def test_promtool_check_rules_is_clean() -> None:
+    promtool = require_binary("promtool")
+    proc = _run([promtool, "check", "rules", str(RULES)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+    assert "WARNING" not in (proc.stdout + proc.stderr).upper()
+
+
+def test_promtool_unit_tests_pass() -> None:
+    promtool = require_binary("promtool")
+    assert UNIT_TESTS, "alerts/tests/*.yml missing"
+    proc = _run([promtool, "test", "rules", *(str(p) for p in UNIT_TESTS)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("SUCCESS") == len(UNIT_TESTS), proc.stdout
+
+
+def test_unit_tests_cover_every_alert_firing_and_silent() -> None:
+    """Each alert has a firing case (exact labels + annotations) and silent cases."""
+    firing: dict[str, int] = {}
+    silent: dict[str, int] = {}
+    for path in UNIT_TESTS:
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["tests"]:
+            for case in group.get("alert_rule_test", []):
+                name = case["alertname"]
+                expected = case.get("exp_alerts") or []
+                bucket = firing if expected else silent
+                bucket[name] = bucket.get(name, 0) + 1
+                for alert in expected:
+                    assert {"severity", "corridor"} <= set(alert["exp_labels"]), (path, name)
+                    assert {"summary", "description", "runbook_url"} <= set(
+                        alert["exp_annotations"]
+                    ), (path, name)
+    for rule in _alert_rules():
+        name = rule["alert"]
+        assert firing.get(name, 0) >= 1, f"{name}: no firing case"
+        # silent: while pending, just below the threshold, under the minimum sample count
+        assert silent.get(name, 0) >= 3, f"{name}: fewer than 3 silent cases"
+
+
+@pytest.mark.parametrize("rule", _alert_rules(), ids=lambda r: r["alert"])
+def test_alert_contract(rule: dict[str, Any]) -> None:
+    generate = load_generator()
+    spec = {a.name: a for a in generate.ALERTS}[rule["alert"]]
+    assert rule["for"], "every alert waits before firing"
+    assert rule["labels"]["severity"] in {"critical", "warning"}
+    assert set(rule["annotations"]) >= {"summary", "description", "runbook_url"}
+    assert "{{ $value" in rule["annotations"]["description"]
+    assert "{{ $labels.corridor }}" in rule["annotations"]["summary"]
+    # the minimum-sample guard is part of every expression
+    assert f">= {spec.min_samples}" in rule["expr"]
+    anchor = rule["annotations"]["runbook_url"].split("#", 1)
+    assert anchor[0] == "alerts/playbooks.md"
+    assert anchor[1] in _anchors(PLAYBOOKS.read_text()), f"no playbook section #{anchor[1]}"
+
+
+def test_only_the_error_rate_alert_pages() -> None:
+    critical = {r["alert"] for r in _alert_rules() if r["labels"]["severity"] == "critical"}
+    assert critical == {"PartialTrustErrorRateHigh"}
+
+
+def test_runbook_thresholds() -> None:
+    """The runbook's monitoring table, read back from the generator's one table."""
+    assert load_generator().thresholds() == {
+        "PartialTrustErrorRateHigh": 0.05,
+        "PartialTrustIntentMismatchHigh": 0.10,
+        "PartialTrustEntityKeyMismatchHigh": 0.20,
+        "PartialTrustLLMLatencyHigh": 0.5,
+        "PartialTrustAcceptanceRateDrop": 0.20,
+        "PartialTrustRiskLogStale": 3600,
+        "PartialTrustNoSampledTraffic": 1,
+    }
+
+
+def test_recording_rules_follow_the_naming_convention() -> None:
+    for rule in _record_rules():
+        level, metric, operation = rule["record"].split(":")
+        assert level in {"corridor", "corridor_le"}, rule["record"]
+        assert metric.startswith("partial_trust_") and operation, rule["record"]
+        # summed across instances: no instance-level series survives
+        assert (
+            "sum by (corridor" in rule["expr"]
+            or "max by (corridor" in rule["expr"]
+            or (rule["expr"].count("corridor:") + rule["expr"].count("corridor_le:") >= 1)
+        ), rule["record"]
+
+
+def test_kill_switch_in_the_paging_alert_and_playbook() -> None:
+    page = next(r for r in _alert_rules() if r["alert"] == "PartialTrustErrorRateHigh")
+    assert "partial-trust flags kill" in page["annotations"]["description"]
+    assert "partial-trust flags kill" in PLAYBOOKS.read_text()
+
+
+# -- Alertmanager ----------------------------------------------------------------------------
+
+
+def test_amtool_check_config_is_clean() -> None:
+    amtool = require_binary("amtool")
+    proc = _run([amtool, "check-config", str(ALERTMANAGER_YML)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["severity=critical", "alertname=PartialTrustErrorRateHigh"], "pager"),
+        (["severity=warning", "alertname=PartialTrustIntentMismatchHigh"], "chat"),
+        (["severity=warning", "alertname=PartialTrustRiskLogStale"], "chat"),
+        (["severity=info", "alertname=Unrouted"], "chat"),  # the default route
+    ],
+    ids=["critical-pages", "warning-chat", "stale-chat", "default-chat"],
+)
+def test_amtool_routes(labels: list[str], receiver: str) -> None:
+    amtool = require_binary("amtool")
+    argv = [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}"]
+    argv += [f"--verify.receivers={receiver}", "corridor=add_shopping_item", *labels]
+    proc = _run(argv)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == receiver
+
+
+def test_alertmanager_groups_by_corridor_and_inhibits_warnings() -> None:
+    doc = yaml.safe_load(ALERTMANAGER_YML.read_text())
+    assert doc["route"]["group_by"] == ["corridor", "alertname"]
+    [inhibit] = doc["inhibit_rules"]
+    assert inhibit["equal"] == ["corridor"]
+    assert 'alertname="PartialTrustErrorRateHigh"' in inhibit["source_matchers"]
+    assert inhibit["target_matchers"] == ['severity="warning"']
+
+
+def test_playbooks_have_a_section_per_alert(tmp_path: Path) -> None:
+    anchors = _anchors(PLAYBOOKS.read_text())
+    for rule in _alert_rules():
+        assert rule["alert"].lower() in anchors
