@@ -461,6 +461,43 @@ def test_middleware_with_random_bodies_never_5xx(command: dict[str, Any], body: 
         assert (lines[0]["status"], lines[0]["reason_code"]) == ("skipped", "invalid_command")
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    llm_body=st.binary(max_size=300)
+    | JSON_ANY.map(lambda v: json.dumps(v).encode())
+    | JSON_ANY.map(lambda v: json.dumps({"choices": [{"message": {"content": v}}]}).encode()),
+    status=st.sampled_from([200, 200, 200, 201, 204, 302, 404, 429, 500]),
+)
+def test_middleware_with_random_llm_http_bodies(llm_body: bytes, status: int) -> None:
+    """Whatever bytes the LLM endpoint sends back: an error or a refusal, the baseline's bytes."""
+    command = {
+        "command_id": "c-1",
+        "user_id": "u-1",
+        "text": "add milk and two eggs to my shopping list",
+        "capabilities": ["start_job"],
+        "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
+    }
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response, list[dict[str, Any]]]:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            respx.mock(base_url=LLM_URL, assert_all_called=False) as llm,
+        ):
+            reply = httpx.Response(status, content=llm_body)
+            llm.post("/chat/completions").mock(return_value=reply)
+            async with harness(Path(tmp), corridor_settings(timeout_ms=TIMEOUT_MS)) as h:
+                h.source.value = corridor_settings(enabled=False)
+                off = await h.post(command)
+                h.source.value = corridor_settings(timeout_ms=TIMEOUT_MS)
+                on = await h.post(command)
+                return off, on, h.lines()
+
+    off, on, lines = asyncio.run(scenario())
+    assert len(lines) == 1
+    assert lines[0]["status"] in {"error", "fallback_deterministic"}, lines[0]
+    assert on.status_code == 200 and on.content == off.content
+
+
 # --------------------------------------------------------------------------------------------
 # The prompt-injection corpus, with an LLM that obeys.
 

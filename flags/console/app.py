@@ -41,9 +41,8 @@ from flags import flagfile
 from flags.console import state
 from flags.console.audit import AuditLog, entry
 from flags.console.auth import Access, Denied, json_body_required
-from flags.console.webhook import AutoRollback, Notification, Outcomes, RollbackCollector
+from flags.console.webhook import AutoRollback, Notification, Outcomes, RollbackCollector, in_storm
 from flags.console.webhook import handle as handle_alerts
-from flags.console.webhook import in_storm
 from middleware.config import EnvDefaults
 
 ACTIONS = frozenset({"kill", "resume", "advance", "retreat", "set"})
@@ -166,7 +165,9 @@ class Console:
         try:
             body = ChangeBody.model_validate_json(await request.body())
         except ValidationError as exc:
-            why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+            why = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
             return JSONResponse({"error": why}, status_code=422)
         action = request.path_params["action"]
         if action not in ACTIONS:
@@ -222,8 +223,11 @@ class Console:
             return flagfile.ENABLED, True
         if action == "set":
             if body.key not in SETTABLE:
-                raise Refused(422, f"key must be one of {', '.join(SETTABLE)} (kill/resume "
-                              "switch partial-trust-enabled)")
+                raise Refused(
+                    422,
+                    f"key must be one of {', '.join(SETTABLE)} (kill/resume "
+                    "switch partial-trust-enabled)",
+                )
             if body.value is None:
                 raise Refused(422, "a value is required")
             return body.key, body.value
@@ -246,8 +250,10 @@ class Console:
         try:
             notification = Notification.model_validate_json(await request.body())
         except ValidationError as exc:
-            return JSONResponse({"error": f"not an Alertmanager v4 webhook: {exc.error_count()} "
-                                 "problem(s)"}, status_code=400)
+            return JSONResponse(
+                {"error": f"not an Alertmanager v4 webhook: {exc.error_count()} problem(s)"},
+                status_code=400,
+            )
         run = partial(
             handle_alerts,
             notification,
