@@ -59,6 +59,15 @@ def _corridor_label(corridor: str) -> str:
     return corridor
 
 
+#: A candidate's match flags: true/false, or ``None`` ("unknown") when the answer was parsed
+#: only far enough to know one of them (a schema violation still shows its intent).
+MATCH_VALUES: tuple[bool | None, ...] = (True, False, None)
+
+
+def _match_label(value: bool | None) -> str:
+    return "unknown" if value is None else ("true" if value else "false")
+
+
 @dataclass(frozen=True, slots=True)
 class _Families:
     """The metric families of one registry (registering a name twice raises)."""
@@ -106,7 +115,8 @@ class _Families:
             ),
             candidates=Counter(
                 "partial_trust_candidates_total",
-                "Parsed LLM candidates by whether intent and entity keys matched the baseline.",
+                "Parsed LLM candidates by whether intent and entity keys matched the baseline "
+                "(unknown: the answer was too malformed to tell).",
                 ("corridor", "intent_match", "entity_key_match"),
                 registry=r,
             ),
@@ -169,7 +179,7 @@ class CorridorMetrics:
         self._decisions: dict[tuple[str, Status, Reason], Counter] = {}
         self._latency: dict[tuple[str, Status], Histogram] = {}
         self._baseline: dict[str, Histogram] = {}
-        self._candidates: dict[tuple[str, bool, bool], Counter] = {}
+        self._candidates: dict[tuple[str, bool | None, bool | None], Counter] = {}
         self._sampled_path: dict[str, tuple[Gauge, Gauge]] = {}  # circuit state, in flight
 
     # -- the hot path ------------------------------------------------------------------------
@@ -189,8 +199,8 @@ class CorridorMetrics:
                 hist = self._latency_child(corridor, status)
             hist.observe(latency / 1000.0)
         intent, entity = outcome.intent_match, outcome.entity_key_match
-        if intent is not None and entity is not None:
-            ckey = (corridor, bool(intent), bool(entity))
+        if intent is not None or entity is not None:
+            ckey = (corridor, intent, entity)
             cand = self._candidates.get(ckey)
             if cand is None:
                 cand = self._candidate_child(ckey)
@@ -220,9 +230,9 @@ class CorridorMetrics:
         child = self._baseline[corridor] = self._f.baseline_latency.labels(label)
         return child
 
-    def _candidate_child(self, key: tuple[str, bool, bool]) -> Counter:
+    def _candidate_child(self, key: tuple[str, bool | None, bool | None]) -> Counter:
         corridor, intent, entity = key
-        labels = (_corridor_label(corridor), str(intent).lower(), str(entity).lower())
+        labels = (_corridor_label(corridor), _match_label(intent), _match_label(entity))
         child = self._candidates[key] = self._f.candidates.labels(*labels)
         return child
 
@@ -236,9 +246,10 @@ class CorridorMetrics:
         for status in SAMPLED_STATUSES:
             self._latency_child(corridor, status)
         self._baseline_child(corridor)
-        for intent in (True, False):
-            for entity in (True, False):
-                self._candidate_child((corridor, intent, entity))
+        for intent in MATCH_VALUES:
+            for entity in MATCH_VALUES:
+                if intent is not None or entity is not None:
+                    self._candidate_child((corridor, intent, entity))
         for result in RISK_LOG_RESULTS:
             self._f.risk_log_records.labels(result)
         self._gauges(corridor)

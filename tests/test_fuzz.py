@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
+import ssl
 import tempfile
 import unicodedata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +33,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from middleware import acceptance
+from middleware.circuit import CircuitBreaker
+from middleware.config import EffectiveSettings
 from middleware.contracts import CommandDTO
+from middleware.llm_client import LLMClient
 from middleware.policy import PolicyRegistry
 from middleware.reference.baseline import classify_intent
 from middleware.reference.baseline import route as baseline_route
-from tests.corridor_harness import LLM_URL, completion, harness
+from tests.corridor_harness import LLM_URL, Harness, completion, harness
 from tests.corridor_harness import settings as corridor_settings
 from tests.support.procs import REPO
 
@@ -50,6 +55,21 @@ PROFILES: dict[str | None, float] = {
 TIMEOUT_MS = 500
 CORPUS_PATH = Path(__file__).parent / "fixtures" / "injection_corpus.json"
 CORPUS: list[dict[str, Any]] = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["commands"]
+
+_SSL = ssl.create_default_context()
+
+
+@asynccontextmanager
+async def quick_harness(
+    tmp: Path, initial: EffectiveSettings | None = None, circuit: CircuitBreaker | None = None
+) -> AsyncIterator[Harness]:
+    """The harness, with the LLM client on an injected ``httpx.AsyncClient`` that reuses one
+    SSL context: a fresh client loads the CA bundle (~40 ms), which would be most of every
+    hypothesis example. respx still answers every request."""
+    async with harness(tmp, initial, circuit) as h, httpx.AsyncClient(verify=_SSL) as client:
+        h.engine.llm = LLMClient(LLM_URL, client=client)
+        yield h
+
 
 # --------------------------------------------------------------------------------------------
 # The oracle: the README's allowlist, written independently of middleware.acceptance.
@@ -370,7 +390,7 @@ async def _through_middleware(
         respx.mock(base_url=LLM_URL, assert_all_called=False) as llm,
     ):
         route = llm.post("/chat/completions").mock(return_value=completion(content))
-        async with harness(
+        async with quick_harness(
             Path(tmp), corridor_settings(profile_id=profile, timeout_ms=TIMEOUT_MS)
         ) as h:
             body = json.dumps(command, ensure_ascii=False).encode()
@@ -414,7 +434,7 @@ def check_answer(
     return line
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), command=commands(), profile=st.sampled_from(sorted(PROFILES, key=str)))
 def test_middleware_never_serves_an_invalid_candidate(
     data: st.DataObject, command: dict[str, Any], profile: str | None
@@ -432,13 +452,25 @@ def test_middleware_never_serves_an_invalid_candidate(
         assert line["status"] != "skipped" and calls == 1, line
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    command=commands(),
-    body=st.binary(max_size=200) | JSON_ANY.map(lambda v: json.dumps(v).encode()),
-)
-def test_middleware_with_random_bodies_never_5xx(command: dict[str, Any], body: bytes) -> None:
-    """Random bytes or random JSON as the request body: the baseline's own answer, untouched."""
+@st.composite
+def mangled(draw: st.DrawFn, command: dict[str, Any]) -> bytes:
+    """A command's JSON with one slice replaced by random bytes (often still a command)."""
+    body = json.dumps(command, ensure_ascii=False).encode()
+    start = draw(st.integers(0, len(body)))
+    end = draw(st.integers(start, min(len(body), start + 8)))
+    return body[:start] + draw(st.binary(max_size=8)) + body[end:]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), command=commands())
+def test_middleware_with_random_bodies_never_5xx(
+    data: st.DataObject, command: dict[str, Any]
+) -> None:
+    """Random bytes, random JSON or a mangled command as the request body (the LLM answers
+    500): the baseline's own answer, untouched, whatever the corridor made of it."""
+    body = data.draw(
+        st.binary(max_size=200) | JSON_ANY.map(lambda v: json.dumps(v).encode()) | mangled(command)
+    )
 
     async def scenario() -> tuple[httpx.Response, httpx.Response, list[dict[str, Any]]]:
         with (
@@ -446,7 +478,7 @@ def test_middleware_with_random_bodies_never_5xx(command: dict[str, Any], body: 
             respx.mock(base_url=LLM_URL, assert_all_called=False) as llm,
         ):
             llm.post("/chat/completions").mock(return_value=httpx.Response(500))
-            async with harness(Path(tmp)) as h:
+            async with quick_harness(Path(tmp)) as h:
                 h.source.value = corridor_settings(enabled=False)
                 off = await h.post(body)
                 h.source.value = corridor_settings()
@@ -457,6 +489,7 @@ def test_middleware_with_random_bodies_never_5xx(command: dict[str, Any], body: 
     assert on.status_code == off.status_code and on.status_code < 500
     assert on.content == off.content
     assert len(lines) == 1
+    event(f"outcome: {lines[0]['status']}/{lines[0]['reason_code']}")
     if on.status_code >= 400:
         assert (lines[0]["status"], lines[0]["reason_code"]) == ("skipped", "invalid_command")
 
@@ -485,7 +518,7 @@ def test_middleware_with_random_llm_http_bodies(llm_body: bytes, status: int) ->
         ):
             reply = httpx.Response(status, content=llm_body)
             llm.post("/chat/completions").mock(return_value=reply)
-            async with harness(Path(tmp), corridor_settings(timeout_ms=TIMEOUT_MS)) as h:
+            async with quick_harness(Path(tmp), corridor_settings(timeout_ms=TIMEOUT_MS)) as h:
                 h.source.value = corridor_settings(enabled=False)
                 off = await h.post(command)
                 h.source.value = corridor_settings(timeout_ms=TIMEOUT_MS)
@@ -532,7 +565,7 @@ async def test_obeyed_injection_is_never_accepted(tmp_path: Path, entry: dict[st
     assert reaches_llm or skipped, entry["id"]
     with respx.mock(base_url=LLM_URL, assert_all_called=False) as llm:
         route = llm.post("/chat/completions").mock(return_value=completion(raw))
-        async with harness(tmp_path) as h:
+        async with quick_harness(tmp_path) as h:
             body = json.dumps(command, ensure_ascii=False).encode()
             h.source.value = corridor_settings(enabled=False)
             baseline = await h.post(body)
@@ -569,4 +602,8 @@ def test_oracle_sanity() -> None:
     assert not allowlist_ok({**good, "confidence": 0.1}, command, base, 0.7)
     assert not allowlist_ok({**good, "x": 1}, command, base, 0.7)
     assert not allowlist_ok({**good, "intent": "x"}, command, base, 0.7)
-    assert not math.isnan(grounded_share(["milk"], "milk"))
+    assert not allowlist_ok(good | {"job": {**good["job"], "job_type": "x"}}, command, base, 0.7)
+    assert [name_ok(n) for n in ["milk", " milk ", "", " ", "m" * 65, "<b>", "a://b", "\x07"]] == [
+        True, True, False, False, False, False, False, False,
+    ]  # fmt: skip
+    assert grounded_share(["milk", "caviar"], "add milk") == 0.5

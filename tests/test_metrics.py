@@ -74,10 +74,11 @@ def test_preinit_creates_every_known_series_at_zero(reg: CollectorRegistry) -> N
         assert decisions(reg, status, reason) == 0
     for status in SAMPLED_STATUSES:
         assert value(reg, "partial_trust_llm_latency_seconds_count", corridor=C, status=status) == 0
-    for im in ("true", "false"):
-        for em in ("true", "false"):
+    for im in ("true", "false", "unknown"):
+        for em in ("true", "false", "unknown"):
             labels = {"corridor": C, "intent_match": im, "entity_key_match": em}
-            assert value(reg, "partial_trust_candidates_total", **labels) == 0
+            expected = None if im == em == "unknown" else 0
+            assert value(reg, "partial_trust_candidates_total", **labels) == expected
     for result in RISK_LOG_RESULTS:
         assert value(reg, "partial_trust_risk_log_records_total", result=result) == 0
     assert value(reg, "partial_trust_circuit_state", corridor=C) == 0
@@ -192,8 +193,8 @@ LABEL_VALUES = {
     "corridor": set(CORRIDORS),
     "status": {s.value for s in Status},
     "reason": {r.value for r in Reason},
-    "intent_match": {"true", "false"},
-    "entity_key_match": {"true", "false"},
+    "intent_match": {"true", "false", "unknown"},
+    "entity_key_match": {"true", "false", "unknown"},
     "result": set(RISK_LOG_RESULTS),
 }
 floats = st.none() | st.floats(allow_nan=True, allow_infinity=True)

@@ -43,8 +43,9 @@ from starlette.responses import JSONResponse
 
 from middleware.circuit import CircuitBreaker
 from middleware.config import EffectiveSettings
-from tests.corridor_harness import LLM_URL, Harness, completion, harness, iter_strings
+from tests.corridor_harness import LLM_URL, Harness, completion, iter_strings
 from tests.corridor_harness import settings as corridor_settings
+from tests.test_fuzz import quick_harness
 
 C = "add_shopping_item"
 #: The profile's cap: a loaded machine must not turn an instant LLM double into a timeout.
@@ -403,7 +404,7 @@ async def run_scenario(sc: Scenario, s: Secrets) -> Observed:
             route.mock(side_effect=reply)
         else:
             route.mock(return_value=reply)
-        async with harness(Path(tmp), sc.settings or ON, circuit) as h:
+        async with quick_harness(Path(tmp), sc.settings or ON, circuit) as h:
             if sc.patch is not None:
                 sc.patch(h, s)
             body = sc.command(s)
@@ -463,7 +464,7 @@ def check_outcome(sc: Scenario, obs: Observed) -> None:
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 @settings(
-    max_examples=6,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

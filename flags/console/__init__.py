@@ -30,7 +30,8 @@ It has no lifespan and no background tasks, so mounting needs nothing else. Stan
 * ``risk_log_path``: the risk log the gate verdict is computed from; ``None`` → "not available".
 * ``corridor``: the corridor this flag file controls (alerts for others are ignored);
   default ``PARTIAL_TRUST_INTENT`` or ``add_shopping_item``.
-* ``auto_rollback``: a ``webhook.AutoRollback`` (matchers, storm threshold/window, enabled).
+* ``auto_rollback``: a ``flags.console.webhook.AutoRollback`` (matchers, storm threshold and
+  window, enabled).
 * ``environ``: where the environment defaults come from (default ``os.environ``).
 * ``registry``: the Prometheus registry for the console's ``/metrics`` (default: its own).
 
@@ -45,23 +46,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
-from starlette.applications import Starlette
+if TYPE_CHECKING:  # kept out of import time: `flags.console.audit` is used by the CLI
+    from prometheus_client import CollectorRegistry
+    from starlette.applications import Starlette
 
-from flags.console.audit import default_audit_path
-from flags.console.auth import Access
-from flags.console.webhook import AutoRollback
-from middleware.config import DEFAULT_INTENT, DEFAULT_RISK_LOG_PATH, EnvDefaults, parse_bool
+    from flags.console.webhook import AutoRollback
 
 TOKEN_ENV = "PARTIAL_TRUST_CONSOLE_TOKEN"
 WEBHOOK_TOKEN_ENV = "PARTIAL_TRUST_WEBHOOK_TOKEN"
 ALLOW_REMOTE_READ_ENV = "PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ"
 AUTO_ROLLBACK_ENV = "PARTIAL_TRUST_CONSOLE_AUTO_ROLLBACK"
 
-__all__ = ["AutoRollback", "create_console_app", "create_console_app_from_env", "main"]
+__all__ = ["create_console_app", "create_console_app_from_env", "main"]
 
 
 def create_console_app(
@@ -79,7 +78,12 @@ def create_console_app(
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """The console as an ASGI app; see the module docstring for every parameter."""
+    from dataclasses import replace
+
     from flags.console.app import build
+    from flags.console.auth import Access
+    from flags.console.webhook import AutoRollback
+    from middleware.config import DEFAULT_INTENT, EnvDefaults
 
     env = os.environ if environ is None else environ
     defaults = EnvDefaults.from_env(env)
@@ -106,7 +110,10 @@ def create_console_app_from_env(
     environ: Mapping[str, str] | None = None, *, registry: CollectorRegistry | None = None
 ) -> Starlette:
     """``create_console_app`` configured by the environment variables listed above."""
+    from flags.console.audit import default_audit_path
+    from flags.console.webhook import AutoRollback
     from flags.provider import flags_file_path
+    from middleware.config import DEFAULT_RISK_LOG_PATH, parse_bool
 
     env = os.environ if environ is None else environ
     auto = env.get(AUTO_ROLLBACK_ENV)

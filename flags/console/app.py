@@ -21,7 +21,6 @@ in worker threads: mounted in the reference app, the console never blocks the co
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from functools import partial
@@ -31,64 +30,26 @@ from typing import Any
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from flags import flagfile
-from flags.console import state
-from flags.console.audit import AuditLog, entry
+from flags.console import actions, state
+from flags.console.audit import AuditLog
 from flags.console.auth import Access, Denied, json_body_required
 from flags.console.webhook import AutoRollback, Notification, Outcomes, RollbackCollector, in_storm
 from flags.console.webhook import handle as handle_alerts
 from middleware.config import EnvDefaults
 
-ACTIONS = frozenset({"kill", "resume", "advance", "retreat", "set"})
-SETTABLE = (flagfile.SAMPLE_RATE, flagfile.TIMEOUT_MS, flagfile.PROFILE_ID)
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def _one_line(value: str) -> str:
-    value = value.strip()
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("must be one line of plain text")
-    return value
-
-
-class ChangeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(max_length=200)
-    actor: str | None = Field(default=None, max_length=64)
-    key: str | None = None
-    value: str | int | float | bool | None = None
-    acknowledge_storm: bool = False
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        value = _one_line(value)
-        if not value:
-            raise ValueError("a reason is required: say in a few words why")
-        return value
-
-    @field_validator("actor")
-    @classmethod
-    def _actor(cls, value: str | None) -> str | None:
-        return _one_line(value) or None if value is not None else None
-
-
-class Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -102,6 +63,7 @@ class Console:
     registry: CollectorRegistry
     outcomes: Outcomes
     lock: anyio.Lock
+    ctx: actions.Context
 
     # -- views -----------------------------------------------------------------------------
 
@@ -163,20 +125,21 @@ class Console:
         if denied is not None:
             return denied.response()
         try:
-            body = ChangeBody.model_validate_json(await request.body())
+            body = actions.ChangeBody.model_validate_json(await request.body())
         except ValidationError as exc:
             why = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
             )
             return JSONResponse({"error": why}, status_code=422)
         action = request.path_params["action"]
-        if action not in ACTIONS:
+        if action not in actions.ACTIONS:
             return JSONResponse({"error": f"unknown action {action!r}"}, status_code=404)
         client = request.client.host if request.client else ""
         try:
             async with self.lock:
-                line = await anyio.to_thread.run_sync(partial(self._apply, action, body, client))
-        except Refused as exc:
+                run = partial(actions.apply, self.ctx, action, body, client)
+                line = await anyio.to_thread.run_sync(run)
+        except actions.Refused as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         except flagfile.FlagFileError as exc:
             msg = f"refused: {exc}; the flag file was left unchanged"
@@ -184,62 +147,6 @@ class Console:
         except OSError as exc:
             return JSONResponse({"error": f"not changed: {exc}"}, status_code=500)
         return JSONResponse({"ok": True, "audit": line})
-
-    def _apply(self, action: str, body: ChangeBody, client: str) -> dict[str, Any]:
-        """Validate, open the audit log, change the file, write the audit line (blocking)."""
-        key, value = self._target(action, body)
-        fd = self.audit.open_fd()  # an unwritable audit log refuses the change up front
-        try:
-            change = flagfile.set_flag(self.flags_file, key, value, reason=body.reason)
-            line = entry(
-                change,
-                source="ui",
-                actor=body.actor or "operator",
-                reason=body.reason,
-                action=action,
-                client=client,
-                file=str(self.flags_file),
-            )
-            self.audit.write(fd, line)
-        finally:
-            os.close(fd)
-        return line
-
-    def _target(self, action: str, body: ChangeBody) -> tuple[str, object]:
-        if action == "kill":
-            return flagfile.ENABLED, False
-        opening = action in {"resume", "advance"} or (
-            action == "set" and body.key == flagfile.SAMPLE_RATE
-        )
-        if opening and in_storm(self.audit, self.rollback) and not body.acknowledge_storm:
-            raise Refused(
-                409,
-                "rollback storm: the corridor was rolled back automatically "
-                f"{self.rollback.storm_threshold} or more times in the last "
-                f"{int(self.rollback.storm_window.total_seconds() // 60)} minutes; "
-                "acknowledge the storm to change it anyway",
-            )
-        if action == "resume":
-            return flagfile.ENABLED, True
-        if action == "set":
-            if body.key not in SETTABLE:
-                raise Refused(
-                    422,
-                    f"key must be one of {', '.join(SETTABLE)} (kill/resume "
-                    "switch partial-trust-enabled)",
-                )
-            if body.value is None:
-                raise Refused(422, "a value is required")
-            return body.key, body.value
-        flags = state.read_flags(self.flags_file, self.defaults)
-        if not flags["ok"]:
-            raise flagfile.FlagFileError(flags["error"])
-        target = flags["advance_to" if action == "advance" else "retreat_to"]
-        if target is None:
-            where = "the last stage (10%)" if action == "advance" else "the first stage (1%)"
-            hint = "" if action == "advance" else "; use the kill switch to turn it off"
-            raise Refused(409, f"cannot {action}: already at {where}{hint}")
-        return flagfile.SAMPLE_RATE, target
 
     # -- webhook ---------------------------------------------------------------------------
 
@@ -301,6 +208,7 @@ def build(
         registry=registry,
         outcomes=outcomes,
         lock=anyio.Lock(),
+        ctx=actions.Context(flags_file, audit, defaults, rollback),
     )
     routes = [
         Route("/", console.page, methods=["GET"]),

@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from flags.console.audit import default_audit_path
 
 _LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -29,7 +31,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     from flags.provider import flags_file_path
 
     p = argparse.ArgumentParser(
@@ -52,21 +54,26 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let other hosts change (with the token) and post the webhook",
     )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another Host name to accept when bound to loopback (a reverse proxy that "
+        "passes the public Host); repeatable",
+    )
     p.add_argument("--no-auto-rollback", action="store_true", help="webhook acts on nothing")
     p.add_argument("--log-level", default="info")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    import uvicorn
+def build_app(args: argparse.Namespace) -> ASGIApp:
+    """The console for parsed arguments (Host check included when bound to loopback)."""
     from starlette.middleware.trustedhost import TrustedHostMiddleware
-    from starlette.types import ASGIApp
 
     from flags.console import TOKEN_ENV, WEBHOOK_TOKEN_ENV, create_console_app
     from flags.console.webhook import AutoRollback
 
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("partial_trust.console")
     token = os.environ.get(TOKEN_ENV, "").strip() or None
     if token is None:
@@ -85,11 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         auto_rollback=AutoRollback(enabled=not args.no_auto_rollback),
     )
     if _is_loopback(args.host):
-        app = TrustedHostMiddleware(app, allowed_hosts=_LOOPBACK_NAMES)
-    elif not (args.allow_remote_read or args.allow_remote_changes):
+        return TrustedHostMiddleware(app, allowed_hosts=[*_LOOPBACK_NAMES, *args.allowed_host])
+    if not (args.allow_remote_read or args.allow_remote_changes):
         print(
             f"note: bound to {args.host}, but other hosts get 403 without --allow-remote-read",
             file=sys.stderr,
         )
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = build_app(args)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0

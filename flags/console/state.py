@@ -53,12 +53,12 @@ def stage_number(rate: float) -> int | None:
 
 
 def stage_label(on: bool, rate: float) -> str:
-    if not on:
-        return "off"
+    """``stage 2 (5%)``, ``custom (3%)``; when off, the stage it would resume at."""
     if rate <= _EPS:
         return "off (sample rate 0)"
     number = stage_number(rate)
-    return f"stage {number} ({rate:.0%})" if number else f"custom ({rate * 100:g}%)"
+    label = f"stage {number} ({rate:.0%})" if number else f"custom ({rate * 100:g}%)"
+    return label if on else f"off (resumes at {label})"
 
 
 def next_rate(rate: float, direction: str) -> float | None:
@@ -174,7 +174,7 @@ def _variants(doc: flagfile.FlagdDocument, key: str) -> list[str]:
 class GateCache:
     """The gate verdict, recomputed at most every ``max_age_s`` (it reads the whole log)."""
 
-    def __init__(self, risk_log: Path | None, max_age_s: float = 15.0) -> None:
+    def __init__(self, risk_log: Path | None, max_age_s: float = 30.0) -> None:
         self.risk_log = risk_log
         self.max_age_s = max_age_s
         self._lock = threading.Lock()

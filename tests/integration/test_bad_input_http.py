@@ -9,6 +9,7 @@ disabled one none.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -166,8 +167,6 @@ def test_chunked_valid_command_over_http(
 ) -> None:
     """A valid command in 1-byte chunks is read whole: the corridor asks the LLM once and the
     answer has exactly the baseline's keys (llm-sim accepts by default)."""
-    import json
-
     (app_on, log_on), (app_off, _) = on, off
     body = json.dumps(shopping_command("cmd-chunked")).encode()
     before, calls = len(read_lines(log_on)), sim_calls(sim)
@@ -179,3 +178,27 @@ def test_chunked_valid_command_over_http(
     assert len(lines) == before + 1 and lines[-1]["sampled"] is True
     assert lines[-1]["status"] in {"accepted_llm", "fallback_deterministic", "error"}
     assert sim_calls(sim) == calls + 1
+
+
+def test_bad_bodies_leave_no_user_data_in_logs(
+    on: tuple[Server, Path], off: tuple[Server, Path], sim: Server
+) -> None:
+    """Bad bodies carrying a marker in every field: the marker reaches neither the risk log,
+    nor /metrics, nor the server's own output (uvicorn + the app's loggers)."""
+    (app_on, log_on), _ = on, off
+    marker = "ЖZqприватно"
+    body = shopping_command(f"{marker}-id", text=f"add {marker} to my shopping list")
+    bodies = [
+        json.dumps({**body, "user_id": 5}, ensure_ascii=False).encode(),
+        json.dumps({**body, marker: marker}, ensure_ascii=False).encode(),
+        json.dumps(body, ensure_ascii=False).encode()[:-3],
+        json.dumps({**body, "text": marker * 300}, ensure_ascii=False).encode(),
+        marker.encode("utf-16"),
+    ]
+    for raw in bodies:
+        assert post(app_on, raw).status_code == 422
+    lines = wait_lines(log_on, len(read_lines(log_on)))
+    metrics = httpx.get(f"{app_on.url}/metrics", timeout=5).text
+    for text in (json.dumps(lines, ensure_ascii=False), metrics, app_on.output()):
+        for window in (marker[i : i + 4] for i in range(len(marker) - 3)):
+            assert window.casefold() not in text.casefold()

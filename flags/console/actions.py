@@ -1,0 +1,129 @@
+"""The console's controls as plain functions: what a change body asks, and doing it.
+
+Every action is one ``flags.flagfile.set_flag`` (the CLI's validation, the atomic write) and
+one audit line. The audit log is opened before the flag file is touched, so an unwritable
+audit log refuses the change instead of leaving it unrecorded.
+
+Actions: ``kill`` (enabled → false), ``resume`` (enabled → true; refused with 409 during a
+rollback storm unless ``acknowledge_storm``), ``advance``/``retreat`` (the sample rate one
+preset along 1% → 5% → 10%; 409 at either end), ``set`` (``key`` one of the sample rate,
+timeout or profile flags, ``value`` as text or JSON scalar).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flags import flagfile
+from flags.console import state
+from flags.console.audit import AuditLog, entry
+from flags.console.webhook import AutoRollback, in_storm
+from middleware.config import EnvDefaults
+
+ACTIONS = frozenset({"kill", "resume", "advance", "retreat", "set"})
+SETTABLE = (flagfile.SAMPLE_RATE, flagfile.TIMEOUT_MS, flagfile.PROFILE_ID)
+
+
+def _one_line(value: str) -> str:
+    value = value.strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must be one line of plain text")
+    return value
+
+
+class ChangeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(max_length=200)
+    actor: str | None = Field(default=None, max_length=64)
+    key: str | None = None
+    value: str | int | float | bool | None = None
+    acknowledge_storm: bool = False
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        value = _one_line(value)
+        if not value:
+            raise ValueError("a reason is required: say in a few words why")
+        return value
+
+    @field_validator("actor")
+    @classmethod
+    def _actor(cls, value: str | None) -> str | None:
+        return (_one_line(value) or None) if value is not None else None
+
+
+class Refused(Exception):
+    """A change the console will not make; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Context:
+    flags_file: Path
+    audit: AuditLog
+    defaults: EnvDefaults
+    rollback: AutoRollback
+
+
+def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
+    """(flag key, new value) for ``action``, or ``Refused``."""
+    if action == "kill":
+        return flagfile.ENABLED, False
+    if action == "resume":
+        if in_storm(ctx.audit, ctx.rollback) and not body.acknowledge_storm:
+            minutes = int(ctx.rollback.storm_window.total_seconds() // 60)
+            raise Refused(
+                409,
+                f"rollback storm: the alert turned the corridor off {ctx.rollback.storm_threshold}"
+                f" or more times in the last {minutes} minutes; find the cause first, or "
+                "acknowledge the storm to turn it on anyway",
+            )
+        return flagfile.ENABLED, True
+    if action == "set":
+        if body.key not in SETTABLE:
+            raise Refused(
+                422, f"key must be one of {', '.join(SETTABLE)} (kill/resume switch it on and off)"
+            )
+        if body.value is None:
+            raise Refused(422, "a value is required")
+        return body.key, body.value
+    flags = state.read_flags(ctx.flags_file, ctx.defaults)
+    if not flags["ok"]:
+        raise flagfile.FlagFileError(flags["error"])
+    to = flags["advance_to" if action == "advance" else "retreat_to"]
+    if to is None:
+        where = "the last stage (10%)" if action == "advance" else "the first stage (1%)"
+        hint = "" if action == "advance" else "; use the kill switch to turn it off"
+        raise Refused(409, f"cannot {action}: already at {where}{hint}")
+    return flagfile.SAMPLE_RATE, to
+
+
+def apply(ctx: Context, action: str, body: ChangeBody, client: str) -> dict[str, Any]:
+    """Do ``action`` and return its audit line (blocking: run it in a worker thread)."""
+    key, value = target(ctx, action, body)
+    fd = ctx.audit.open_fd()
+    try:
+        change = flagfile.set_flag(ctx.flags_file, key, value, reason=body.reason)
+        line = entry(
+            change,
+            source="ui",
+            actor=body.actor or "operator",
+            reason=body.reason,
+            action=action,
+            client=client,
+            file=str(ctx.flags_file),
+        )
+        ctx.audit.write(fd, line)
+    finally:
+        os.close(fd)
+    return line

@@ -1,0 +1,206 @@
+"""The console in real headless Chromium, on a phone-sized screen, driving a real stack:
+
+    Chromium -> console (python -m flags.console) -> flag file <- reference app (uvicorn,
+    file provider) -> llm-sim
+
+Log in, press the kill switch with a reason: the app makes no LLM call later than 300 ms after
+the press (traffic keeps flowing, sample rate 1). Set 1%, advance a stage: the page and the
+file show 5%; resume: the running app serves 5%. The audit log on the page shows the changes.
+Screenshots go to ``artifacts/console/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flags import flagfile
+from tests.console.helpers import SHIPPED, TOKEN, console_process
+from tests.integration.stack import llm_sim, reference_app, shopping_command
+from tests.support.procs import REPO, Server, require_binary
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = REPO / "artifacts" / "console"
+KILL_LIMIT_S = 0.3
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> str:
+    path = require_binary("chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        message = "the playwright Python package is not installed (dev extra)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class Traffic:
+    """Commands posted back to back from a thread, so that every flag change meets traffic."""
+
+    def __init__(self, app: Server) -> None:
+        self.url = f"{app.url}/route"
+        self.statuses: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            i = 0
+            while not self._stop.is_set():
+                i += 1
+                code = client.post(self.url, json=shopping_command(f"browser-{i}")).status_code
+                self.statuses[code] = self.statuses.get(code, 0) + 1
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+class SimCalls:
+    """llm-sim's call counter over one kept-alive connection (fine time resolution)."""
+
+    def __init__(self, sim: Server) -> None:
+        self.sim = sim
+        self.client = httpx.Client(timeout=5)
+
+    def __call__(self) -> int:
+        return int(self.client.get(f"{self.sim.url}/sim/stats").json()["total"])
+
+    def grow(self, timeout_s: float = 3.0) -> None:
+        start, first = time.monotonic(), self()
+        while self() == first:
+            assert time.monotonic() - start < timeout_s, "no LLM calls"
+            time.sleep(0.005)
+
+    def last_call_after(self, since: float, watch_s: float = 1.0) -> float:
+        """Seconds after ``since`` of the last new call seen while watching for ``watch_s``."""
+        last, last_at = self(), since
+        while time.monotonic() - since < watch_s:
+            count = self()
+            if count != last:
+                last, last_at = count, time.monotonic()
+            time.sleep(0.005)
+        return last_at - since
+
+
+def _app_flags(app: Server) -> dict[str, Any]:
+    flags: dict[str, Any] = httpx.get(f"{app.url}/health", timeout=5).json()["partial_trust"][
+        "flags"
+    ]
+    return flags
+
+
+def test_phone_operator_kills_advances_and_reads_the_audit(tmp_path: Path) -> None:
+    executable = chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    flags = tmp_path / "partial-trust.flagd.json"
+    shutil.copy(SHIPPED, flags)
+    flagfile.set_flag(flags, flagfile.SAMPLE_RATE, 1.0, reason="test: every command")
+    flagfile.resume(flags, reason="test: on")
+    env = {"PARTIAL_TRUST_FLAGS_PROVIDER": "file", "PARTIAL_TRUST_FLAGS_FILE": str(flags)}
+    with (
+        llm_sim(tmp_path) as sim,
+        reference_app(tmp_path, f"{sim.url}/v1", **env) as (app, risk_log),
+        console_process(tmp_path, flags, risk_log) as console,
+        sync_playwright() as pw,
+    ):
+        calls = SimCalls(sim)
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={"width": 390, "height": 844},
+                device_scale_factor=2,
+                is_mobile=True,
+                has_touch=True,
+            )
+            page = context.new_page()
+            page.goto(f"{console.url}/")
+            expect(page.locator("#status")).to_contain_text("ON: 100%")
+            # phone layout: nothing wider than the screen, a kill switch you cannot miss
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            page.screenshot(path=str(ARTIFACTS / "01-on-logged-out.png"), full_page=True)
+
+            page.fill("#token", TOKEN)
+            page.fill("#actor", "night-shift")
+            page.click("#login-button")
+            expect(page.locator("#whoami")).to_contain_text("Logged in as night-shift")
+            kill_box = page.locator("#kill").bounding_box()
+            assert kill_box is not None and kill_box["height"] >= 80
+            assert kill_box["width"] >= 0.8 * 390 - 40
+
+            with Traffic(app) as traffic:
+                calls.grow()
+                page.fill("#reason", "error spike seen on the dashboard")
+                page.screenshot(path=str(ARTIFACTS / "02-before-kill.png"))
+                pressed = time.monotonic()
+                page.click("#kill")
+                last = calls.last_call_after(pressed, watch_s=1.0)
+                expect(page.locator("#status")).to_contain_text("OFF")
+                print(f"kill pressed -> last LLM call after {last * 1000:.0f} ms")
+                assert last < KILL_LIMIT_S, f"an LLM call {last * 1000:.0f} ms after the kill"
+            assert set(traffic.statuses) == {200}, traffic.statuses
+            page.screenshot(path=str(ARTIFACTS / "03-killed.png"), full_page=True)
+            assert flagfile.served_value(flagfile.load(flags).flags[flagfile.ENABLED])[0] is False
+
+            page.fill("#reason", "back to stage 1 before going on")
+            page.fill("#rate", "0.01")
+            page.click("#set-rate")
+            expect(page.locator("#stage")).to_have_text("off (resumes at stage 1 (1%))")
+            expect(page.locator("#advance")).to_have_text("Next stage: 5%")
+            page.fill("#reason", "stage 1 gate GO")
+            page.click("#advance")
+            expect(page.locator("#message")).to_contain_text("0.01 → 0.05")
+            expect(page.locator("#flags")).to_contain_text("0.05")
+            doc = flagfile.load(flags)
+            assert flagfile.served_value(doc.flags[flagfile.SAMPLE_RATE])[0] == 0.05
+
+            page.fill("#reason", "cause fixed, resume at 5%")
+            page.click("#resume")
+            expect(page.locator("#status")).to_contain_text("ON: 5%")
+            expect(page.locator("#stage")).to_have_text("stage 2 (5%)")
+            deadline = time.monotonic() + 5
+            while _app_flags(app)["sample_rate"] != 0.05:
+                assert time.monotonic() < deadline, _app_flags(app)
+                time.sleep(0.05)
+
+            audit = page.locator("#audit li")
+            expect(audit).to_have_count(4)
+            expect(audit.nth(0)).to_contain_text("partial-trust-enabled: false → true")
+            expect(audit.nth(1)).to_contain_text("partial-trust-sample-rate: 0.01 → 0.05")
+            expect(audit.nth(1)).to_contain_text("stage 1 gate GO")
+            expect(audit.nth(3)).to_contain_text("partial-trust-enabled: true → false")
+            expect(audit.nth(3)).to_contain_text("error spike seen on the dashboard")
+            expect(audit.nth(3)).to_contain_text("night-shift (ui)")
+            page.locator("#audit").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "04-audit.png"), full_page=True)
+            context.close()
+        finally:
+            browser.close()
+            calls.client.close()
