@@ -95,7 +95,10 @@ def _tree_rss_kb(root: int) -> int:
 
 
 def measure(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> dict[str, float]:
-    """Wall time, ru_maxrss (MB) of the process, sampled peak RSS of its tree (MB)."""
+    """Wall and CPU time, ru_maxrss (MB) of the process, sampled peak RSS of its tree (MB).
+
+    CPU seconds matter on a shared machine: wall time there measures the neighbours too.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
     peak = [0]
@@ -115,7 +118,8 @@ def measure(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> dict[str
     if proc.returncode:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err}")
-    return {"wall": wall, "maxrss": usage.ru_maxrss / 1024, "tree": peak[0] / 1024}
+    cpu = usage.ru_utime + usage.ru_stime  # includes the workers the analyzer waited for
+    return {"wall": wall, "cpu": cpu, "maxrss": usage.ru_maxrss / 1024, "tree": peak[0] / 1024}
 
 
 def main() -> int:
@@ -157,19 +161,21 @@ def main() -> int:
                 and jq_counts["reason"] == counts["reason_counts"]
             )
             print(f"jq and analyzer counts agree: {same}")
-        jq_wall = next((r["wall"] for name, r in rows if name.startswith("jq")), None)
-        print(
-            f"\n{'tool':<28}{'wall s':>9}{'lines/s':>13}{'maxrss MB':>11}{'tree MB':>9}{'vs jq':>8}"
-        )
+        jq = next((r for name, r in rows if name.startswith("jq")), None)
+        head = f"{'tool':<28}{'wall s':>8}{'lines/s':>12}{'cpu s':>8}{'lines/cpu-s':>13}"
+        print(f"\n{head}{'maxrss MB':>11}{'tree MB':>9}{'vs jq wall':>12}{'vs jq cpu':>11}")
         for name, r in rows:
-            ratio = f"{jq_wall / r['wall']:.1f}x" if jq_wall else "-"
-            rate = args.lines / r["wall"]
+            ratio = f"{jq['wall'] / r['wall']:.1f}x" if jq else "-"
+            cpu_ratio = f"{jq['cpu'] / r['cpu']:.1f}x" if jq else "-"
+            rate, cpu_rate = args.lines / r["wall"], args.lines / r["cpu"]
             print(
-                f"{name:<28}{r['wall']:>9.2f}{rate:>13,.0f}{r['maxrss']:>11.1f}"
-                f"{r['tree']:>9.1f}{ratio:>8}"
+                f"{name:<28}{r['wall']:>8.2f}{rate:>12,.0f}{r['cpu']:>8.2f}{cpu_rate:>13,.0f}"
+                f"{r['maxrss']:>11.1f}{r['tree']:>9.1f}{ratio:>12}{cpu_ratio:>11}"
             )
+        load = os.getloadavg()[0]
+        print(f"\nload average at the end: {load:.2f} on {os.cpu_count()} CPUs")
         p95, n = counts["latency_p95"], counts["latency_count"]
-        print(f"\nlatency_p95 = {p95} ms over {n:,} values; cpus: {os.cpu_count()}")
+        print(f"latency_p95 = {p95} ms over {n:,} values")
     finally:
         if not args.dir:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -3,7 +3,9 @@
 ``flags kill`` is the runbook's kill switch in one command and needs no restart: services on the
 ``file`` provider reload within ~50 ms. Exit codes: 0 done, 2 refused or failed (the file is
 then exactly as it was). ``--file`` defaults to ``PARTIAL_TRUST_FLAGS_FILE`` or the default path,
-the same rule the service uses. ``flags serve`` (the flag console) is reserved for later.
+the same rule the service uses. Every change is also appended to the console's audit
+log (``PARTIAL_TRUST_FLAGS_AUDIT_LOG``) with source ``cli``. ``flags serve`` runs the flag
+console (see ``flags/console/README.md``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from flags import flagfile
+from flags.console import audit
 from flags.provider import PROVIDER_ENV, flags_file_path
 
 _RUNBOOK_NOTES = {
@@ -45,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         add(name, help_).add_argument("--reason", default=None)
     set_.add_argument("--reason", default=None, help="recorded in the flag's metadata")
-    sub.add_parser("serve", help="the flag console (not built yet)")
+    sub.add_parser("serve", help="the flag console (web UI); options: flags serve --help")
     return parser
 
 
@@ -82,6 +85,10 @@ def _change(args: argparse.Namespace, path: Path) -> int:
         f"{change.key}: {json.dumps(change.old)} -> {json.dumps(change.new)} "
         f"(variant {change.variant!r}) in {path}"
     )
+    try:
+        audit.record(audit.default_audit_path(), change, reason=args.reason or "", source="cli")
+    except OSError as exc:  # the change is made; a missing audit line must not hide that
+        print(f"warning: the audit log was not written: {exc}", file=sys.stderr)
     if os.environ.get(PROVIDER_ENV, "file").strip().lower() not in {"", "file"}:
         print(
             f"note: {PROVIDER_ENV}={os.environ[PROVIDER_ENV]}: services not on the file "
@@ -92,10 +99,12 @@ def _change(args: argparse.Namespace, path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "serve":
+        from flags import console
+
+        return console.main(argv[1:])
     args = _parser().parse_args(argv)
-    if args.command == "serve":
-        print("partial-trust flags serve: the flag console is not built yet", file=sys.stderr)
-        return 2
     path = args.file.absolute() if args.file is not None else flags_file_path()
     try:
         if args.command == "show":

@@ -22,16 +22,28 @@ from middleware.text import item_key
 
 MAX_ITEMS = 20
 MAX_NAME_CHARS = 64
-#: Characters that have no business in a grocery item and are the stuff of markup/injection.
-_FORBIDDEN = re.compile(r"[<>{}\[\]`\\|$]|://")
+#: Characters that have no business in a grocery item and are the stuff of markup, template
+#: and URL injection (``javascript:``, ``data:``, ``mailto:`` all need the colon).
+_FORBIDDEN = re.compile(r"[<>{}\[\]`\\|$:;=@#]")
+#: Control, format, private, unassigned, surrogate, and every separator but the plain space
+#: (U+2028/U+2029 break lines in JavaScript and log viewers).
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _WORDS = re.compile(r"\w+")
 
 
 def _name_ok(name: str) -> bool:
+    """Checked on the NFKC form too: full-width ``＜`` or ``：`` look harmless until a
+    browser, a log viewer or our own ``item_key`` folds them into ``<`` and ``:``."""
     stripped = name.strip()
-    if not stripped or len(stripped) > MAX_NAME_CHARS or _FORBIDDEN.search(stripped):
+    if not stripped or len(stripped) > MAX_NAME_CHARS:
         return False
-    return not any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in stripped)
+    folded = unicodedata.normalize("NFKC", stripped)
+    if _FORBIDDEN.search(stripped) or _FORBIDDEN.search(folded):
+        return False
+    return not any(
+        unicodedata.category(ch) in _BAD_CATEGORIES or (ch.isspace() and ch != " ")
+        for ch in folded
+    )
 
 
 def grounding(names: list[str], text: str) -> float:

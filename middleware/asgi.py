@@ -15,6 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from middleware import tracing
+from middleware.corridor import MAX_COMMAND_BYTES
 from middleware.engine import Admission, CandidateResult, CorridorEngine
 from middleware.outcome import Outcome, Reason
 
@@ -39,7 +40,11 @@ class PartialTrustMiddleware:
             await self.app(scope, receive, send)
             return
 
-        body, replay = await _buffer_body(receive)
+        body, complete, replay = await _buffer_body(receive, MAX_COMMAND_BYTES)
+        if not complete:
+            engine.emit(engine.skip(settings, Reason.INVALID_COMMAND))
+            await self.app(scope, replay, send)
+            return
         try:
             admitted = engine.admit(settings, body)
         except Exception:
@@ -53,32 +58,38 @@ class PartialTrustMiddleware:
         await _run_sampled(self.app, engine, admitted, scope, replay, send)
 
 
-async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
-    """Read the whole request body once, and a ``receive`` that hands it on unchanged."""
+async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, bool, Receive]:
+    """Read the request body once (at most ``limit`` bytes of it), and a ``receive`` that hands
+    the app exactly what the client sent. Returns (body, complete, replay): a body over the
+    limit is never buffered whole; its prefix is replayed and the rest streams through."""
     chunks: list[bytes] = []
+    size = 0
+    pending: Message | None = None
+    complete = False
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            # The client went away before sending the body: let the app see that.
-            pending: list[Message] = [message]
+            pending = message  # the client went away: let the app see that
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
-            pending = []
+            complete = True
+            break
+        if size > limit:
             break
     body = b"".join(chunks)
-    sent = False
+    prefix: list[Message] = []
+    if chunks or pending is None:
+        prefix.append({"type": "http.request", "body": body, "more_body": not complete})
+    if pending is not None:
+        prefix.append(pending)
 
     async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            if pending:
-                return pending.pop()
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        return prefix.pop(0) if prefix else await receive()
 
-    return body, replay
+    return body, complete, replay
 
 
 async def _run_sampled(
@@ -103,6 +114,10 @@ async def _run_sampled(
     except BaseException:
         task.cancel()
         engine.emit(engine.skip(adm.settings, Reason.BASELINE_ERROR, adm.command_key), span)
+        # Whatever the app answered before raising (Starlette's ServerErrorMiddleware sends
+        # its 500 and then re-raises) is its answer: the client must get it unchanged.
+        for message in messages:
+            await send(message)
         raise
     baseline_ms = (time.perf_counter() - started) * 1000.0
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,7 +193,7 @@ class CorridorEngine:
         return outcome, body
 
     def internal_error(self, settings: EffectiveSettings, adm: Admission | None) -> Outcome:
-        logger.exception("corridor failed inside; the baseline answer was used")
+        log_failure("the corridor failed inside; the baseline answer was used")
         return Outcome(
             corridor=self.corridor.name,
             status=Status.ERROR,
@@ -216,7 +218,16 @@ class CorridorEngine:
             else:
                 tracing.record_outcome(outcome)
         except Exception:
-            logger.exception("an outcome sink failed")
+            log_failure("an outcome sink failed")
+
+
+def log_failure(message: str) -> None:
+    """Log the exception being handled by its type and stack, never its message: a message
+    may quote the command (``KeyError('milk')``), and the log must hold no user data."""
+    exc_type, _, tb = sys.exc_info()
+    name = exc_type.__name__ if exc_type is not None else "unknown"
+    stack = "".join(traceback.format_tb(tb)) if tb is not None else ""
+    logger.error("%s (%s)\n%s", message, name, stack.rstrip())
 
 
 def _ms_since(started: float) -> float:

@@ -17,8 +17,13 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from middleware.corridor import MAX_COMMAND_BYTES
+from middleware.reference.app import route_endpoint
 from tests.corridor_harness import (
     LLM_URL,
     Harness,
@@ -300,9 +305,13 @@ async def test_other_methods_pass_untouched(tmp_path: Path, llm: Any, method: st
         assert h.lines() == [] and llm_calls(llm) == 0
 
 
-async def _asgi_disconnect(h: Harness) -> list[dict[str, Any]]:
-    """Call the middleware directly with a client that is gone before sending any body."""
+async def _asgi_disconnect(h: Harness, before: bytes = b"") -> list[dict[str, Any]]:
+    """Call the middleware directly with a client that sends ``before`` (more to come) and
+    is then gone."""
     sent: list[dict[str, Any]] = []
+    incoming: list[dict[str, Any]] = [{"type": "http.disconnect"}]
+    if before:
+        incoming.insert(0, {"type": "http.request", "body": before, "more_body": True})
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -319,7 +328,7 @@ async def _asgi_disconnect(h: Harness) -> list[dict[str, Any]]:
     }
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
+        return incoming.pop(0) if len(incoming) > 1 else incoming[0]
 
     async def send_(message: Any) -> None:
         sent.append(dict(message))
@@ -331,15 +340,86 @@ async def _asgi_disconnect(h: Harness) -> list[dict[str, Any]]:
     return sent
 
 
-async def test_client_gone_before_the_body_gets_the_baselines_own_reaction(
-    tmp_path: Path, llm: Any
+@pytest.mark.parametrize("before", [b"", VALID[:20], VALID], ids=["none", "half", "whole"])
+async def test_client_gone_gets_the_baselines_own_reaction(
+    tmp_path: Path, llm: Any, before: bytes
 ) -> None:
     async with harness(tmp_path) as h:
         h.source.value = settings(enabled=False)
-        off = await _asgi_disconnect(h)
+        off = await _asgi_disconnect(h, before)
         assert h.lines() == []
         h.source.value = settings()
-        on = await _asgi_disconnect(h)
+        on = await _asgi_disconnect(h, before)
         assert on == off, (on, off)  # nobody is left to read it: the baseline's own reaction
         assert_skipped_invalid(h)
         assert llm_calls(llm) == 0
+
+
+def crashing_router() -> Starlette:
+    """A baseline that crashes on one input, with its own JSON 500 handler (Starlette's
+    ``ServerErrorMiddleware`` sends the handler's response, then re-raises for the server)."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        body = await request.json()
+        if "crash" in body.get("text", ""):
+            raise RuntimeError("baseline bug")
+        return await route_endpoint(request)
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "baseline_failed"}, status_code=500)
+
+    return Starlette(
+        routes=[Route("/route", endpoint, methods=["POST"])],
+        exception_handlers={Exception: on_error},
+    )
+
+
+async def _asgi_post(h: Harness, body: bytes) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/route",
+        "raw_path": b"/route",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("app.test", 80),
+    }
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send_(message: Any) -> None:
+        sent.append(dict(message))
+
+    try:
+        await h.app(scope, receive, send_)
+    except Exception as exc:
+        sent.append({"type": "raised", "exc": type(exc).__name__})
+    return sent
+
+
+async def test_a_baseline_that_answers_500_and_raises_keeps_its_own_answer(
+    tmp_path: Path, llm: Any
+) -> None:
+    """The baseline's own error answer must reach the client unchanged with the corridor on,
+    exactly as with it off: the corridor may record ``baseline_error``, never drop the
+    messages the baseline already sent."""
+    body = _with(text="add crash to my shopping list")
+    async with harness(tmp_path) as h:
+        h.app.app = crashing_router()
+        h.source.value = settings(enabled=False)
+        off = await _asgi_post(h, body)
+        assert [m.get("status") for m in off if m["type"] == "http.response.start"] == [500]
+        assert h.lines() == []
+        h.source.value = settings()
+        on = await _asgi_post(h, body)
+        assert on == off, (on, off)
+        records = h.lines()
+        assert [(r["status"], r["reason_code"]) for r in records] == [("skipped", "baseline_error")]

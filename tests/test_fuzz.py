@@ -91,6 +91,10 @@ def _is_number(value: object) -> bool:
     return type(value) in (int, float)
 
 
+def _not_a_count(value: object) -> bool:
+    return not (isinstance(value, int) and _is_int(value) and value >= 1)
+
+
 def name_ok(name: str) -> bool:
     out = name.strip()  # what an accepted answer carries
     return (
@@ -304,7 +308,7 @@ def llm_outputs(draw: st.DrawFn, command: dict[str, Any]) -> Any:
         elif defect == "name_type" and items:
             items[0]["name"] = draw(st.integers() | st.none() | st.lists(st.text(), max_size=2))
         elif defect == "quantity" and items:
-            items[-1]["quantity"] = draw(quantity.filter(lambda q: not (_is_int(q) and q >= 1)))
+            items[-1]["quantity"] = draw(quantity.filter(_not_a_count))
         elif defect == "list_id":
             payload["list_id"] = draw(LIST_ID | st.integers() | st.none())
         elif defect == "many":
@@ -593,7 +597,7 @@ def test_oracle_sanity() -> None:
     """The oracle itself: a plain good candidate passes, each single defect fails."""
     command = _corpus_command({"text": "add milk and two eggs to my shopping list"})
     base = baseline_of(command)
-    good = {
+    good: dict[str, Any] = {
         "intent": C,
         "job": {"job_type": C, "payload": {"list_id": "l-2", "items": [{"name": "milk"}]}},
         "confidence": 0.9,

@@ -18,6 +18,7 @@ from pathlib import Path
 from starlette.types import ASGIApp
 
 from flags.console.audit import default_audit_path
+from flags.console.webhook import CRITICAL_ALERT
 
 _LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -62,6 +63,11 @@ def parser() -> argparse.ArgumentParser:
         help="another Host name to accept when bound to loopback (a reverse proxy that "
         "passes the public Host); repeatable",
     )
+    p.add_argument(
+        "--rollback-alertname",
+        default=CRITICAL_ALERT,
+        help=f"the alert (with severity=critical) that rolls back (default {CRITICAL_ALERT})",
+    )
     p.add_argument("--no-auto-rollback", action="store_true", help="webhook acts on nothing")
     p.add_argument("--log-level", default="info")
     return p
@@ -89,7 +95,10 @@ def build_app(args: argparse.Namespace) -> ASGIApp:
         allow_remote_changes=args.allow_remote_changes,
         risk_log_path=args.risk_log,
         corridor=args.corridor,
-        auto_rollback=AutoRollback(enabled=not args.no_auto_rollback),
+        auto_rollback=AutoRollback(
+            enabled=not args.no_auto_rollback,
+            matchers={"alertname": args.rollback_alertname, "severity": "critical"},
+        ),
     )
     if _is_loopback(args.host):
         return TrustedHostMiddleware(app, allowed_hosts=[*_LOOPBACK_NAMES, *args.allowed_host])

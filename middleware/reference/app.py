@@ -1,7 +1,8 @@
 """The reference app: a deterministic RouterV2-style router with the corridor mounted.
 
 ``/route`` is the baseline endpoint (it never knows the corridor exists); the middleware wraps
-it. ``/health`` and ``/metrics`` are what the runbook's checks and Prometheus read.
+it. ``/health`` and ``/metrics`` are what the runbook's checks and Prometheus read; ``/flags`` is
+the flag console (kill switch, stage presets, audit log, Alertmanager auto-rollback).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from flags import ManagedSettingsSource
+from flags.console import create_console_app_from_env
 from middleware.contracts import CommandDTO
 from middleware.factory import CorridorStack
 from middleware.metrics import metrics_endpoint
@@ -63,6 +65,7 @@ def create_app(
             Route(ROUTER_PATH, route_endpoint, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
+            Mount("/flags", app=create_console_app_from_env(environ)),
         ],
         lifespan=lifespan,
     )

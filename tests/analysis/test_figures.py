@@ -131,16 +131,16 @@ def test_the_writers_lines_take_the_fast_path() -> None:
 
 
 def test_byte_ranges_count_every_line_exactly_once(tmp_path: Path) -> None:
-    path = write(tmp_path / "r.jsonl", selftest.messy_lines() * 7, tail=selftest.TORN)
+    path = write(tmp_path / "r.jsonl", selftest.messy_lines() * 3, tail=selftest.TORN)
     (whole_task,) = plan([path], task_size=10**9)
     whole = count_task(whole_task, Window())
     assert (sum(whole.records.values()), whole.foreign, whole.torn, whole.lines) == (
-        7 * 24,
-        7 * 2,
+        3 * 24,
+        3 * 2,
         1,
-        7 * 26 + 1,
+        3 * 26 + 1,
     )
-    for size in (1, 37, 400, 1000, 4096):
+    for size in (53, 400, 1000, 4096):  # 53: most ranges start and end inside a line
         parts = Tally()
         for task in plan([path], task_size=size):
             parts.merge(count_task(task, Window()))
@@ -186,7 +186,7 @@ _row = st.tuples(
 _SINCE = [None, "2026-11-23T09:30:00Z", "2026-11-23T10:00:00Z", "2026-11-23T10:59:00Z"]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(rows=st.lists(_row, max_size=40), spaced=st.booleans(), since=st.sampled_from(_SINCE))
 def test_fast_and_slow_paths_agree_with_a_naive_implementation(
     tmp_path_factory: Any, rows: list[Any], spaced: bool, since: str | None

@@ -80,3 +80,20 @@ def test_cli_changes_can_be_recorded(tmp_path: Path, flags: Path) -> None:
     assert json.loads((tmp_path / "audit.jsonl").read_text()) == line
     with pytest.raises(ValueError, match="audit source"):
         record(tmp_path / "audit.jsonl", change, reason="x", source="cron")
+
+
+async def test_the_rollback_alert_name_is_configurable(tmp_path: Path, flags: Path) -> None:
+    flagfile.resume(flags)
+    argv = ["--file", str(flags), "--audit-log", str(tmp_path / "a.jsonl")]
+    args = console_cli.parser().parse_args([*argv, "--rollback-alertname", "MyCorridorDown"])
+    hook = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PARTIAL_TRUST_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+        app = console_cli.build_app(args)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8090") as c:
+        default = await c.post("/alertmanager", json=notification(alert()), headers=hook)
+        assert default.json()["alerts"][0]["result"] == "not_matching"
+        mine = notification(alert(alertname="MyCorridorDown"))
+        resp = await c.post("/alertmanager", json=mine, headers=hook)
+        assert resp.json()["alerts"][0]["result"] == "rolled_back"

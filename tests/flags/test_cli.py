@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from flags import flagfile
 from tests.support.procs import REPO, partial_trust
+
+AUDIT = Path(tempfile.mkdtemp(prefix="pt-cli-audit-")) / "audit.jsonl"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -19,7 +23,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PARTIAL_TRUST_FLAGS_AUDIT_LOG": str(AUDIT), **(env or {})},
         timeout=30,
         check=False,
     )
@@ -86,7 +90,24 @@ def test_kill_on_a_broken_file_explains_and_exits_2(tmp_path: Path) -> None:
     assert broken.read_text() == "{"
 
 
-def test_serve_is_reserved() -> None:
-    result = run("serve")
-    assert result.returncode == 2
-    assert "not built yet" in result.stderr
+def test_serve_runs_the_console() -> None:
+    result = run("serve", "--help")
+    assert result.returncode == 0
+    assert "--audit-log" in result.stdout
+
+
+def test_cli_changes_are_audited(tmp_path: Path) -> None:
+    path = tmp_path / "f.json"
+    shutil.copy(REPO / "flags" / "partial-trust.flagd.json", path)
+    audit = tmp_path / "audit.jsonl"
+    result = run(
+        "kill",
+        "--file",
+        str(path),
+        "--reason",
+        "drill",
+        env={"PARTIAL_TRUST_FLAGS_AUDIT_LOG": str(audit)},
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = [json.loads(x) for x in audit.read_text().splitlines()]
+    assert (line["source"], line["key"], line["reason"]) == ("cli", flagfile.ENABLED, "drill")

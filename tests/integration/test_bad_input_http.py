@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.integration.stack import (
+    BASE_ENV,
     llm_sim,
     metric_value,
     read_lines,
@@ -26,8 +27,8 @@ from tests.integration.stack import (
     sim_calls,
     wait_lines,
 )
-from tests.support.procs import Server
-from tests.test_bad_input import BAD_BODIES
+from tests.support.procs import PYTHON, Server, free_port, run_server
+from tests.test_bad_input import BAD_BODIES, crashing_router
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +203,55 @@ def test_bad_bodies_leave_no_user_data_in_logs(
     for text in (json.dumps(lines, ensure_ascii=False), metrics, app_on.output()):
         for window in (marker[i : i + 4] for i in range(len(marker) - 3)):
             assert window.casefold() not in text.casefold()
+
+
+def crashing_app() -> Any:
+    """uvicorn factory: the corridor (configured from the environment) around a baseline that
+    crashes on commands containing "crash" and answers that with its own JSON 500."""
+    import contextlib
+
+    from middleware.factory import CorridorStack
+
+    stack = CorridorStack.from_env()
+    router = crashing_router()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        await stack.start()
+        try:
+            yield
+        finally:
+            await stack.stop()
+
+    router.router.lifespan_context = lifespan
+    return stack.wrap(router, paths=["/route"])
+
+
+def test_baseline_own_500_reaches_the_client_over_http(tmp_module: Path, sim: Server) -> None:
+    """A baseline that fails with its own 500 answer: the client gets that answer, corridor
+    on or off (Starlette sends the handler's response, then re-raises to the server)."""
+    answers = []
+    for name, enabled in (("crash-off", "false"), ("crash-on", "true")):
+        port = free_port()
+        env = {
+            **BASE_ENV,
+            "PARTIAL_TRUST_ENABLED": enabled,
+            "LLM_BASE_URL": f"{sim.url}/v1",
+            "PARTIAL_TRUST_RISK_LOG_PATH": str(tmp_module / f"{name}.jsonl"),
+        }
+        argv = [
+            PYTHON, "-m", "uvicorn", "tests.integration.test_bad_input_http:crashing_app",
+            "--factory", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        ]  # fmt: skip
+        with run_server(
+            argv, port=port, ready_path="/health", log_path=tmp_module / f"{name}.log", env=env
+        ) as server:
+            body = shopping_command("cmd-crash", text="add crash to my shopping list")
+            answers.append(post(server, json.dumps(body).encode()))
+    off, on = answers
+    assert off.status_code == 500 and off.json() == {"error": "baseline_failed"}
+    assert (on.status_code, on.content, on.headers.get("content-type")) == (
+        off.status_code,
+        off.content,
+        off.headers.get("content-type"),
+    )
