@@ -31,25 +31,27 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from middleware.asgi import PartialTrustMiddleware  # noqa: E402
-from middleware.circuit import CircuitBreaker  # noqa: E402
-from middleware.config import EffectiveSettings, StaticSettings  # noqa: E402
-from middleware.corridor import ShoppingCorridor  # noqa: E402
-from middleware.engine import CorridorEngine  # noqa: E402
-from middleware.llm_client import LLMClient  # noqa: E402
-from middleware.metrics import CorridorMetrics  # noqa: E402
-from middleware.policy import PolicyRegistry  # noqa: E402
-from middleware.reference.app import route_endpoint  # noqa: E402
-from middleware.risk_log import RiskLog  # noqa: E402
-from middleware.sampling import CommandKeyer, is_sampled  # noqa: E402
+from middleware.asgi import PartialTrustMiddleware
+from middleware.circuit import CircuitBreaker
+from middleware.config import EffectiveSettings, StaticSettings
+from middleware.corridor import ShoppingCorridor
+from middleware.engine import CorridorEngine
+from middleware.llm_client import LLMClient
+from middleware.metrics import CorridorMetrics
+from middleware.policy import PolicyRegistry
+from middleware.reference.app import route_endpoint
+from middleware.risk_log import RiskLog
+from middleware.sampling import CommandKeyer, is_sampled
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATE = {
     "intent": "add_shopping_item",
     "job": {
         "job_type": "add_shopping_item",
-        "payload": {"list_id": "l-1", "items": [{"name": "milk", "quantity": 1},
-                                                {"name": "eggs", "quantity": 2}]},
+        "payload": {
+            "list_id": "l-1",
+            "items": [{"name": "milk", "quantity": 1}, {"name": "eggs", "quantity": 2}],
+        },
     },
     "confidence": 0.95,
 }
@@ -58,18 +60,32 @@ App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 def body_for(command_id: str) -> bytes:
-    return json.dumps({
-        "command_id": command_id, "user_id": "u-1",
-        "text": "add milk and two eggs to my shopping list", "capabilities": ["start_job"],
-        "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
-    }).encode()
+    return json.dumps(
+        {
+            "command_id": command_id,
+            "user_id": "u-1",
+            "text": "add milk and two eggs to my shopping list",
+            "capabilities": ["start_job"],
+            "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
+        }
+    ).encode()
 
 
 def scope_for(path: str) -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "headers": [(b"content-type", b"application/json")],
-            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
 
 
 async def drive(app: App, path: str, body: bytes, n: int) -> float:
@@ -90,8 +106,14 @@ async def drive(app: App, path: str, body: bytes, n: int) -> float:
 
 
 def settings(**kw: Any) -> EffectiveSettings:
-    values: dict[str, Any] = {"enabled": True, "intent": "add_shopping_item", "sample_rate": 0.01,
-                              "timeout_ms": 200, "profile_id": None, "policy_enabled": True}
+    values: dict[str, Any] = {
+        "enabled": True,
+        "intent": "add_shopping_item",
+        "sample_rate": 0.01,
+        "timeout_ms": 200,
+        "profile_id": None,
+        "policy_enabled": True,
+    }
     values.update(kw)
     return EffectiveSettings.build(**values)
 
@@ -104,14 +126,20 @@ def mock_llm() -> LLMClient:
     return LLMClient("http://llm.bench/v1", client=client)
 
 
-def corridor(router: Starlette, current: EffectiveSettings, log_dir: Path) -> PartialTrustMiddleware:
+def corridor(
+    router: Starlette, current: EffectiveSettings, log_dir: Path
+) -> PartialTrustMiddleware:
     risk_log = RiskLog(log_dir / "risk.jsonl", max_queue=1_000_000)
     risk_log.start()
     engine = CorridorEngine(
-        ShoppingCorridor(), settings=StaticSettings(current),
-        policy=PolicyRegistry.load(REPO / "llm_policy" / "llm-policy.yaml"), llm=mock_llm(),
-        circuit=CircuitBreaker(), risk_log=risk_log,
-        metrics=CorridorMetrics(CollectorRegistry()), keyer=CommandKeyer(b"bench"),
+        ShoppingCorridor(),
+        settings=StaticSettings(current),
+        policy=PolicyRegistry.load(REPO / "llm_policy" / "llm-policy.yaml"),
+        llm=mock_llm(),
+        circuit=CircuitBreaker(),
+        risk_log=risk_log,
+        metrics=CorridorMetrics(CollectorRegistry()),
+        keyer=CommandKeyer(b"bench"),
     )
     return PartialTrustMiddleware(router, engine=engine, paths=["/route"])
 
@@ -125,20 +153,40 @@ async def candidate_cost(n: int) -> float:
 
 
 async def main(n: int, repeats: int) -> None:
-    router = Starlette(routes=[Route("/route", route_endpoint, methods=["POST"]),
-                               Route("/other", route_endpoint, methods=["POST"])])
-    unsampled = next(f"c-{i}" for i in range(1000) if not is_sampled("add_shopping_item",
-                                                                      f"c-{i}", 0.01))
+    router = Starlette(
+        routes=[
+            Route("/route", route_endpoint, methods=["POST"]),
+            Route("/other", route_endpoint, methods=["POST"]),
+        ]
+    )
+    unsampled = next(
+        f"c-{i}" for i in range(1000) if not is_sampled("add_shopping_item", f"c-{i}", 0.01)
+    )
     log_dir = Path(tempfile.mkdtemp(prefix="pt-bench-"))
     cases: list[tuple[str, App, str, bytes, int]] = [
         ("bare Starlette", router, "/route", body_for("c-1"), n),
         ("foreign path", corridor(router, settings(), log_dir), "/other", body_for("c-1"), n),
-        ("corridor disabled", corridor(router, settings(enabled=False), log_dir), "/route",
-         body_for("c-1"), n),
-        ("enabled, not sampled", corridor(router, settings(), log_dir), "/route",
-         body_for(unsampled), n),
-        ("sampled, instant candidate", corridor(router, settings(sample_rate=1.0), log_dir),
-         "/route", body_for("c-1"), max(n // 4, 100)),
+        (
+            "corridor disabled",
+            corridor(router, settings(enabled=False), log_dir),
+            "/route",
+            body_for("c-1"),
+            n,
+        ),
+        (
+            "enabled, not sampled",
+            corridor(router, settings(), log_dir),
+            "/route",
+            body_for(unsampled),
+            n,
+        ),
+        (
+            "sampled, instant candidate",
+            corridor(router, settings(sample_rate=1.0), log_dir),
+            "/route",
+            body_for("c-1"),
+            max(n // 4, 100),
+        ),
     ]
     for _, app, path, body, count in cases:  # warm-up: imports, caches, pools
         await drive(app, path, body, min(count, 500))
@@ -154,7 +202,9 @@ async def main(n: int, repeats: int) -> None:
         print(f"{name:<28}{med:>10.1f}{med - bare:>+10.1f}{med / bare:>8.2f}")
     sampled = statistics.median(results["sampled, instant candidate"])
     print(f"{'candidate alone (httpx)':<28}{own:>10.1f}")
-    print(f"sampled overhead beyond bare and the candidate's own cost: {sampled - bare - own:+.1f} µs")
+    print(
+        f"sampled overhead beyond bare and the candidate's own cost: {sampled - bare - own:+.1f} µs"
+    )
 
 
 if __name__ == "__main__":

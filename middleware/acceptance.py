@@ -41,8 +41,7 @@ def _name_ok(name: str) -> bool:
     if _FORBIDDEN.search(stripped) or _FORBIDDEN.search(folded):
         return False
     return not any(
-        unicodedata.category(ch) in _BAD_CATEGORIES or (ch.isspace() and ch != " ")
-        for ch in folded
+        unicodedata.category(ch) in _BAD_CATEGORIES or (ch.isspace() and ch != " ") for ch in folded
     )
 
 

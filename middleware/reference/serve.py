@@ -62,5 +62,3 @@ def main(argv: list[str]) -> int:
         access_log=False,
     )
     return 0
-
-
