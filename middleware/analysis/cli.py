@@ -184,6 +184,7 @@ def _criterion_json(c: gate_mod.Criterion) -> dict[str, Any]:
 
 
 def replay_main(argv: Sequence[str]) -> int:
-    """Not built yet: it needs the corridor engine's offline entry point."""
-    print("partial-trust replay: not available yet (waits for the engine)", file=sys.stderr)
-    return 2
+    """``partial-trust replay``: baseline vs candidate path over a corpus (seed-002 gates)."""
+    from middleware.analysis import replay
+
+    return replay.main(argv)
