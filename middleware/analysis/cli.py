@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from middleware.analysis import gate as gate_mod
-from middleware.analysis import html, report, selftest
+from middleware.analysis import html, prometheus, report, selftest
 from middleware.analysis.figures import Figures, from_tally
 from middleware.analysis.reader import InputError, expand, tally_files
 from middleware.analysis.tally import Window, parse_time
@@ -134,12 +134,24 @@ def gate_main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--min-sampled", type=int, help="raise (never lower) the stage's minimum sampled count"
     )
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="judge Prometheus' counters instead of the risk log (see the README: p95 is "
+        "histogram-interpolated there)",
+    )
+    p.add_argument(
+        "--window", default="24h", help="with --prometheus: the look-back window (default 24h)"
+    )
+    p.add_argument(
+        "--corridor", default="add_shopping_item", help="with --prometheus: the corridor label"
+    )
     args = p.parse_args(list(argv))
-    if not args.risk_log:
-        p.error("--risk-log is required")
+    if bool(args.risk_log) == bool(args.prometheus):
+        p.error("give exactly one source: --risk-log PATH ... or --prometheus URL")
     try:
-        fig = _figures(args)
-    except InputError as exc:
+        fig = _prometheus_figures(p, args) if args.prometheus else _figures(args)
+    except (InputError, prometheus.PrometheusError) as exc:
         print(f"partial-trust gate: {exc}", file=sys.stderr)
         return GATE_ERROR
     verdict, criteria, stab = gate_mod.evaluate(
@@ -167,6 +179,16 @@ def gate_main(argv: Sequence[str]) -> int:
     if args.html:
         _write_text(args.html, html.render(fig, [(args.stage, verdict, criteria)]))
     return verdict.exit_code
+
+
+def _prometheus_figures(p: argparse.ArgumentParser, args: argparse.Namespace) -> Figures:
+    if args.since or args.until:
+        p.error("--since/--until apply to --risk-log; use --window with --prometheus")
+    try:
+        window_s = prometheus.parse_window(args.window)
+    except ValueError as exc:
+        p.error(str(exc))
+    return prometheus.fetch(args.prometheus, window_s=window_s, corridor=args.corridor)
 
 
 def _criterion_json(c: gate_mod.Criterion) -> dict[str, Any]:

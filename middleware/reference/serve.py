@@ -16,7 +16,10 @@ def _prepare_multiprocess_metrics(workers: int) -> None:
     merges them through files in ``PROMETHEUS_MULTIPROC_DIR``. It must be set before any
     worker imports prometheus_client, and emptied first: files of a previous run would be
     added to this run's totals."""
-    if workers <= 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # set but empty would make prometheus_client write its files into the cwd
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if workers <= 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         return
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
         prefix="partial-trust-metrics-"

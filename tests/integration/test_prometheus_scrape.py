@@ -36,7 +36,6 @@ def test_scraped_totals_equal_the_requests_sent(tmp_path: Path, workers: int) ->
             "PARTIAL_TRUST_SAMPLE_RATE": "0.5",
             "LLM_BASE_URL": f"{sim.url}/v1",
             "PARTIAL_TRUST_RISK_LOG_PATH": str(log),
-            "PROMETHEUS_MULTIPROC_DIR": "",
         }
         argv = partial_trust(
             "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"
