@@ -29,6 +29,7 @@ from middleware.policy import PolicyRegistry
 from middleware.reference.app import route_endpoint
 from middleware.risk_log import RiskLog
 from middleware.sampling import CommandKeyer, is_sampled
+from tests.integration.stack import shopping_command
 from tests.support.procs import REPO
 
 LLM_URL = "http://llm.test/v1"
@@ -56,18 +57,8 @@ class MutableSettings:
         return self.value
 
 
-def command(
-    command_id: str = "c-1", text: str = "add milk and two eggs to my shopping list", **extra: Any
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "command_id": command_id,
-        "user_id": "u-1",
-        "text": text,
-        "capabilities": ["start_job"],
-        "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
-    }
-    body.update(extra)
-    return body
+def command(command_id: str = "c-1", **changes: Any) -> dict[str, Any]:
+    return shopping_command(command_id, **changes)
 
 
 def unsampled_id(rate: float) -> str:

@@ -37,9 +37,6 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.responses import JSONResponse
 
 from middleware.circuit import CircuitBreaker
@@ -47,6 +44,7 @@ from middleware.config import EffectiveSettings
 from middleware.text import strip_punct
 from tests.corridor_harness import LLM_URL, Harness, completion, iter_strings
 from tests.corridor_harness import settings as corridor_settings
+from tests.support.otel import EXPORTER, install_span_exporter
 from tests.test_fuzz import quick_harness
 
 C = "add_shopping_item"
@@ -57,21 +55,8 @@ MARKERS = "абвгдежзийклмнопрстуфхцчшщъыьэюяё中
 # --------------------------------------------------------------------------------------------
 # Spans: one SDK provider for the whole session (OpenTelemetry allows setting it once).
 
-_EXPORTER = InMemorySpanExporter()
-_installed: list[bool] = []
-
-
-def _install_tracing_once() -> None:
-    if _installed:
-        return
-    current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        current.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-    else:
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(provider)
-    _installed.append(True)
+_EXPORTER = EXPORTER
+_install_tracing_once = install_span_exporter
 
 
 def span_strings() -> Iterator[str]:

@@ -15,30 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.propagate import inject
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from middleware import tracing
 from middleware.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
+from tests.support.otel import EXPORTER, install_span_exporter
 
 C = "add_shopping_item"
-_EXPORTER = InMemorySpanExporter()
-_installed: list[bool] = []
-
-
-def _install_once() -> None:
-    if _installed:
-        return
-    current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        current.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-    else:
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(provider)
-    _installed.append(True)
+_EXPORTER = EXPORTER
+_install_once = install_span_exporter
 
 
 @pytest.fixture
