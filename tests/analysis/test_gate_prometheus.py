@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,47 @@ def test_chart_bins_are_per_bucket_with_one_overflow() -> None:
         (1000.0, 2),
         (None, 2),
     )
+
+
+def test_hours_split_the_window_at_utc_hour_boundaries() -> None:
+    """(07:30, 10:30]: a partial first hour, full hours from a range query, a partial last."""
+    t = datetime(2026, 11, 23, 10, 30, tzinfo=UTC).timestamp()
+    asked: list[tuple[str, dict[str, str]]] = []
+
+    def vector(n: float) -> list[dict[str, Any]]:
+        return [
+            {"metric": {"status": "accepted_llm"}, "value": [t, str(n)]},
+            {"metric": {"status": "error"}, "value": [t, "1"]},
+        ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        form = dict(urllib.parse.parse_qsl(request.content.decode()))
+        asked.append((request.url.path, form))
+        q = form["query"]
+        result: list[dict[str, Any]] = []
+        if request.url.path.endswith("query_range"):
+            values = [[float(form["start"]), "10"], [float(form["end"]), "20.4"]]
+            result = [{"metric": {"status": "accepted_llm"}, "values": values}]
+        elif "sum by (status) (increase" in q:
+            result = vector(3 if "[1800000ms]" in q else 0)
+        kind = "matrix" if request.url.path.endswith("query_range") else "vector"
+        body = {"status": "success", "data": {"resultType": kind, "result": result}}
+        return httpx.Response(200, json=body)
+
+    source = prometheus.PrometheusSource(
+        "http://prom.invalid", client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    fig = source.figures(window_s=3 * 3600, at=t)
+    assert [(h.hour, h.sampled, h.accepted_llm, h.error) for h in fig.hours] == [
+        ("2026-11-23T07", 4, 3, 1),  # (07:30, 08:00]
+        ("2026-11-23T08", 10, 10, 0),  # range point at 09:00 covers (08:00, 09:00]
+        ("2026-11-23T09", 20, 20, 0),  # range point at 10:00, rounded
+        ("2026-11-23T10", 4, 3, 1),  # (10:00, 10:30]
+    ]
+    ranges = [f for path, f in asked if path.endswith("query_range")]
+    assert len(ranges) == 1 and ranges[0]["step"] == "3600"
+    assert float(ranges[0]["start"]) == t - 1.5 * 3600 and float(ranges[0]["end"]) == t - 1800
+    assert fig.records == 0 and fig.latency_p95 is None and fig.source == "prometheus"
 
 
 def test_unreachable_prometheus_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,6 +157,8 @@ def test_risk_log_and_prometheus_give_the_same_gate(tmp_path: Path) -> None:
                     tmp_path, "prom", stage, "--prometheus", prom.url, "--window", "2h"
                 )
                 assert code_log == code_prom, (stage, from_log, from_prom)
+                if stage == 1:
+                    code_log_1 = code_log
                 assert from_log["verdict"] == from_prom["verdict"]
                 fl, fp = from_log["figures"], from_prom["figures"]
                 assert fp["source"] == "prometheus"
@@ -127,6 +172,10 @@ def test_risk_log_and_prometheus_give_the_same_gate(tmp_path: Path) -> None:
                 results_log = [(c["criterion"], c["result"]) for c in from_log["criteria"]]
                 results_prom = [(c["criterion"], c["result"]) for c in from_prom["criteria"]]
                 assert results_log == results_prom
+            page = tmp_path / "gate.html"
+            argv = ["--stage", "1", "--prometheus", prom.url, "--html", str(page)]
+            assert cli.gate_main(argv) == code_log_1
+            assert page.read_text(encoding="utf-8").count("<svg") >= 3
             # The traffic really was mixed: errors, refusals and acceptances all present.
             counts = from_log["figures"]["status_counts"]
             assert counts["error"] and counts["fallback_deterministic"] and counts["accepted_llm"]

@@ -161,8 +161,7 @@ def test_nondeterminism_is_detected() -> None:
     flips = itertools.count()
 
     def alternating(request: httpx.Request) -> httpx.Response:
-        # Even calls: a wrong intent (refused); odd calls: also refused, for another reason.
-        # Both runs agree with the baseline, but the outcome differs between them.
+        # A flaky model: an HTTP error, then an accepted (wrong) answer, and so on.
         if next(flips) % 2 == 0:
             return httpx.Response(503)
         return milk_only(request)

@@ -1,0 +1,1 @@
+"""The replay corpora shipped with the package (``partial-trust replay --corpus``)."""
