@@ -22,9 +22,8 @@ runs the same baseline code and only the wrapping differs:
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -57,16 +56,8 @@ def corridor() -> ASGIApp:
     if os.environ.get("BENCH_CIRCUIT_BREAKER", "on") == "off":
         stack.engine.circuit = None
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await stack.start()
-        try:
-            yield
-        finally:
-            await stack.stop()
-
     routes = [*_routes(), Route("/metrics", metrics_endpoint(), methods=["GET"])]
-    return stack.wrap(Starlette(routes=routes, lifespan=lifespan), paths=[CORRIDOR_PATH])
+    return stack.wrap(Starlette(routes=routes, lifespan=stack.lifespan), paths=[CORRIDOR_PATH])
 
 
 def exporter() -> ASGIApp:

@@ -7,9 +7,10 @@ risk log, metrics) and their lifecycle. A host app builds one, wraps its router 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,15 @@ class CorridorStack:
         await self.source.start()
         corridor = self.engine.corridor.name
         self.source.on_change(lambda settings: self.metrics.set_flags(corridor, settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object) -> AsyncIterator[None]:
+        """A Starlette ``lifespan``: ``Starlette(..., lifespan=stack.lifespan)``."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         await self.source.stop()

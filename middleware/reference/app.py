@@ -7,8 +7,7 @@ the flag console (kill switch, stage presets, audit log, Alertmanager auto-rollb
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -52,14 +51,6 @@ def create_app(
         body: dict[str, Any] = {"status": "ok", "partial_trust": stack.status()}
         return JSONResponse(body)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await stack.start()
-        try:
-            yield
-        finally:
-            await stack.stop()
-
     router = Starlette(
         routes=[
             Route(ROUTER_PATH, route_endpoint, methods=["POST"]),
@@ -67,7 +58,7 @@ def create_app(
             Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
             Mount("/flags", app=create_console_app_from_env(environ)),
         ],
-        lifespan=lifespan,
+        lifespan=stack.lifespan,
     )
     router.state.stack = stack
     return stack.wrap(router, paths=[ROUTER_PATH])
