@@ -130,26 +130,42 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def corridor_load(
-    port: int, n: int, concurrency: int, prefix: str
+    port: int,
+    n: int,
+    concurrency: int,
+    prefix: str,
+    spread_s: float = 0.0,
+    pace_s: float = 0.0,
 ) -> tuple[list[float], Counter[int]]:
-    """``n`` POST /route with distinct command ids at ``concurrency``: latencies (ms), statuses."""
+    """``n`` POST /route with distinct command ids at ``concurrency``: latencies (ms), statuses.
+
+    ``spread_s`` staggers the callers' first requests evenly over that many seconds. Without
+    it all callers start at once and, since every request lasts exactly the deadline, they
+    stay in lock-step for the whole run: 50 deadlines expire in the same millisecond, again
+    and again, which real clients never do. Both shapes are measured (see ``main``).
+    ``pace_s``: each caller sends at most one request per ``pace_s`` (the corridor-off
+    reference run uses the deadline, so it sees the same request rate as the hung run)."""
     counter = itertools.count()
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
 
-    async def caller() -> None:
+    async def caller(k: int) -> None:
         conn = await Connection.open(port)
         try:
+            await asyncio.sleep(spread_s * k / concurrency)
             while (i := next(counter)) < n:
                 raw = post_bytes(port, "/route", body_for(f"{prefix}-{i}"))
                 started = time.perf_counter()
                 status, _ = await conn.request(raw)
-                latencies.append((time.perf_counter() - started) * 1000)
+                elapsed = time.perf_counter() - started
+                latencies.append(elapsed * 1000)
                 statuses[status] += 1
+                if pace_s > elapsed:
+                    await asyncio.sleep(pace_s - elapsed)
         finally:
             await conn.close()
 
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    await asyncio.gather(*(caller(k) for k in range(concurrency)))
     return latencies, statuses
 
 
@@ -191,6 +207,8 @@ class LoadReport:
     concurrency: int
     timeout_ms: int
     warmup: int
+    spread_s: float = 0.0
+    pace_s: float = 0.0
     statuses: Counter[int] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     health_idle_ms: list[float] = field(default_factory=list)
@@ -207,6 +225,10 @@ class LoadReport:
     reasons: Counter[str] = field(default_factory=Counter)
     llm_latency_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    #: ``/health`` under the same load with the corridor switched off, when measured: the
+    #: baseline's own share of the slowdown, so the corridor's share can be read off.
+    health_off_ms: list[float] = field(default_factory=list)
+    cpu_off_us: float = float("nan")  # the app's CPU per request in that reference run
     cpu_s: float = 0.0  # the app's event-loop thread's CPU time in the measured phase
     runqueue_s: float = 0.0  # ... and its time runnable but waiting for a core
 
@@ -234,6 +256,10 @@ class LoadReport:
     @property
     def health_load_p99(self) -> float:
         return pct(self.health_load_ms, 99)
+
+    @property
+    def arrivals(self) -> str:
+        return f"staggered over {self.spread_s * 1000:.0f} ms" if self.spread_s else "lock-step"
 
     def lines_match(self) -> bool:
         return (
@@ -273,8 +299,8 @@ class LoadReport:
         lat = self.latencies_ms
         print(
             f"\n== {self.label}: {self.requests} requests (+{self.warmup} warm-up) at "
-            f"concurrency {self.concurrency}, LLM hanging, timeout {self.timeout_ms} ms, "
-            f"{self.elapsed_s:.1f} s"
+            f"concurrency {self.concurrency}, arrivals {self.arrivals}, LLM hanging, "
+            f"timeout {self.timeout_ms} ms, {self.elapsed_s:.1f} s"
         )
         print(
             f"sampled latency ms: p50 {pct(lat, 50):.1f}  p90 {pct(lat, 90):.1f}  "
@@ -287,6 +313,12 @@ class LoadReport:
             f"{self.health_idle_p99:.2f} (n={len(self.health_idle_ms)}); under load p50 "
             f"{pct(self.health_load_ms, 50):.2f} p99 {self.health_load_p99:.2f} "
             f"(n={len(self.health_load_ms)})"
+            + (
+                f"; same rate, corridor off: p50 {pct(self.health_off_ms, 50):.2f} p99 "
+                f"{pct(self.health_off_ms, 99):.2f} (n={len(self.health_off_ms)})"
+                if self.health_off_ms
+                else ""
+            )
         )
         print(
             f"RSS MB: start {self.rss_start_mb:.1f}, after warm-up {self.rss_warm_mb:.1f}, "
@@ -298,6 +330,11 @@ class LoadReport:
             f"{self.cpu_s / max(self.elapsed_s, 1e-9):.0%} of one core; waited "
             f"{self.runqueue_s:.2f} s in the run queue for a core during the "
             f"{self.elapsed_s:.1f} s run; machine load {os.getloadavg()[0]:.2f}"
+            + (
+                f"; corridor off, same rate: {self.cpu_off_us:.0f} µs per request"
+                if self.health_off_ms
+                else ""
+            )
         )
         print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())))
         for text, ok in self.verdicts():
@@ -416,7 +453,9 @@ async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: floa
     idle_n = 200
     report.rss_start_mb = rss_mb(pid)
     report.health_idle_ms += await idle_health(port, idle_n, probe_interval_s)
-    await corridor_load(port, report.warmup, report.concurrency, "warm")
+    await corridor_load(
+        port, report.warmup, report.concurrency, "warm", report.spread_s, report.pace_s
+    )
     await asyncio.sleep(0.3)
     report.rss_warm_mb = rss_mb(pid)
     stop = asyncio.Event()
@@ -426,7 +465,7 @@ async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: floa
     run0, wait0 = sched_s(pid)
     started = time.perf_counter()
     report.latencies_ms, report.statuses = await corridor_load(
-        port, report.requests, report.concurrency, "load"
+        port, report.requests, report.concurrency, "load", report.spread_s, report.pace_s
     )
     report.elapsed_s = time.perf_counter() - started
     run1, wait1 = sched_s(pid)
@@ -448,14 +487,31 @@ def run_load(
     timeout_ms: int,
     warmup: int,
     breaker: bool = False,
+    spread: bool = True,
+    corridor_off_reference: bool = False,
     probe_interval_s: float = 0.005,
 ) -> LoadReport:
-    """One load run against a fresh app and a hanging llm-sim; see the module docstring."""
+    """One load run against a fresh app and a hanging llm-sim; see the module docstring.
+    ``spread`` staggers the callers over one deadline (see ``corridor_load``);
+    ``corridor_off_reference`` first measures ``/health`` under the same request rate with
+    the corridor disabled, on a fresh app of the same kind."""
     label = "as shipped (breaker on)" if breaker else "deadline (breaker off)"
-    report = LoadReport(label, requests, concurrency, timeout_ms, warmup)
-    risk_log = tmp / f"risk-{'breaker' if breaker else 'deadline'}.jsonl"
+    spread_s = timeout_ms / 1000 if spread else 0.0
+    report = LoadReport(label, requests, concurrency, timeout_ms, warmup, spread_s)
+    name = f"{'breaker' if breaker else 'deadline'}-{'spread' if spread else 'lockstep'}"
+    risk_log = tmp / f"risk-{name}.jsonl"
     with sim_process(tmp, "--force", "hang", "--hang-max-s", "60") as sim:
         env = load_env(f"{sim.url}/v1", risk_log, timeout_ms)
+        if corridor_off_reference:
+            off = LoadReport(
+                "corridor off", requests, concurrency, timeout_ms, warmup, spread_s, spread_s
+            )
+            off_env = {**env, "PARTIAL_TRUST_ENABLED": "false"}
+            off_env["PARTIAL_TRUST_RISK_LOG_PATH"] = str(tmp / f"risk-{name}-off.jsonl")
+            with app_process(tmp, off_env, breaker=breaker) as app:
+                asyncio.run(_drive(off, app.port, app.process.pid, probe_interval_s))
+            report.health_off_ms = off.health_load_ms
+            report.cpu_off_us = off.cpu_s / max(off.requests, 1) * 1e6
         with app_process(tmp, env, breaker=breaker) as app:
             asyncio.run(_drive(report, app.port, app.process.pid, probe_interval_s))
             collect_outcomes(report, app.url, risk_log)
@@ -533,6 +589,9 @@ def main() -> int:
     parser.add_argument("--timeout-ms", type=int, default=150)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--skip-shipped", action="store_true", help="no breaker-on run")
+    parser.add_argument(
+        "--skip-lockstep", action="store_true", help="no lock-step (worst case) deadline run"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pt-bench-load-"))
     print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; files in {tmp}")
@@ -542,11 +601,16 @@ def main() -> int:
         "timeout_ms": args.timeout_ms,
         "warmup": args.warmup,
     }
-    reports = [run_load(tmp, **common)]
+    reports = [run_load(tmp, corridor_off_reference=True, **common)]
     if not args.skip_shipped:
         reports.append(run_load(tmp, breaker=True, **common))
     for report in reports:
         report.print()
+    if not args.skip_lockstep:
+        # The worst case, printed for the record: every deadline of the 50 callers expires
+        # in the same millisecond, so the last answer of each bunch waits for the other 49.
+        lockstep = run_load(tmp, spread=False, **common)
+        lockstep.print()
     workers = run_two_workers(tmp, requests=args.requests, concurrency=args.concurrency)
     workers.print()
     ok = all(ok for r in reports for _, ok in r.verdicts()) and workers.ok()

@@ -7,8 +7,10 @@ middleware's) with the DESIGN's command, and prints µs per request and the rati
 
 ``--spans`` installs an OpenTelemetry SDK tracer provider with a batch processor (the way a
 production app would) so the span cost is included; without it the API's no-op tracer runs.
-The "instant candidate" is the real LLM client over httpx's in-process MockTransport; its own
-cost is measured alone and printed, so the corridor's overhead can be read beyond it.
+The "instant candidate" is the real LLM client as shipped (httpcore's HTTP/1.1 over the
+``OriginPool``) on an in-process network backend that answers every request at once, so
+everything but the socket system calls is counted; its own cost is measured alone and
+printed, so the corridor's overhead can be read beyond it.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpcore
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -34,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from middleware.asgi import PartialTrustMiddleware
 from middleware.circuit import CircuitBreaker
 from middleware.config import EffectiveSettings, StaticSettings
+from middleware.contracts import CommandDTO
 from middleware.corridor import ShoppingCorridor
 from middleware.engine import CorridorEngine
 from middleware.llm_client import LLMClient
 from middleware.metrics import CorridorMetrics
-from middleware.policy import PolicyRegistry
+from middleware.policy import PolicyRegistry, Profile
 from middleware.reference.app import route_endpoint
 from middleware.risk_log import RiskLog
 from middleware.sampling import CommandKeyer, is_sampled
@@ -118,12 +121,61 @@ def settings(**kw: Any) -> EffectiveSettings:
     return EffectiveSettings.build(**values)
 
 
-def mock_llm() -> LLMClient:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=COMPLETION)
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(COMPLETION)).encode()
+    + b"\r\n\r\n"
+    + COMPLETION
+)
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-    return LLMClient("http://llm.bench/v1", client=client)
+
+class InstantStream(httpcore.AsyncNetworkStream):
+    """A keep-alive connection to an LLM that answers each complete request at once."""
+
+    def __init__(self) -> None:
+        self._sent = b""
+        self._answer = b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._sent += buffer
+        head_end = self._sent.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        length = 0
+        for line in self._sent[:head_end].split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        end = head_end + 4 + length
+        if len(self._sent) >= end:
+            self._sent = self._sent[end:]
+            self._answer += RESPONSE
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data, self._answer = self._answer[:max_bytes], self._answer[max_bytes:]
+        return data
+
+    async def aclose(self) -> None:
+        return None
+
+    def get_extra_info(self, info: str) -> Any:
+        return False if info == "is_readable" else None
+
+
+class InstantBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return InstantStream()
+
+
+def mock_llm() -> LLMClient:
+    return LLMClient("http://llm.bench/v1", network_backend=InstantBackend())
 
 
 def corridor(
@@ -145,10 +197,22 @@ def corridor(
 
 
 async def candidate_cost(n: int) -> float:
+    """One ``LLMClient.complete`` of the request the corridor sends for the bench command."""
     llm = mock_llm()
+    request = ShoppingCorridor().build_request(
+        CommandDTO.model_validate_json(body_for("c-1")),
+        Profile(
+            model="m",
+            temperature=0.0,
+            max_tokens=256,
+            confidence_threshold=0.5,
+            timeout_cap_ms=1000,
+        ),
+    )
+    await llm.complete(request, timeout_s=1.0)
     started = time.perf_counter()
     for _ in range(n):
-        await llm.complete({"model": "m", "messages": []}, timeout_s=1.0)
+        await llm.complete(request, timeout_s=1.0)
     return (time.perf_counter() - started) / n * 1e6
 
 
@@ -201,7 +265,7 @@ async def main(n: int, repeats: int) -> None:
         med = statistics.median(values)
         print(f"{name:<28}{med:>10.1f}{med - bare:>+10.1f}{med / bare:>8.2f}")
     sampled = statistics.median(results["sampled, instant candidate"])
-    print(f"{'candidate alone (httpx)':<28}{own:>10.1f}")
+    print(f"{'candidate alone':<28}{own:>10.1f}")
     print(
         f"sampled overhead beyond bare and the candidate's own cost: {sampled - bare - own:+.1f} µs"
     )

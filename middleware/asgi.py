@@ -101,8 +101,11 @@ async def _run_sampled(
     send: Send,
 ) -> None:
     """Baseline and candidate concurrently; the baseline's answer unless the candidate wins."""
+    # The LLM's deadline starts now, not when its task first runs: on a busy loop the task
+    # may wait behind many others, and the request's whole wait must stay within the budget.
+    deadline = asyncio.get_running_loop().time() + adm.timeout_s
     span = tracing.start_corridor_span()
-    task = asyncio.create_task(engine.ask(adm, span))
+    task = asyncio.create_task(engine.ask(adm, span, deadline))
     messages: list[Message] = []
 
     async def capture(message: Message) -> None:

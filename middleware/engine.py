@@ -54,9 +54,13 @@ class CandidateResult:
     latency_ms: float | None = None
 
 
+#: Starlette's JSONResponse encoding, so an accepted answer looks like a baseline one; one
+#: instance, since ``json.dumps`` with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _encode(decision: dict[str, Any]) -> bytes:
-    # Starlette's JSONResponse encoding, so an accepted answer looks like a baseline one.
-    return json.dumps(decision, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(decision).encode("utf-8")
 
 
 class CorridorEngine:
@@ -126,8 +130,11 @@ class CorridorEngine:
             cached = self._not_sampled_cache = (settings, self.skip(settings, Reason.NOT_SAMPLED))
         return cached[1]
 
-    async def ask(self, adm: Admission, span: Span | None = None) -> CandidateResult:
-        """One candidate under one deadline; every failure becomes a reason, never a raise."""
+    async def ask(
+        self, adm: Admission, span: Span | None = None, deadline: float | None = None
+    ) -> CandidateResult:
+        """One candidate under one deadline; every failure becomes a reason, never a raise.
+        ``deadline`` is event-loop time, set when the request arrived (see ``LLMClient``)."""
         circuit, metrics, name = self.circuit, self.metrics, self.corridor.name
         if circuit is not None and not circuit.allow():
             return CandidateResult(error=Reason.CIRCUIT_OPEN)
@@ -139,7 +146,7 @@ class CorridorEngine:
             with tracing.llm_call_span(
                 span, model=adm.profile.profile.model, timeout_ms=int(adm.timeout_s * 1000)
             ):
-                raw = await self.llm.complete(request, timeout_s=adm.timeout_s)
+                raw = await self.llm.complete(request, timeout_s=adm.timeout_s, deadline=deadline)
         except CandidateError as exc:
             result = CandidateResult(error=exc.reason, latency_ms=_ms_since(started))
         else:

@@ -9,21 +9,27 @@ Why it looks like this:
 * Every failure becomes a ``CandidateError`` with a closed ``Reason``; the engine turns that
   into an ``error`` outcome and serves the baseline. Details are fixed strings, never response
   content or request text (privacy: they end up in logs).
-* One shared ``httpx.AsyncClient`` per process, for connection pooling.
+* One pool of keep-alive connections per client (``llm_transport.OriginPool``): httpcore's
+  HTTP/1.1 without httpx's per-call overhead, which was most of a sampled request's cost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
+import ssl
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Final, Self
 
+import httpcore
 import httpx
 from opentelemetry.propagate import inject
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from middleware.llm_transport import ConnectionLimitError, OriginPool
 from middleware.outcome import Reason
 
 CANDIDATE_ERROR_REASONS: Final = frozenset(
@@ -33,11 +39,6 @@ CANDIDATE_ERROR_REASONS: Final = frozenset(
         Reason.LLM_INVALID_RESPONSE,
         Reason.LLM_UNAVAILABLE,
     }
-)
-
-#: Enough for ~100 concurrent sampled requests without queueing on the pool.
-DEFAULT_LIMITS: Final = httpx.Limits(
-    max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0
 )
 
 
@@ -102,8 +103,10 @@ def parse_completion(body: bytes) -> dict[str, Any]:
 class LLMClient:
     """Calls ``POST {base_url}/chat/completions`` and returns the candidate object.
 
-    An injected ``client`` stays the caller's (``aclose`` leaves it open); otherwise one
-    pooled client is created on first use, inside the running event loop.
+    By default the call goes through an ``OriginPool`` (httpcore's HTTP/1.1 on asyncio,
+    created on first use inside the running loop; see ``llm_transport`` for why not a full
+    ``httpx.AsyncClient``). An injected ``client`` (an in-process ASGI transport, a test
+    double, a proxy setup) is used instead and stays the caller's: ``aclose`` leaves it open.
     """
 
     def __init__(
@@ -113,14 +116,25 @@ class LLMClient:
         api_key: str | None = None,
         max_response_bytes: int = 256_000,
         client: httpx.AsyncClient | None = None,
+        max_connections: int = 200,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if max_response_bytes < 1:
             raise ValueError(f"max_response_bytes must be >= 1, got {max_response_bytes}")
         self.url = base_url.rstrip("/") + "/chat/completions"
+        parsed = httpx.URL(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"the LLM base URL must be an http(s) URL, got {base_url!r}")
+        self._host: bytes = parsed.netloc  # the Host header: host[:port] as written
         self._api_key = api_key
         self._max_bytes = max_response_bytes
         self._client = client
         self._owns_client = client is None
+        self._max_connections = max_connections
+        self._backend = network_backend
+        self._ssl = ssl_context
+        self._pool: OriginPool | None = None
         self._closed = False
 
     async def __aenter__(self) -> Self:
@@ -136,61 +150,139 @@ class LLMClient:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
-    def _http(self) -> httpx.AsyncClient:
+    def _origin_pool(self) -> OriginPool:
         if self._closed:
             raise RuntimeError("LLMClient is closed")
-        if self._client is None:
-            self._client = httpx.AsyncClient(limits=DEFAULT_LIMITS, follow_redirects=False)
-        return self._client
+        if self._pool is None:
+            self._pool = OriginPool(
+                self.url,
+                max_connections=self._max_connections,
+                max_idle=min(100, self._max_connections),
+                ssl_context=self._ssl or _default_ssl_context(),
+                network_backend=self._backend,
+            )
+        return self._pool
 
-    async def complete(self, request: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
-        """The parsed candidate, or ``CandidateError``. Caller cancellation propagates."""
+    async def complete(
+        self, request: dict[str, Any], *, timeout_s: float, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """The parsed candidate, or ``CandidateError``. Caller cancellation propagates.
+
+        ``deadline`` (event-loop time) anchors the timeout where the caller's clock started,
+        e.g. when the request arrived: time spent queued on a busy loop before this call ran
+        counts against it, so a sampled request never waits ``timeout_s`` *plus* the queue.
+        """
         if not (timeout_s > 0 and math.isfinite(timeout_s)):
             raise ValueError(f"timeout_s must be a finite number > 0, got {timeout_s!r}")
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+        if self._closed:
+            raise RuntimeError("LLMClient is closed")
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         inject(headers)  # W3C traceparent from the current span, if any
-        client = self._http()
+        content = _json_bytes(request)
         try:
-            async with asyncio.timeout(timeout_s):
-                body = await self._post(client, request, headers, timeout_s)
+            async with asyncio.timeout_at(deadline):
+                if self._client is not None:
+                    body = await self._post_httpx(self._client, content, headers, timeout_s)
+                else:
+                    body = await self._post(self._origin_pool(), content, headers)
         except CandidateError:
             raise
-        except (TimeoutError, httpx.TimeoutException):
-            # TimeoutError is our own deadline (asyncio.timeout); caller cancellation stays
+        except (TimeoutError, httpx.TimeoutException, httpcore.TimeoutException):
+            # TimeoutError is our own deadline (asyncio.timeout_at); caller cancellation stays
             # a CancelledError and is not caught here.
             raise CandidateError(Reason.LLM_TIMEOUT, "deadline") from None
         except httpx.DecodingError:
             raise CandidateError(Reason.LLM_INVALID_RESPONSE, "bad content encoding") from None
-        except (httpx.TransportError, OSError) as exc:
+        except ConnectionLimitError:
+            raise CandidateError(Reason.LLM_UNAVAILABLE, "connection limit") from None
+        except (
+            httpx.TransportError,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            OSError,
+        ) as exc:
             raise CandidateError(Reason.LLM_UNAVAILABLE, type(exc).__name__) from None
         return parse_completion(body)
 
-    async def _post(
+    async def _post(self, pool: OriginPool, content: bytes, headers: dict[str, str]) -> bytes:
+        raw_headers = [
+            (b"Host", self._host),
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", str(len(content)).encode("ascii")),
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+        ]
+        conn = pool.acquire()
+        reusable = False
+        try:
+            response = await conn.handle_async_request(
+                httpcore.Request(b"POST", pool.url, headers=raw_headers, content=content)
+            )
+            try:
+                declared = _header(response.headers, b"content-length")
+                body = await self._read(response.status, declared, response.aiter_stream())
+            finally:
+                await response.aclose()
+            reusable = True
+            return body
+        finally:
+            # A failed, cancelled or refused exchange never goes back to the pool.
+            pool.release(conn, reusable=reusable)
+
+    async def _post_httpx(
         self,
         client: httpx.AsyncClient,
-        request: dict[str, Any],
+        content: bytes,
         headers: dict[str, str],
         timeout_s: float,
     ) -> bytes:
         # Leaving the ``async with`` (normally, on error or on cancellation) closes the
         # response, so an unread or half-read body never leaks a pooled connection.
+        headers = {**headers, "Content-Type": "application/json"}
         async with client.stream(
-            "POST", self.url, json=request, headers=headers, timeout=httpx.Timeout(timeout_s)
+            "POST", self.url, content=content, headers=headers, timeout=httpx.Timeout(timeout_s)
         ) as response:
-            if not 200 <= response.status_code < 300:
-                raise CandidateError(Reason.LLM_HTTP_ERROR, f"status {response.status_code}")
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self._max_bytes:
+            declared = response.headers.get("content-length", "").encode("latin-1")
+            return await self._read(response.status_code, declared, response.aiter_bytes())
+
+    async def _read(self, status: int, declared: bytes, chunks: AsyncIterator[bytes]) -> bytes:
+        """The body of a 2xx answer, never more than ``max_response_bytes`` of it."""
+        if not 200 <= status < 300:
+            raise CandidateError(Reason.LLM_HTTP_ERROR, f"status {status}")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise CandidateError(Reason.LLM_INVALID_RESPONSE, "oversized")
+        body = bytearray()
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > self._max_bytes:
                 raise CandidateError(Reason.LLM_INVALID_RESPONSE, "oversized")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    raise CandidateError(Reason.LLM_INVALID_RESPONSE, "oversized")
-            return bytes(body)
+        return bytes(body)
+
+
+#: One encoder for every call: ``json.dumps`` with any option builds a new one each time.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _json_bytes(request: dict[str, Any]) -> bytes:
+    return _ENCODER.encode(request).encode("utf-8")
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.strip()
+    return b""
+
+
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """httpx's default verification (certifi's CA bundle), loaded once per process: loading
+    it costs ~40 ms, which must not land on the first sampled request's deadline."""
+    return httpx.create_ssl_context()

@@ -1,0 +1,104 @@
+"""The LLM call's own CPU cost: ``LLMClient`` against a real ``llm-sim`` process.
+
+    .venv/bin/python bench/bench_llm_client.py [--calls 3000] [--concurrency 1 8] [--rounds 3]
+
+For each concurrency, ``--calls`` sequential-per-worker calls of the corridor's real request
+through (a) ``LLMClient`` as shipped (httpcore HTTP/1.1 on asyncio, ``OriginPool``) and (b)
+the same client over an injected ``httpx.AsyncClient`` (what it used before, still supported).
+Printed: this process's CPU µs per call (``time.process_time``, so the simulator's own CPU is
+not counted) and wall µs per call; rounds interleave the two, medians are shown. A sampled
+request's budget under uvicorn is ~300 µs of app CPU in all (DESIGN, "Performance budgets").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from middleware.candidate import chat_request
+from middleware.contracts import CommandDTO
+from middleware.llm_client import LLMClient
+from tests.support.procs import free_port, partial_trust
+
+REPO = Path(__file__).resolve().parents[1]
+COMMAND = CommandDTO.model_validate(
+    {
+        "command_id": "c-1",
+        "user_id": "u-1",
+        "text": "add milk and two eggs to my shopping list",
+        "capabilities": ["start_job"],
+        "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
+    }
+)
+REQUEST = chat_request(COMMAND, model="m", temperature=0.0, max_tokens=256)
+
+
+def start_sim(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        partial_trust("llm-sim", "--host", "127.0.0.1", "--port", str(port), "--latency-ms", "0"),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/sim/stats", timeout=1).raise_for_status()
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("llm-sim did not start")
+
+
+async def run(client: LLMClient, calls: int, concurrency: int) -> tuple[float, float]:
+    per_worker = max(1, calls // concurrency)
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            await client.complete(REQUEST, timeout_s=5.0)
+
+    await worker()  # warm the pool
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    n = per_worker * concurrency
+    return (time.process_time() - cpu) / n * 1e6, (time.perf_counter() - wall) / n * 1e6
+
+
+async def main(args: argparse.Namespace) -> None:
+    port = free_port()
+    sim = start_sim(port)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        print(f"{'client':<34}{'conc':>5}{'cpu µs/call':>13}{'wall µs/call':>14}")
+        for concurrency in args.concurrency:
+            results: dict[str, list[tuple[float, float]]] = {"LLMClient": [], "via httpx": []}
+            for _ in range(args.rounds):
+                async with LLMClient(base) as client:
+                    results["LLMClient"].append(await run(client, args.calls, concurrency))
+                async with httpx.AsyncClient() as http, LLMClient(base, client=http) as client:
+                    results["via httpx"].append(await run(client, args.calls, concurrency))
+            for name, values in results.items():
+                cpu = statistics.median(v[0] for v in values)
+                wall = statistics.median(v[1] for v in values)
+                print(f"{name:<34}{concurrency:>5}{cpu:>13.1f}{wall:>14.1f}")
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--rounds", type=int, default=3)
+    asyncio.run(main(parser.parse_args()))
