@@ -218,6 +218,118 @@ async def test_drip_sends_headers_at_once_then_the_body_slowly() -> None:
     ShoppingCandidate.model_validate_json(content)  # a patient client gets a good answer
 
 
+# --- clients that give up ----------------------------------------------------------------
+
+
+async def _abandoned(
+    app: Any, gone_after: float, *, messages: list[dict[str, Any]] | None = None
+) -> tuple[float, list[dict[str, Any]]]:
+    """Run one chat call whose client disconnects ``gone_after`` s after sending its body.
+
+    Returns how long the app took to return after the disconnect, and what it sent.
+    """
+    pending = list(messages or [{"type": "http.request", "body": json.dumps(REQUEST).encode()}])
+    sent: list[dict[str, Any]] = []
+    gone_at = math.inf
+
+    async def receive() -> dict[str, Any]:
+        nonlocal gone_at
+        if pending:
+            return pending.pop(0)
+        await anyio.sleep(gone_after)
+        gone_at = min(gone_at, time.monotonic())
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    with anyio.fail_after(5):  # a handler that ignores the disconnect would sleep far longer
+        await app(scope, receive, send)  # no exception escapes: the server logs nothing
+    return time.monotonic() - gone_at, sent
+
+
+def _stats(app: Any) -> dict[str, Any]:
+    stats: dict[str, Any] = app.state.sim.stats()
+    return stats
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "config",
+    [
+        SimConfig(force=Mode.HANG),  # hang_max_s is 600 s
+        SimConfig(force=Mode.NONE, latency_ms=60_000),
+        SimConfig(force=Mode.ERROR, latency_ms=60_000),
+    ],
+    ids=["hang", "latency", "latency-then-error"],
+)
+async def test_a_client_that_gives_up_ends_the_wait_at_once_and_is_counted(
+    config: SimConfig,
+) -> None:
+    app = create_app(config)
+    late, sent = await _abandoned(app, gone_after=0.05)
+    assert late < 0.5
+    assert sent == []  # nobody to answer
+    stats = _stats(app)
+    assert stats["client_disconnects"] == 1
+    assert stats["in_flight"] == 0
+    assert stats["total"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_drip_cut_short_is_counted() -> None:
+    app = create_app(SimConfig(force=Mode.DRIP, drip_interval_ms=20, drip_chunk_bytes=8))
+    late, sent = await _abandoned(app, gone_after=0.1)
+    assert late < 0.5
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    assert all(m.get("more_body") for m in sent[1:])  # the body never completed
+    assert _stats(app)["client_disconnects"] == 1
+    assert _stats(app)["in_flight"] == 0
+
+
+@pytest.mark.anyio
+async def test_a_body_cut_short_is_counted_not_an_error() -> None:
+    app = create_app(SimConfig())
+    part = {"type": "http.request", "body": b'{"model": ', "more_body": True}
+    _, sent = await _abandoned(app, gone_after=0.0, messages=[part])
+    assert sent == []
+    stats = _stats(app)
+    assert (stats["client_disconnects"], stats["total"], stats["bad_requests"]) == (1, 0, 0)
+
+
+@pytest.mark.anyio
+async def test_a_patient_client_is_not_a_disconnect(sim: httpx.AsyncClient) -> None:
+    await _force(sim, Mode.HANG, hang_max_s=0.05)
+    assert (await sim.post(PATH, json=REQUEST)).status_code == 504
+    await _force(sim, Mode.NONE, latency_ms=20)
+    assert (await sim.post(PATH, json=REQUEST)).status_code == 200
+    assert (await sim.get("/sim/stats")).json()["client_disconnects"] == 0
+
+
+@pytest.mark.anyio
+async def test_reset_zeroes_the_disconnects() -> None:
+    app = create_app(SimConfig(force=Mode.HANG))
+    await _abandoned(app, gone_after=0.0)
+    assert _stats(app)["client_disconnects"] == 1
+    async with _client(app) as client:
+        assert (await client.post("/sim/reset")).json()["client_disconnects"] == 0
+
+
 @pytest.mark.anyio
 async def test_oversized_is_at_least_10_mib_of_valid_json(sim: httpx.AsyncClient) -> None:
     await _force(sim, Mode.OVERSIZED)
@@ -466,3 +578,50 @@ def test_real_process_answers_drips_and_releases_hangs(tmp_path: Path) -> None:
         assert stats["in_flight"] == 0
         counted = {mode: n for mode, n in stats["by_mode"].items() if n}
         assert counted == {"none": 1, "drip": 1, "hang": 1}
+
+
+@pytest.mark.integration
+def test_real_process_counts_clients_that_give_up_without_tracebacks(tmp_path: Path) -> None:
+    """Callers whose deadline closes the connection on a hang, a drip or a slow answer are a
+    counted event, not a logged error, and free their handler at once."""
+    port = free_port()
+    argv = partial_trust("llm-sim", "--port", str(port), "--force", "hang", "--log-level", "info")
+    with (
+        run_server(argv, port=port, ready_path="/health", log_path=tmp_path / "sim.log") as srv,
+        httpx.Client(base_url=srv.url, timeout=5.0) as client,
+    ):
+        hangs = 5
+        for _ in range(hangs):
+            with pytest.raises(httpx.ReadTimeout):
+                client.post(PATH, json=REQUEST, timeout=0.2)
+
+        drip = {"force": "drip", "drip_interval_ms": 20, "drip_chunk_bytes": 1}
+        assert client.post("/sim/config", json=drip).status_code == 200
+        with client.stream("POST", PATH, json=REQUEST) as stream:
+            assert stream.status_code == 200
+            next(stream.iter_raw())  # then give up: leaving the block closes the connection
+
+        slow = {"force": "none", "latency_ms": 60_000}
+        assert client.post("/sim/config", json=slow).status_code == 200
+        with pytest.raises(httpx.ReadTimeout):
+            client.post(PATH, json=REQUEST, timeout=0.2)
+
+        expected = hangs + 2
+        deadline = time.monotonic() + 2.0  # far below the 600 s hang and 60 s latency
+        while time.monotonic() < deadline:
+            stats = client.get("/sim/stats").json()
+            if stats["client_disconnects"] == expected and not stats["in_flight"]:
+                break
+            time.sleep(0.02)
+        assert stats["client_disconnects"] == expected, (stats, srv.output())
+        assert stats["in_flight"] == 0
+        assert stats["by_mode"]["hang"] == hangs
+
+        assert client.post("/sim/config", json={"latency_ms": 0}).status_code == 200
+        response = client.post(PATH, json=REQUEST)
+        assert response.status_code == 200, srv.output()
+        ShoppingCandidate.model_validate_json(response.json()["choices"][0]["message"]["content"])
+        assert client.get("/sim/stats").json()["client_disconnects"] == expected
+
+        log = srv.output()
+        assert "Traceback" not in log and "Exception in ASGI application" not in log, log

@@ -3,7 +3,13 @@
 Nothing here blocks the event loop: latency, hangs and drips are ``asyncio`` waits, so one
 hanging request never delays another. A hang waits for the client to disconnect (an event,
 not a poll), so thousands of hanging requests in a load test cost no CPU; ``hang_max_s`` is a
-safety net for clients that never give up.
+safety net for clients that never give up. The latency delay races the same event, so a
+request whose caller gave up stops at once instead of sleeping on.
+
+A client that goes away (its deadline closed the connection) is a normal event for a fault
+double, not an error: wherever the double notices it (reading the body, the latency delay, a
+hang, a drip) it raises ``ClientDisconnect``, which ``_CountDisconnects`` turns into one tick
+of ``client_disconnects`` in ``/sim/stats`` instead of a server traceback per call.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import asyncio
 import json
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +26,10 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from middleware.contracts import CommandDTO
 from middleware.llm_sim.answers import BadRequest, Router, answer_bytes, parse_command
@@ -44,6 +51,7 @@ class SimState:
     bad_requests: int = 0
     delayed: int = 0
     in_flight: int = 0
+    client_disconnects: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.config.seed)
@@ -60,7 +68,7 @@ class SimState:
     def reset(self) -> None:
         """Zero the counters and restart the seeded sequence (a drill starts from scratch)."""
         self.counts.clear()
-        self.total = self.bad_requests = self.delayed = 0
+        self.total = self.bad_requests = self.delayed = self.client_disconnects = 0
         self.rng = random.Random(self.config.seed)
 
     @contextmanager
@@ -79,6 +87,7 @@ class SimState:
             "bad_requests": self.bad_requests,
             "delayed": self.delayed,
             "in_flight": self.in_flight,
+            "client_disconnects": self.client_disconnects,
             "seed": self.config.seed,
         }
 
@@ -93,39 +102,83 @@ def _openai_error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-async def _delay(state: SimState, config: SimConfig, rng: random.Random) -> None:
+async def _wait_or_disconnect(request: Request, seconds: float) -> None:
+    """Wait ``seconds``, or raise ``ClientDisconnect`` as soon as the client goes away.
+
+    The body has been read, so the next ASGI message is ``http.disconnect``; waiting for it is
+    an event wait (no poll, no extra task), cancelled when the time is up.
+    """
+    with anyio.move_on_after(seconds):
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        raise ClientDisconnect()
+
+
+async def _delay(request: Request, state: SimState, config: SimConfig, rng: random.Random) -> None:
     delay_ms = config.latency_ms + rng.uniform(0.0, config.latency_jitter_ms)
     if delay_ms > 0:
         state.delayed += 1
-        await asyncio.sleep(delay_ms / 1000)
+        await _wait_or_disconnect(request, delay_ms / 1000)
 
 
 async def _hang(request: Request, config: SimConfig) -> Response:
     """Answer nothing until the client disconnects (or ``hang_max_s``, then 504)."""
-    with anyio.move_on_after(config.hang_max_s):
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
+    await _wait_or_disconnect(request, config.hang_max_s)
     return Response(status_code=504, headers={FAULT_HEADER: Mode.HANG.value})
 
 
-def _drip(payload: bytes, state: SimState, config: SimConfig) -> StreamingResponse:
+class _DripResponse(StreamingResponse):
     """Headers at once, then ``drip_chunk_bytes`` every ``drip_interval_ms``.
 
     Each read returns quickly, so a client with only a per-read timeout never times out:
-    only an overall deadline protects it.
+    only an overall deadline protects it. Starlette stops the stream quietly when the client
+    disconnects (ASGI spec < 2.4) or raises ``ClientDisconnect`` (>= 2.4); a stream cut short
+    raises it here too, so both count as one client disconnect.
     """
 
-    async def chunks() -> AsyncIterator[bytes]:
+    def __init__(self, payload: bytes, state: SimState, config: SimConfig) -> None:
+        self._finished = False
+        super().__init__(
+            self._chunks(payload, state, config),
+            media_type="application/json",
+            headers={FAULT_HEADER: Mode.DRIP.value},
+        )
+
+    async def _chunks(
+        self, payload: bytes, state: SimState, config: SimConfig
+    ) -> AsyncIterator[bytes]:
         with state.tracking():
             step = config.drip_chunk_bytes
             for start in range(0, len(payload), step):
                 if start:
                     await asyncio.sleep(config.drip_interval_ms / 1000)
                 yield payload[start : start + step]
+        self._finished = True
 
-    return StreamingResponse(
-        chunks(), media_type="application/json", headers={FAULT_HEADER: Mode.DRIP.value}
-    )
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+        if not self._finished:
+            raise ClientDisconnect()
+
+
+class _CountDisconnects:
+    """``endpoint`` as an ASGI app where a client going away is counted, not an error.
+
+    The double raises ``ClientDisconnect`` wherever it notices the client is gone (a body cut
+    short, a latency delay, a hang, a drip, a send under ASGI spec >= 2.4). Without this the
+    server would log each one as "Exception in ASGI application" with a traceback. Nothing is
+    sent: there is nobody to send it to.
+    """
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app: ASGIApp = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            state: SimState = scope["app"].state.sim
+            state.client_disconnects += 1
 
 
 @dataclass(frozen=True)
@@ -143,7 +196,7 @@ async def _answer(request: Request, call: _Call) -> Response:
     state, config, mode, rng = _state(request), call.config, call.mode, call.rng
     if mode is Mode.HANG:
         return await _hang(request, config)
-    await _delay(state, config, rng)
+    await _delay(request, state, config, rng)
     if mode is Mode.ERROR:
         status = rng.choice(ERROR_STATUSES)
         response = _openai_error(status, "simulated upstream failure", "server_error")
@@ -153,7 +206,7 @@ async def _answer(request: Request, call: _Call) -> Response:
         return response
     payload = answer_bytes(call.body, call.command, mode, config, state.route, rng)
     if mode is Mode.DRIP:
-        return _drip(payload, state, config)
+        return _DripResponse(payload, state, config)
     return Response(payload, media_type="application/json", headers={FAULT_HEADER: mode.value})
 
 
@@ -230,9 +283,10 @@ def create_app(config: SimConfig | None = None, *, route: Router | None = None) 
 
     ``route`` defaults to the reference baseline router; pass another for unit tests.
     """
+    chat = _CountDisconnects(chat_completions)
     routes = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/chat/completions", chat, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/sim/stats", get_stats, methods=["GET"]),
         Route("/sim/config", get_config, methods=["GET"]),
