@@ -63,6 +63,7 @@ class CorridorStack:
         llm = LLMClient(
             env.get("LLM_BASE_URL") or DEFAULT_LLM_BASE_URL,
             api_key=env.get("LLM_API_KEY") or None,
+            trust_env=True,
         )
         circuit = CircuitBreaker(
             on_change=lambda state: logger.warning("LLM circuit breaker is now %s", state)

@@ -19,8 +19,9 @@ import asyncio
 import functools
 import json
 import math
+import os
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -107,6 +108,9 @@ class LLMClient:
     created on first use inside the running loop; see ``llm_transport`` for why not a full
     ``httpx.AsyncClient``). An injected ``client`` (an in-process ASGI transport, a test
     double, a proxy setup) is used instead and stays the caller's: ``aclose`` leaves it open.
+    With ``trust_env=True`` and a proxy set in the environment (``HTTPS_PROXY``,
+    ``HTTP_PROXY``, ``ALL_PROXY``), the client makes and owns an ``httpx.AsyncClient`` that
+    honours it, since the pool speaks to the origin directly.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class LLMClient:
         max_connections: int = 200,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        trust_env: bool = False,
     ) -> None:
         if max_response_bytes < 1:
             raise ValueError(f"max_response_bytes must be >= 1, got {max_response_bytes}")
@@ -130,7 +135,7 @@ class LLMClient:
         self._api_key = api_key
         self._max_bytes = max_response_bytes
         self._client = client
-        self._owns_client = client is None
+        self._owns_client = client is None and trust_env and proxy_configured()
         self._max_connections = max_connections
         self._backend = network_backend
         self._ssl = ssl_context
@@ -153,6 +158,9 @@ class LLMClient:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.aclose()
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
 
     def _origin_pool(self) -> OriginPool:
         if self._closed:
@@ -187,6 +195,8 @@ class LLMClient:
             headers["Authorization"] = f"Bearer {self._api_key}"
         inject(headers)  # W3C traceparent from the current span, if any
         content = _json_bytes(request)
+        if self._owns_client and self._client is None:
+            self._client = httpx.AsyncClient(trust_env=True, follow_redirects=False)
         try:
             async with asyncio.timeout_at(deadline):
                 if self._client is not None:
@@ -279,6 +289,13 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
         if key.lower() == name:
             return value.strip()
     return b""
+
+
+def proxy_configured(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment asks for an HTTP proxy (the variables httpx honours)."""
+    env = os.environ if environ is None else environ
+    names = ("https_proxy", "http_proxy", "all_proxy")
+    return any(env.get(n) or env.get(n.upper()) for n in names)
 
 
 @functools.cache

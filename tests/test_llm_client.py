@@ -349,3 +349,43 @@ async def test_real_server_success_then_hanging_body() -> None:
     assert error.reason is Reason.LLM_TIMEOUT
     assert elapsed < 0.15 + 0.1
     assert requests == 2
+
+
+# --- proxies ---------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_proxy_in_the_environment_is_honoured_with_trust_env(
+    mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool speaks to the origin directly; with a proxy configured and ``trust_env`` the
+    call goes through an owned ``httpx.AsyncClient`` (httpx routes it to the proxy)."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    route = mock.post(URL).mock(return_value=ok())
+    client = LLMClient(BASE, trust_env=True)
+    assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
+    http = client._client
+    assert isinstance(http, httpx.AsyncClient)
+    assert route.called
+    await client.aclose()
+    assert http.is_closed
+
+
+@pytest.mark.anyio
+async def test_proxy_is_ignored_without_trust_env(
+    mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    mock.post(URL).mock(return_value=ok())
+    async with LLMClient(BASE) as client:
+        assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
+        assert client._client is None
+
+
+def test_proxy_configured_reads_either_case() -> None:
+    from middleware.llm_client import proxy_configured
+
+    assert not proxy_configured({})
+    assert proxy_configured({"https_proxy": "http://p:1"})
+    assert proxy_configured({"ALL_PROXY": "socks5://p:1"})
+    assert not proxy_configured({"HTTPS_PROXY": ""})
