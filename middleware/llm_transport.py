@@ -22,7 +22,9 @@ from typing import Any
 
 import httpcore
 
-_READ_CHUNK = 64 * 1024
+#: Bytes buffered from the server before reading pauses: a runaway answer is refused at the
+#: client's cap (256 kB by default) and must not fill memory while that happens.
+_READ_HIGH_WATER = 256 * 1024
 
 
 class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
@@ -44,6 +46,8 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        if len(self._buffer) > _READ_HIGH_WATER and self._transport is not None:
+            self._transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool | None:
@@ -87,6 +91,9 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             await self._waiter
         data = bytes(self._buffer[:max_bytes])
         del self._buffer[:max_bytes]
+        transport = self._transport
+        if transport is not None and not transport.is_reading() and not transport.is_closing():
+            transport.resume_reading()
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -209,6 +216,7 @@ class OriginPool:
         self._ssl = ssl_context
         self._backend = network_backend or AsyncioBackend()
         self._idle: list[httpcore.AsyncHTTPConnection] = []
+        self._closed = False
         self.in_use = 0
 
     def acquire(self) -> httpcore.AsyncHTTPConnection:
@@ -231,12 +239,14 @@ class OriginPool:
 
     def release(self, conn: httpcore.AsyncHTTPConnection, *, reusable: bool) -> None:
         self.in_use -= 1
-        if reusable and conn.is_idle() and len(self._idle) < self._max_idle:
+        # After ``aclose`` a call still in flight may release: close it, never keep it.
+        if reusable and not self._closed and conn.is_idle() and len(self._idle) < self._max_idle:
             self._idle.append(conn)
         else:
             _close_soon(conn)
 
     async def aclose(self) -> None:
+        self._closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.aclose()
