@@ -1,11 +1,17 @@
 """The privacy-safe JSONL risk log: one line per non-``not_sampled`` outcome.
 
-The request path only hands an ``Outcome`` to a bounded queue (``submit``): no file I/O, no
-JSON, no lock held across I/O, so a slow or broken disk can never stall a request; a full
-queue drops the record and counts it. One daemon thread turns batches into bytes and appends
-each batch with a single ``os.write`` on an ``O_APPEND`` descriptor, so lines from several
-threads or worker processes never tear or interleave. A broken path is counted, logged at
-most once a minute and retried on every later batch, so the log recovers when the fault ends.
+The request path only appends an ``Outcome`` to a deque (``submit``): no file I/O, no JSON, no
+lock and, normally, no wake-up of another thread, so a slow or broken disk never stalls a
+request. ``deque.append`` is atomic under the GIL; ``max_queue`` is checked with ``len`` first,
+so the bound is approximate by the few threads that may race past it. A full queue drops the
+record and counts it. One daemon thread wakes every ``flush_interval_s`` (or earlier, when the
+queue passes a high-water mark and ``submit`` sets an Event), drains everything queued and
+appends each batch with a single ``os.write`` on an ``O_APPEND`` descriptor, so lines from
+several threads or worker processes never tear or interleave. Waking per interval, not per
+record, keeps the writer from contending with the event loop for the GIL on every request.
+``close`` needs no queue slot: a flag and the Event stop the writer, then it flushes the rest.
+A broken path is counted, logged at most once a minute and retried on every later batch, so
+the log recovers when the fault ends.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ import json
 import logging
 import math
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -36,8 +42,6 @@ FIELDS: Final = (
 _MAX_STR: Final = 128  # corridor/profile/key are short identifiers; anything longer is suspect
 _BATCH: Final = 512  # records per os.write: bounds memory and the size of one atomic append
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-_STOP: Final = object()
-_EMPTY: Final = object()
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +107,13 @@ def _line(outcome: Outcome) -> bytes:
 
 
 class RiskLog:
-    """Bounded queue + one writer thread appending to ``path``; see the module docstring."""
+    """Lock-free bounded queue + one writer thread appending to ``path``; see the module doc."""
 
     #: Seconds between two log messages about a failing path (class-level so tests can shrink it).
     LOG_INTERVAL_S: float = 60.0
+    #: Queue depth that wakes the writer before its interval: capped at half the capacity, so a
+    #: burst is written well before it could fill the queue (class-level so tests can move it).
+    WAKE_AT: int = 256
 
     def __init__(
         self,
@@ -114,10 +121,20 @@ class RiskLog:
         *,
         max_queue: int = 10_000,
         on_result: Callable[[str, int], None] | None = None,
+        flush_interval_s: float = 0.05,
     ) -> None:
+        wait = flush_interval_s  # "< 1e9" rejects NaN and inf, and stays below TIMEOUT_MAX
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait < 1e9:
+            raise ValueError(
+                f"flush_interval_s must be a finite number of seconds > 0, got {wait!r}"
+            )
         self.path = os.fspath(path)
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, max_queue))
         self._capacity = max(1, max_queue)
+        self._queue: deque[Outcome] = deque()
+        # submit compares the depth *before* its append, hence the -1.
+        self._wake_depth = max(1, min(self._capacity // 2, self.WAKE_AT)) - 1
+        self._wake = threading.Event()
+        self._interval = float(wait)
         self._on_result = on_result
         self._lock = threading.Lock()  # guards the counters only, never held across I/O
         self._totals = {"written": 0, "dropped": 0, "failed": 0}
@@ -133,11 +150,17 @@ class RiskLog:
     # -- request path -------------------------------------------------------------------
     def submit(self, outcome: Outcome) -> bool:
         """Queue one outcome; O(1), never blocks or raises. False means dropped (and counted)."""
-        # Any exception (Full or otherwise) means dropped: the request must never see it.
-        with contextlib.suppress(Exception):
-            if not self._closed:
-                self._queue.put_nowait(outcome)
+        try:  # the request must never see an exception from logging
+            queue = self._queue
+            depth = len(queue)
+            if depth < self._capacity and not self._closed:
+                queue.append(outcome)
+                # is_set is a plain read; set() takes the Event's lock, so only on the edge.
+                if depth >= self._wake_depth and not self._wake.is_set():
+                    self._wake.set()
                 return True
+        except Exception:
+            pass
         self._count("dropped", 1)
         return False
 
@@ -153,16 +176,13 @@ class RiskLog:
     def close(self, timeout: float = 5.0) -> None:
         """Flush everything queued, stop the writer and close the file; later submits drop."""
         self._closed = True
+        self._wake.set()  # a flag + Event, not a marker: works even when the queue is full
         thread = self._thread
         if thread is not None and thread.is_alive():
-            try:
-                self._queue.put(_STOP, timeout=timeout)
-            except queue.Full:
-                return  # the writer is stuck on the disk: leave it, it is a daemon
             thread.join(timeout)
             if thread.is_alive():
-                return
-        self._flush()  # never started, or a submit raced past the stop marker
+                return  # the writer is stuck on the disk: leave it, it is a daemon
+        self._flush()  # never started, or a submit raced past _closed: no one else drains now
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -179,7 +199,7 @@ class RiskLog:
         return {
             "path": self.path,
             "writable": writable,
-            "queue_depth": self._queue.qsize(),
+            "queue_depth": len(self._queue),
             "queue_capacity": self._capacity,
             **totals,
             "last_error": self.last_error,
@@ -188,25 +208,22 @@ class RiskLog:
 
     # -- writer thread ------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._flush(self._queue.get()):
-            pass
-
-    def _flush(self, first: object = None) -> bool:
-        """Write batches until the queue is empty; True once the stop marker was seen."""
-        stop, batch = first is _STOP, [first] if isinstance(first, Outcome) else []
         while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                item = _EMPTY
-            stop = stop or item is _STOP
-            if isinstance(item, Outcome):
-                batch.append(item)
-            if item is _EMPTY or len(batch) >= _BATCH:
-                self._write(batch)
-                batch = []
-                if item is _EMPTY:
-                    return stop
+            self._wake.wait(self._interval)
+            # Clear before draining, so a high-water set() during the drain is not lost; read
+            # the flag before draining, so everything queued before close() is written.
+            self._wake.clear()
+            stopping = self._closed
+            self._flush()
+            if stopping:
+                return
+
+    def _flush(self) -> None:
+        """Write batches of up to ``_BATCH`` until the queue is empty (single consumer)."""
+        queue, popleft = self._queue, self._queue.popleft
+        while queue:
+            # Only this thread pops, so the length can only grow under us: popleft can't fail.
+            self._write([popleft() for _ in range(min(len(queue), _BATCH))])
 
     def _write(self, batch: list[Outcome]) -> None:
         """Serialise and append one batch; every record ends counted written or failed."""

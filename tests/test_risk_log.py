@@ -358,7 +358,8 @@ def test_failure_logging_is_throttled_and_never_holds_record_content(
     tmp_path: Path, make_log: Callable[..., RiskLog], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="middleware.risk_log")
-    log = make_log(tmp_path)  # a directory: every write fails
+    # A directory: every write fails. A short interval: 40 one-record batches stay quick.
+    log = make_log(tmp_path, flush_interval_s=0.005)
     log.start()
     for i in range(40):  # one at a time, so each record is its own failing batch
         log.submit(outcome(i, command_key=f"secret-key-{i}"))
