@@ -229,6 +229,39 @@ ALERTS: tuple[Alert, ...] = (
         anchor="partialtrustnosampledtraffic",
         action="Check application health",
     ),
+    # The flag console's (flags/console, scraped at /flags/metrics) rollback-storm gauge:
+    # 1 while >= 3 auto-rollbacks of the corridor happened within 10 min. The threshold is the
+    # gauge's 1; the guard is the console's auto-rollback total (min_samples = the console's
+    # default storm threshold). The storm can last only seconds (three rollbacks spanning
+    # almost 10 minutes), so the gauge is read over the console's 10m storm window: one
+    # scrape seeing the storm is enough, and the page stays up for that window.
+    Alert(
+        name="PartialTrustRollbackStorm",
+        unit="count",
+        severity="critical",
+        threshold=1,
+        min_samples=3,
+        for_="1m",
+        expr=(
+            "max by (corridor) (partial_trust_console_auto_rollbacks_total) >= {min_samples}\n"
+            "and on (corridor)\n"
+            "max by (corridor) (max_over_time(partial_trust_console_rollback_storm[10m]))"
+            " >= {threshold}"
+        ),
+        summary=(
+            "Partial trust corridor {{ $labels.corridor }}: rollback storm - "
+            "the auto-rollback keeps turning it off"
+        ),
+        description=(
+            "The flag console's Alertmanager webhook turned corridor {{ $labels.corridor }} "
+            "off again and again: its rollback-storm gauge reached @T@ within the last 10m "
+            "(the console's storm: at least @N@ automatic rollbacks within 10 minutes; "
+            '{{ $value | printf "%.0f" }} recorded in its audit log in all). Someone keeps '
+            "resuming a broken corridor: do not resume, find the cause first."
+        ),
+        anchor="partialtrustrollbackstorm",
+        action="Stop resuming, find the cause",
+    ),
 )
 
 

@@ -61,3 +61,32 @@ def test_critical_pages_warnings_chat_and_are_inhibited_by_the_page(tmp_path: Pa
             # grouped by corridor + alertname: one group per notification
             for received in chat.received + pager.received:
                 assert set(received.body["groupLabels"]) == {"corridor", "alertname"}
+
+
+def test_rollback_storm_pages_next_to_the_error_rate_page(tmp_path: Path) -> None:
+    """The storm is critical: it reaches the pager while the error-rate page fires for the
+    same corridor (the inhibition only silences warnings), never the chat."""
+    pager, chat = WebhookReceiver("pager"), WebhookReceiver("chat")
+    with pager.running(), chat.running():
+        config = alertmanager_test_config(pager.url, chat.url)
+        with run_alertmanager(tmp_path, config) as am:
+            api = f"{am.url}/api/v2/alerts"
+            page = _alert("PartialTrustErrorRateHigh", "critical", "add_shopping_item")
+            httpx.post(api, json=[page], timeout=5).raise_for_status()
+            assert pager.wait_for(lambda r: r.alerts(), timeout_s=15), "no page arrived"
+            time.sleep(0.5)
+            storm = _alert("PartialTrustRollbackStorm", "critical", "add_shopping_item")
+            httpx.post(api, json=[storm], timeout=5).raise_for_status()
+            arrived = pager.wait_for(
+                lambda r: any(
+                    a["labels"]["alertname"] == "PartialTrustRollbackStorm" for a in r.alerts()
+                ),
+                timeout_s=15,
+            )
+            assert arrived, f"the storm did not page; pager got {_names(pager)}"
+            time.sleep(2)
+            assert _names(pager) == {
+                ("PartialTrustErrorRateHigh", "add_shopping_item"),
+                ("PartialTrustRollbackStorm", "add_shopping_item"),
+            }
+            assert not chat.alerts()

@@ -18,6 +18,7 @@ from tests.alerts.monitoring import ALERTMANAGER_YML, ALERTS_DIR, RULES, load_ge
 from tests.support.procs import require_binary
 
 UNIT_TESTS = sorted((ALERTS_DIR / "tests").glob("*.yml"))
+STORM = "PartialTrustRollbackStorm"
 PLAYBOOKS = ALERTS_DIR / "playbooks.md"
 
 
@@ -124,9 +125,42 @@ def test_alert_contract(rule: dict[str, Any]) -> None:
     assert anchor[1] in _anchors(PLAYBOOKS.read_text()), f"no playbook section #{anchor[1]}"
 
 
-def test_only_the_error_rate_alert_pages() -> None:
+def test_only_the_error_rate_and_rollback_storm_alerts_page() -> None:
     critical = {r["alert"] for r in _alert_rules() if r["labels"]["severity"] == "critical"}
-    assert critical == {"PartialTrustErrorRateHigh"}
+    assert critical == {"PartialTrustErrorRateHigh", STORM}
+
+
+def test_rollback_storm_alert_reads_the_consoles_storm() -> None:
+    """PartialTrustRollbackStorm is built on the flag console's own storm definition."""
+    from flags.console.webhook import DEFAULT_MATCHERS, AutoRollback
+
+    spec = {a.name: a for a in load_generator().ALERTS}[STORM]
+    rule = next(r for r in _alert_rules() if r["alert"] == STORM)
+    default = AutoRollback()
+    # the guard never hides a storm of a console with the default storm threshold
+    assert spec.min_samples <= default.storm_threshold
+    # the gauge is read over the console's storm window (a storm may last a single scrape)
+    minutes = int(default.storm_window.total_seconds() // 60)
+    assert f"max_over_time(partial_trust_console_rollback_storm[{minutes}m])" in rule["expr"]
+    assert "partial_trust_console_auto_rollbacks_total" in rule["expr"]
+    # the storm page is never itself a rollback trigger for the console's webhook
+    labels = {"alertname": STORM, **rule["labels"]}
+    assert not all(labels.get(k) == v for k, v in DEFAULT_MATCHERS.items())
+
+
+def test_no_inhibit_rule_silences_the_rollback_storm() -> None:
+    """Static: no inhibit rule's target matchers match the storm alert's labels (amtool has
+    no inhibition test; test_alertmanager_live.py checks it on a real Alertmanager)."""
+    rule = next(r for r in _alert_rules() if r["alert"] == STORM)
+    labels = {"alertname": STORM, "corridor": "add_shopping_item", **rule["labels"]}
+    doc = yaml.safe_load(ALERTMANAGER_YML.read_text())
+    for inhibit in doc["inhibit_rules"]:
+        matches = []
+        for matcher in inhibit["target_matchers"]:
+            m = re.fullmatch(r'(\w+)="([^"]*)"', matcher)
+            assert m, f"unexpected matcher form {matcher!r}: extend this test"
+            matches.append(labels.get(m.group(1)) == m.group(2))
+        assert not all(matches), inhibit
 
 
 def test_runbook_thresholds() -> None:
@@ -139,6 +173,7 @@ def test_runbook_thresholds() -> None:
         "PartialTrustAcceptanceRateDrop": 0.20,
         "PartialTrustRiskLogStale": 3600,
         "PartialTrustNoSampledTraffic": 1,
+        "PartialTrustRollbackStorm": 1,
     }
 
 
@@ -191,17 +226,31 @@ def test_amtool_accepts_the_config_with_every_example_switched_on(tmp_path: Path
     ("labels", "receiver"),
     [
         (["severity=critical", "alertname=PartialTrustErrorRateHigh"], "pager"),
+        (["severity=critical", f"alertname={STORM}"], "pager"),
         (["severity=warning", "alertname=PartialTrustIntentMismatchHigh"], "chat"),
         (["severity=warning", "alertname=PartialTrustRiskLogStale"], "chat"),
         (["severity=info", "alertname=Unrouted"], "chat"),  # the default route
     ],
-    ids=["critical-pages", "warning-chat", "stale-chat", "default-chat"],
+    ids=["critical-pages", "storm-pages", "warning-chat", "stale-chat", "default-chat"],
 )
 def test_amtool_routes(labels: list[str], receiver: str) -> None:
     amtool = require_binary("amtool")
     argv = [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}"]
     argv += [f"--verify.receivers={receiver}", "corridor=add_shopping_item", *labels]
     proc = _run(argv)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == receiver
+
+
+@pytest.mark.parametrize("rule", _alert_rules(), ids=lambda r: r["alert"])
+def test_amtool_routes_every_alert_by_its_severity(rule: dict[str, Any]) -> None:
+    """Every rule in the committed file, with its own labels: critical pages, warning chats."""
+    amtool = require_binary("amtool")
+    receiver = {"critical": "pager", "warning": "chat"}[rule["labels"]["severity"]]
+    labels = [f"alertname={rule['alert']}", "corridor=add_shopping_item"]
+    labels += [f"{k}={v}" for k, v in rule["labels"].items()]
+    argv = [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}"]
+    proc = _run([*argv, f"--verify.receivers={receiver}", *labels])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == receiver
 

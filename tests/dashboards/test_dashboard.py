@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from flags.console import create_console_app
 from middleware.config import EffectiveSettings
 from middleware.metrics import CorridorMetrics
 from tests.alerts.monitoring import ALERTS_DIR, CORRIDOR, DASHBOARD, load_generator
@@ -42,9 +44,18 @@ def query_panels() -> list[dict[str, Any]]:
     return [p for p in panels() if p["type"] != "row"]
 
 
-def declared_metric_names() -> set[str]:
-    """Every sample name the code exposes, from its own declarations (a fresh registry)."""
+def declared_metric_names(tmp_path: Path) -> set[str]:
+    """Every sample name the code exposes, from its own declarations (a fresh registry): the
+    corridor's (``middleware.metrics``) and the flag console's (``flags.console``, served on its
+    own ``/metrics``, ``/flags/metrics`` in the reference app)."""
     registry = CollectorRegistry()
+    create_console_app(
+        tmp_path / "partial-trust.flagd.json",
+        audit_path=tmp_path / "audit.jsonl",
+        token=None,
+        environ={},
+        registry=registry,
+    )
     metrics = CorridorMetrics(registry)
     metrics.preinit(CORRIDOR)
     settings = EffectiveSettings.build(
@@ -147,8 +158,10 @@ def test_latency_panel_draws_every_stage_threshold() -> None:
     assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"
 
 
-def test_every_metric_name_in_alerts_and_dashboards_is_declared_by_the_code() -> None:
-    declared = declared_metric_names()
+def test_every_metric_name_in_alerts_and_dashboards_is_declared_by_the_code(
+    tmp_path: Path,
+) -> None:
+    declared = declared_metric_names(tmp_path)
     # sanity: the DESIGN's names are there, so the comparison means something
     assert {
         "partial_trust_decisions_total",
@@ -162,6 +175,8 @@ def test_every_metric_name_in_alerts_and_dashboards_is_declared_by_the_code() ->
         "partial_trust_llm_in_flight",
         "partial_trust_flags_available",
         "partial_trust_flag_timeout_ms",
+        "partial_trust_console_rollback_storm",
+        "partial_trust_console_auto_rollbacks_total",
     } <= declared
     files = [
         *ALERTS_DIR.glob("*.yml"),
@@ -175,7 +190,8 @@ def test_every_metric_name_in_alerts_and_dashboards_is_declared_by_the_code() ->
             used.setdefault(name, set()).add(path.name)
     assert used, "no metric names found: the pattern is broken"
     unknown = {name: sorted(where) for name, where in used.items() if name not in declared}
-    assert not unknown, f"metric names not declared in middleware/metrics.py: {unknown}"
+    where = "neither middleware/metrics.py nor flags/console"
+    assert not unknown, f"metric names declared by {where}: {unknown}"
 
 
 def test_recording_rules_used_by_the_dashboard_exist() -> None:
