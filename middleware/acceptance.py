@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,12 @@ _FORBIDDEN = re.compile(r"[<>{}\[\]`\\|$:;=@#]")
 #: Control, format, private, unassigned, surrogate, and every separator but the plain space
 #: (U+2028/U+2029 break lines in JavaScript and log viewers).
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: The ASCII case of ``_name_ok`` in one search: ASCII is its own NFKC form, and its only
+#: bad-category or non-space whitespace characters are the controls U+0000-U+001F and U+007F.
+_FORBIDDEN_ASCII = re.compile(r"[<>{}\[\]`\\|$:;=@#\x00-\x1f\x7f]")
 _WORDS = re.compile(r"\w+")
+#: Called directly: ``model_validate`` only adds a Python frame and keyword defaults.
+_validate_candidate = ShoppingCandidate.__pydantic_validator__.validate_python
 
 
 def _name_ok(name: str) -> bool:
@@ -37,6 +41,8 @@ def _name_ok(name: str) -> bool:
     stripped = name.strip()
     if not stripped or len(stripped) > MAX_NAME_CHARS:
         return False
+    if stripped.isascii():  # the common case, ~4x cheaper; tests prove it equals the full check
+        return _FORBIDDEN_ASCII.search(stripped) is None
     folded = unicodedata.normalize("NFKC", stripped)
     if _FORBIDDEN.search(stripped) or _FORBIDDEN.search(folded):
         return False
@@ -52,7 +58,7 @@ def grounding(names: list[str], text: str) -> float:
     if not names:
         return 0.0
     words = set(_WORDS.findall(text.casefold()))
-    grounded = sum(1 for n in names if set(_WORDS.findall(n.casefold())) <= words)
+    grounded = sum(1 for n in names if words.issuperset(_WORDS.findall(n.casefold())))
     return grounded / len(names)
 
 
@@ -88,13 +94,15 @@ def judge(
     raw_intent = raw.get("intent") if isinstance(raw, dict) else None
     intent_match = raw_intent == baseline.get("intent") if isinstance(raw_intent, str) else None
     try:
-        cand = ShoppingCandidate.model_validate(raw)
+        cand = _validate_candidate(raw)
     except ValidationError:
         return Verdict(Reason.SCHEMA_VIOLATION, intent_match=intent_match)
 
     names = [i.name for i in cand.job.payload.items]
-    keys_llm = Counter(item_key(n) for n in names)
-    keys_base = Counter(item_key(n) for n in baseline_items(baseline))
+    # Equal multisets of keys: sorted lists compare the same as two Counters of positive
+    # counts, at a fraction of the cost of building the Counters.
+    keys_llm = sorted([item_key(n) for n in names])
+    keys_base = sorted([item_key(n) for n in baseline_items(baseline)])
     confidence = cand.confidence if cand.confidence is not None else grounding(names, command.text)
 
     def verdict(reason: Reason) -> Verdict:

@@ -26,6 +26,10 @@ SYSTEM_PROMPT = (
 )
 
 
+#: ``json.dumps(obj, ensure_ascii=False)`` builds this same encoder on every call.
+_USER_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -72,6 +76,6 @@ def chat_request(
         "response_format": {"type": "json_object"},
         "messages": [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": json.dumps(user_message(command), ensure_ascii=False)},
+            {"role": "user", "content": _USER_ENCODER.encode(user_message(command))},
         ],
     }

@@ -20,14 +20,16 @@ logger = logging.getLogger("partial_trust.sampling")
 _SAMPLING_KEY = b"partial-trust-corridor/sampling/v1"
 _DEFAULT_HASH_KEY = b"partial-trust-corridor/command-key/v1"
 _SCALE = float(1 << 64)
+#: Keying BLAKE2b hashes the key block; ``copy()`` of a hasher that already did it is ~0.3 µs
+#: cheaper per call on the hot path and gives the very same digest.
+_SAMPLER = hashlib.blake2b(key=_SAMPLING_KEY, digest_size=8)
 
 
 def sample_point(corridor: str, command_id: str) -> float:
     """Where this command falls in [0, 1) for this corridor; the same everywhere, always."""
-    digest = hashlib.blake2b(
-        f"{corridor}\x00{command_id}".encode(), key=_SAMPLING_KEY, digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big") / _SCALE
+    hasher = _SAMPLER.copy()
+    hasher.update(f"{corridor}\x00{command_id}".encode())
+    return int.from_bytes(hasher.digest(), "big") / _SCALE
 
 
 def is_sampled(corridor: str, command_id: str, rate: float) -> bool:
@@ -58,6 +60,9 @@ class CommandKeyer:
         if not 1 <= len(key) <= 64:
             raise ValueError("PARTIAL_TRUST_HASH_KEY must be 1 to 64 bytes long")
         self._key = key
+        self._hasher = hashlib.blake2b(key=key, digest_size=12)  # pre-keyed, see _SAMPLER
 
     def __call__(self, command_id: str) -> str:
-        return hashlib.blake2b(command_id.encode(), key=self._key, digest_size=12).hexdigest()
+        hasher = self._hasher.copy()
+        hasher.update(command_id.encode())
+        return hasher.hexdigest()

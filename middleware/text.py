@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import unicodedata
 
+#: The ASCII characters ``strip_punct`` trims, from the rule itself; on an ASCII string
+#: (``isascii`` is O(1)) ``str.strip`` does the whole job in C.
+_ASCII_STRIPPABLE = "".join(
+    ch for ch in map(chr, range(128)) if ch.isspace() or unicodedata.category(ch)[0] == "P"
+)
+
 
 def strip_punct(text: str) -> str:
     """Trim whitespace and Unicode punctuation (quotes, «», dashes, brackets) at both ends."""
+    if text.isascii():
+        return text.strip(_ASCII_STRIPPABLE)
     i, j = 0, len(text)
     while i < j and (text[i].isspace() or unicodedata.category(text[i])[0] == "P"):
         i += 1

@@ -62,6 +62,9 @@ MAX_TIMER_MINUTES: Final = 24 * 60
 
 _LEAD = re.compile(r"(?:(?:please|pls|can you|could you|would you|пожалуйста)\b[\s,]*)+", re.I)
 _POLITE_TAIL: Final = ("please", "pls", "thanks", "thank you", "пожалуйста", "спасибо")
+#: ``str.lower`` maps character by character (Σ aside, which stays Greek), so a tail that
+#: lowers to a polite word ends in a character lowering to one of these.
+_POLITE_ENDS: Final = frozenset(word[-1] for word in _POLITE_TAIL)
 _SEP = re.compile(r"\s*(?:[,;&]|\band\b|\bи\b)\s*")
 
 _EN_ADD: Final = ("add", "put")
@@ -136,6 +139,8 @@ def _trim_tail(text: str) -> str:
     """Drop trailing ``.,!?;`` and politeness ("..., please!"), as often as they repeat."""
     while True:
         text = text.rstrip(" ,.!?;")
+        if text[-1:].lower()[-1:] not in _POLITE_ENDS:
+            return text  # most commands: one check instead of six slices and lowercasings
         for word in _POLITE_TAIL:
             cut = len(text) - len(word)
             if text[cut:].lower() == word and (cut == 0 or not text[cut - 1].isalnum()):
