@@ -155,11 +155,12 @@ class CorridorEngine:
             if metrics is not None:
                 metrics.llm_in_flight(name, -1)
         if circuit is not None:
+            before = circuit.state_code
             if result.error is None:
                 circuit.record_success()
             else:
                 circuit.record_failure()
-            if metrics is not None:
+            if metrics is not None and circuit.state_code != before:
                 metrics.set_circuit_state(name, circuit.state_code)
         return result
 

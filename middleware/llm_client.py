@@ -101,6 +101,14 @@ def parse_completion(body: bytes) -> dict[str, Any]:
     return content
 
 
+#: What a keep-alive connection closed under us looks like to httpcore.
+_STALE = (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError)
+
+
+class _StaleConnection(Exception):
+    """A reused connection failed before any answer: the request can go again, once."""
+
+
 class LLMClient:
     """Calls ``POST {base_url}/chat/completions`` and returns the candidate object.
 
@@ -231,12 +239,26 @@ class LLMClient:
             (b"Content-Length", str(len(content)).encode("ascii")),
             *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
         ]
-        conn = pool.acquire()
-        reusable = False
+        request = httpcore.Request(b"POST", pool.url, headers=raw_headers, content=content)
         try:
-            response = await conn.handle_async_request(
-                httpcore.Request(b"POST", pool.url, headers=raw_headers, content=content)
-            )
+            return await self._exchange(pool, request)
+        except _StaleConnection:
+            pass
+        # A reused keep-alive connection closed before any answer: almost always the server
+        # closing it idle (uvicorn does after 5 s) as we sent. One retry on a fresh
+        # connection, as urllib3 and browsers do; a completion has no side effect but its
+        # cost, and a fresh connection that fails the same way is not retried.
+        return await self._exchange(pool, request, fresh=True)
+
+    async def _exchange(
+        self, pool: OriginPool, request: httpcore.Request, *, fresh: bool = False
+    ) -> bytes:
+        conn = pool.acquire(fresh=fresh)
+        reused = conn.is_idle()  # a new connection is not idle until it has connected
+        reusable = answered = False
+        try:
+            response = await conn.handle_async_request(request)
+            answered = True
             try:
                 declared = _header(response.headers, b"content-length")
                 body = await self._read(response.status, declared, response.aiter_stream())
@@ -244,6 +266,10 @@ class LLMClient:
                 await response.aclose()
             reusable = True
             return body
+        except _STALE as exc:
+            if reused and not answered and not fresh:
+                raise _StaleConnection from exc
+            raise
         finally:
             # A failed, cancelled or refused exchange never goes back to the pool.
             pool.release(conn, reusable=reusable)

@@ -15,6 +15,7 @@ most recently used idle connection and looks at no other.
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import ssl
 from collections.abc import Iterable
@@ -22,6 +23,8 @@ from typing import Any
 
 import httpcore
 
+#: Bytes of a request held back before they are sent without waiting for the read.
+_WRITE_COALESCE = 64 * 1024
 #: Bytes buffered from the server before reading pauses: a runaway answer is refused at the
 #: client's cap (256 kB by default) and must not fill memory while that happens.
 _READ_HIGH_WATER = 256 * 1024
@@ -38,6 +41,8 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
         self._drained: asyncio.Future[None] | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     # -- asyncio.Protocol callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -82,6 +87,8 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         # Deadlines are the caller's (one asyncio.timeout over the whole call), so the
         # per-phase ``timeout`` httpcore passes along is not used.
+        if self._pending:
+            await self._flush()
         while not self._buffer:
             if self._eof:
                 if self._error is not None:
@@ -97,10 +104,23 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # httpcore writes a request as headers, body and end-of-message, and always reads
+        # next: holding the pieces until then sends the request in one system call (and
+        # one TCP segment to the server) instead of two or three.
+        if buffer:
+            self._pending.append(buffer)
+            self._pending_size += len(buffer)
+        if self._pending_size >= _WRITE_COALESCE:
+            await self._flush()
+
+    async def _flush(self) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             raise httpcore.WriteError("connection closed")
-        transport.write(buffer)
+        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending.clear()
+        self._pending_size = 0
+        transport.write(data)
         while self._paused and not transport.is_closing():
             self._drained = asyncio.get_running_loop().create_future()
             await self._drained
@@ -131,12 +151,25 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
-            # An idle keep-alive connection with bytes or EOF pending is unusable.
-            return bool(self._buffer) or self._eof
+            # An idle keep-alive connection with bytes or EOF pending is unusable. The loop
+            # may not have seen the server's FIN yet (it is running us, not polling), so ask
+            # the kernel too: reusing a connection the server just closed fails the call.
+            return bool(self._buffer) or self._eof or self._socket_readable()
         if self._transport is None:
             return None
         key = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
         return self._transport.get_extra_info(key)
+
+    def _socket_readable(self) -> bool:
+        sock = self._transport.get_extra_info("socket") if self._transport is not None else None
+        if sock is None:
+            return False
+        try:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True  # a socket we cannot poll is not one to reuse
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
@@ -219,11 +252,12 @@ class OriginPool:
         self._closed = False
         self.in_use = 0
 
-    def acquire(self) -> httpcore.AsyncHTTPConnection:
+    def acquire(self, *, fresh: bool = False) -> httpcore.AsyncHTTPConnection:
+        """The newest usable idle connection, or a new one (always new with ``fresh``)."""
         if self.in_use >= self._max_connections:
             raise ConnectionLimitError(f"{self._max_connections} LLM calls already in flight")
         idle = self._idle
-        while idle:
+        while idle and not fresh:
             conn = idle.pop()
             if conn.is_idle() and not conn.has_expired():
                 self.in_use += 1

@@ -800,3 +800,59 @@ async def test_reading_pauses_while_the_buffer_is_full_and_resumes_when_drained(
     data = await stream.read(1_000_000)
     assert len(data) == 500_000
     assert transport.reading
+
+
+@pytest.mark.anyio
+async def test_a_request_goes_out_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers, body and end-of-message leave in one system call, not one each."""
+    writes: list[int] = []
+    made = AsyncioStream.connection_made
+
+    def counting(self: AsyncioStream, transport: asyncio.BaseTransport) -> None:
+        made(self, transport)
+        assert isinstance(transport, asyncio.Transport)
+        original = transport.write
+
+        def write(data: Any) -> None:
+            writes.append(len(data))
+            original(data)
+
+        transport.write = write  # type: ignore[method-assign]
+
+    monkeypatch.setattr(AsyncioStream, "connection_made", counting)
+    async with Loopback() as server, LLMClient(server.url) as client:
+        for _ in range(3):
+            assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
+    assert len(server.requests) == 3
+    assert len(writes) == 3, f"expected one write per request, got sizes {writes}"
+
+
+@pytest.mark.anyio
+async def test_keep_alive_closed_under_a_reused_connection_is_retried_once_fresh() -> None:
+    """The server drops an idle keep-alive connection as the next request arrives on it (the
+    race with uvicorn's 5 s keep-alive timeout): the request never reached the model, so
+    the call goes again on a new connection instead of failing."""
+
+    async def drop_second_on_first_connection(conn: Conn, body: bytes) -> bool:
+        if conn.index == 0 and conn.requests == 2:
+            return False  # close without a byte of answer
+        return await answer_ok(conn, body)
+
+    async with (
+        Loopback(drop_second_on_first_connection) as server,
+        LLMClient(server.url) as client,
+    ):
+        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
+        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
+    assert [c.requests for c in server.conns] == [2, 1]
+
+
+@pytest.mark.anyio
+async def test_a_fresh_connection_closed_without_an_answer_is_not_retried() -> None:
+    async def drop_everything(conn: Conn, body: bytes) -> bool:
+        return False
+
+    async with Loopback(drop_everything) as server, LLMClient(server.url) as client:
+        error = await failure(client)
+    assert error.reason is Reason.LLM_UNAVAILABLE
+    assert len(server.requests) == 1, "a request the server may have seen is never re-sent"
