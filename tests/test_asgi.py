@@ -11,9 +11,14 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from middleware.circuit import CircuitBreaker
 from middleware.config import EffectiveSettings
+from middleware.reference.app import route_endpoint
 from tests.corridor_harness import (
     LLM_URL,
     Harness,
@@ -144,6 +149,31 @@ async def test_hanging_llm_times_out_at_the_deadline(tmp_path: Path, llm: Any) -
         assert response.content == expected
         assert 0.09 <= elapsed < 0.3
         assert only_line(h)["reason_code"] == "llm_timeout"
+
+
+async def test_the_deadline_counts_from_arrival_not_from_when_the_llm_task_runs(
+    tmp_path: Path, llm: Any
+) -> None:
+    """A baseline that holds the event loop delays the LLM task's first step; the request's
+    wait must still end at arrival + timeout, not at (baseline + timeout)."""
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return completion(good_candidate())
+
+    async def loop_hog(request: Request) -> Response:
+        time.sleep(0.25)  # CPU-bound work: nothing else on the loop runs meanwhile
+        return await route_endpoint(request)
+
+    llm.post("/chat/completions").mock(side_effect=hang)
+    async with harness(tmp_path, settings(timeout_ms=300)) as h:
+        h.app.app = Starlette(routes=[Route("/route", loop_hog, methods=["POST"])])
+        started = time.perf_counter()
+        response = await h.post(command())
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200
+        assert only_line(h)["reason_code"] == "llm_timeout"
+    assert 0.29 <= elapsed < 0.45, f"waited {elapsed:.3f} s; baseline + timeout would be 0.55"
 
 
 @pytest.mark.parametrize(
