@@ -24,21 +24,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_middleware import body_for
 from middleware.candidate import chat_request
 from middleware.contracts import CommandDTO
 from middleware.llm_client import LLMClient
 from tests.support.procs import free_port, partial_trust
 
 REPO = Path(__file__).resolve().parents[1]
-COMMAND = CommandDTO.model_validate(
-    {
-        "command_id": "c-1",
-        "user_id": "u-1",
-        "text": "add milk and two eggs to my shopping list",
-        "capabilities": ["start_job"],
-        "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
-    }
-)
+COMMAND = CommandDTO.model_validate_json(body_for("c-1"))
 REQUEST = chat_request(COMMAND, model="m", temperature=0.0, max_tokens=256)
 
 

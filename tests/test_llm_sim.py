@@ -163,6 +163,25 @@ async def test_hang_ends_with_504_after_hang_max(sim: httpx.AsyncClient) -> None
     assert time.monotonic() - started >= 0.1
 
 
+def _chat_scope() -> dict[str, Any]:
+    """An HTTP scope for one POST to the chat endpoint, for driving the ASGI app directly."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+
+
 async def _raw_asgi(app: Any, body: bytes) -> list[tuple[float, dict[str, Any]]]:
     """Every message the app sends, timestamped: ASGITransport would buffer the body."""
     sent: list[tuple[float, dict[str, Any]]] = []
@@ -181,21 +200,7 @@ async def _raw_asgi(app: Any, body: bytes) -> list[tuple[float, dict[str, Any]]]
     async def send(message: dict[str, Any]) -> None:
         sent.append((time.monotonic() - started, message))
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    scope = _chat_scope()
     await app(scope, receive, send)
     done.set()
     return sent
@@ -243,21 +248,7 @@ async def _abandoned(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    scope = _chat_scope()
     with anyio.fail_after(5):  # a handler that ignores the disconnect would sleep far longer
         await app(scope, receive, send)  # no exception escapes: the server logs nothing
     return time.monotonic() - gone_at, sent

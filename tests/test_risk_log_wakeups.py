@@ -11,29 +11,18 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from middleware.risk_log import _BATCH, RiskLog
+from tests import test_risk_log
 from tests.test_risk_log import count, lines, outcome, wait_for
 
+make_log = test_risk_log.make_log  # the same fixture: logs closed after each test
+
 LONG = 60.0  # a flush interval no test waits for: anything written earlier was woken
-
-
-@pytest.fixture
-def make_log() -> Iterator[Callable[..., RiskLog]]:
-    logs: list[RiskLog] = []
-
-    def make(path: Path | str, **kw: object) -> RiskLog:
-        log = RiskLog(path, **kw)  # type: ignore[arg-type]
-        logs.append(log)
-        return log
-
-    yield make
-    for log in logs:
-        log.close(timeout=2.0)
 
 
 @pytest.fixture
