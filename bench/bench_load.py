@@ -227,8 +227,11 @@ class LoadReport:
     elapsed_s: float = 0.0
     #: ``/health`` under the same load with the corridor switched off, when measured: the
     #: baseline's own share of the slowdown, so the corridor's share can be read off.
-    health_off_ms: list[float] = field(default_factory=list)
-    cpu_off_us: float = float("nan")  # the app's CPU per request in that reference run
+    #: Reference runs at the same request rate, by label: ``/health`` latencies (ms) and the
+    #: app's CPU per request. "corridor off" is the baseline's own share of the slowdown;
+    #: "instant LLM" the same corridor when the LLM answers at once, so the hang's share can
+    #: be read off.
+    references: dict[str, tuple[list[float], float]] = field(default_factory=dict)
     cpu_s: float = 0.0  # the app's event-loop thread's CPU time in the measured phase
     runqueue_s: float = 0.0  # ... and its time runnable but waiting for a core
 
@@ -313,11 +316,9 @@ class LoadReport:
             f"{self.health_idle_p99:.2f} (n={len(self.health_idle_ms)}); under load p50 "
             f"{pct(self.health_load_ms, 50):.2f} p99 {self.health_load_p99:.2f} "
             f"(n={len(self.health_load_ms)})"
-            + (
-                f"; same rate, corridor off: p50 {pct(self.health_off_ms, 50):.2f} p99 "
-                f"{pct(self.health_off_ms, 99):.2f} (n={len(self.health_off_ms)})"
-                if self.health_off_ms
-                else ""
+            + "".join(
+                f"; same rate, {label}: p50 {pct(ms, 50):.2f} p99 {pct(ms, 99):.2f} (n={len(ms)})"
+                for label, (ms, _) in self.references.items()
             )
         )
         print(
@@ -330,10 +331,9 @@ class LoadReport:
             f"{self.cpu_s / max(self.elapsed_s, 1e-9):.0%} of one core; waited "
             f"{self.runqueue_s:.2f} s in the run queue for a core during the "
             f"{self.elapsed_s:.1f} s run; machine load {os.getloadavg()[0]:.2f}"
-            + (
-                f"; corridor off, same rate: {self.cpu_off_us:.0f} µs per request"
-                if self.health_off_ms
-                else ""
+            + "".join(
+                f"; same rate, {label}: {cpu:.0f} µs per request"
+                for label, (_, cpu) in self.references.items()
             )
         )
         print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())))
@@ -488,13 +488,14 @@ def run_load(
     warmup: int,
     breaker: bool = False,
     spread: bool = True,
-    corridor_off_reference: bool = False,
+    references: bool = False,
     probe_interval_s: float = 0.005,
 ) -> LoadReport:
     """One load run against a fresh app and a hanging llm-sim; see the module docstring.
     ``spread`` staggers the callers over one deadline (see ``corridor_load``);
-    ``corridor_off_reference`` first measures ``/health`` under the same request rate with
-    the corridor disabled, on a fresh app of the same kind."""
+    ``references`` first measures ``/health`` under the same request rate (each caller paced
+    to one request per deadline) on fresh apps of the same kind: with the corridor
+    disabled, and with an LLM that answers at once."""
     label = "as shipped (breaker on)" if breaker else "deadline (breaker off)"
     spread_s = timeout_ms / 1000 if spread else 0.0
     report = LoadReport(label, requests, concurrency, timeout_ms, warmup, spread_s)
@@ -502,16 +503,22 @@ def run_load(
     risk_log = tmp / f"risk-{name}.jsonl"
     with sim_process(tmp, "--force", "hang", "--hang-max-s", "60") as sim:
         env = load_env(f"{sim.url}/v1", risk_log, timeout_ms)
-        if corridor_off_reference:
-            off = LoadReport(
-                "corridor off", requests, concurrency, timeout_ms, warmup, spread_s, spread_s
-            )
-            off_env = {**env, "PARTIAL_TRUST_ENABLED": "false"}
-            off_env["PARTIAL_TRUST_RISK_LOG_PATH"] = str(tmp / f"risk-{name}-off.jsonl")
-            with app_process(tmp, off_env, breaker=breaker) as app:
-                asyncio.run(_drive(off, app.port, app.process.pid, probe_interval_s))
-            report.health_off_ms = off.health_load_ms
-            report.cpu_off_us = off.cpu_s / max(off.requests, 1) * 1e6
+        if references:
+            with sim_process(tmp, "--latency-ms", "0") as instant:
+                variants = {
+                    "corridor off": {"PARTIAL_TRUST_ENABLED": "false"},
+                    "instant LLM": {"LLM_BASE_URL": f"{instant.url}/v1"},
+                }
+                for label, change in variants.items():
+                    ref = LoadReport(
+                        label, requests, concurrency, timeout_ms, warmup, spread_s, spread_s
+                    )
+                    log = tmp / f"risk-{name}-{label.replace(' ', '-')}.jsonl"
+                    ref_env = {**env, **change, "PARTIAL_TRUST_RISK_LOG_PATH": str(log)}
+                    with app_process(tmp, ref_env, breaker=breaker) as app:
+                        asyncio.run(_drive(ref, app.port, app.process.pid, probe_interval_s))
+                    cpu_us = ref.cpu_s / max(ref.requests, 1) * 1e6
+                    report.references[label] = (ref.health_load_ms, cpu_us)
         with app_process(tmp, env, breaker=breaker) as app:
             asyncio.run(_drive(report, app.port, app.process.pid, probe_interval_s))
             collect_outcomes(report, app.url, risk_log)
@@ -601,7 +608,7 @@ def main() -> int:
         "timeout_ms": args.timeout_ms,
         "warmup": args.warmup,
     }
-    reports = [run_load(tmp, corridor_off_reference=True, **common)]
+    reports = [run_load(tmp, references=True, **common)]
     if not args.skip_shipped:
         reports.append(run_load(tmp, breaker=True, **common))
     for report in reports:
