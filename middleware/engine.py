@@ -21,9 +21,10 @@ from opentelemetry.trace import Span
 
 from middleware import tracing
 from middleware.circuit import CircuitBreaker
+from middleware.completion import CandidateError
 from middleware.config import EffectiveSettings, SettingsSource
 from middleware.corridor import Corridor
-from middleware.llm_client import CandidateError, LLMClient
+from middleware.llm_client import LLMClient
 from middleware.metrics import CorridorMetrics
 from middleware.outcome import Outcome, Reason, Status
 from middleware.policy import PolicyRegistry, ResolvedProfile

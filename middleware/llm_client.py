@@ -2,13 +2,14 @@
 
 Why it looks like this:
 
-* One overall deadline (``asyncio.timeout``) covers connect, send, headers and the whole body.
+* One overall deadline (``asyncio.timeout_at``, from the request's arrival when the caller
+  passes it) covers connect, send, headers and the whole body.
   httpx's own timeouts are per phase, so a server that answers headers quickly and then drips
   the body would otherwise hold a request far past its budget.
 * The body is streamed and capped: a misbehaving model cannot make us buffer megabytes.
-* Every failure becomes a ``CandidateError`` with a closed ``Reason``; the engine turns that
-  into an ``error`` outcome and serves the baseline. Details are fixed strings, never response
-  content or request text (privacy: they end up in logs).
+* Every failure becomes a ``CandidateError`` (``completion``) with a closed ``Reason``; the
+  engine turns that into an ``error`` outcome and serves the baseline. Details are fixed
+  strings, never response content or request text (privacy: they end up in logs).
 * One pool of keep-alive connections per client (``llm_transport.OriginPool``): httpcore's
   HTTP/1.1 without httpx's per-call overhead, which was most of a sampled request's cost.
 """
@@ -28,77 +29,18 @@ from typing import Any, Final, Self
 import httpcore
 import httpx
 from opentelemetry.propagate import inject
-from pydantic import BaseModel, ConfigDict, ValidationError
 
+from middleware.completion import CANDIDATE_ERROR_REASONS, CandidateError, parse_completion
 from middleware.llm_transport import ConnectionLimitError, OriginPool
 from middleware.outcome import Reason
 
-CANDIDATE_ERROR_REASONS: Final = frozenset(
-    {
-        Reason.LLM_TIMEOUT,
-        Reason.LLM_HTTP_ERROR,
-        Reason.LLM_INVALID_RESPONSE,
-        Reason.LLM_UNAVAILABLE,
-    }
-)
-
-
-class CandidateError(Exception):
-    """The LLM gave no usable candidate. ``detail`` is a short fixed phrase, never content."""
-
-    def __init__(self, reason: Reason, detail: str | None = None) -> None:
-        if reason not in CANDIDATE_ERROR_REASONS:
-            raise ValueError(f"{reason!r} is not an LLM candidate error reason")
-        self.reason = reason
-        self.detail = detail
-        super().__init__(reason.value if detail is None else f"{reason.value}: {detail}")
-
-
-# The envelope: only the path to the content is checked; OpenAI adds fields freely.
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    content: str
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    message: _Message
-
-
-class _Envelope(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    choices: list[_Choice]
-
-
-def _reject_constant(name: str) -> Any:
-    # NaN / Infinity are not JSON; a candidate carrying them is invalid, not a float.
-    raise ValueError(name)
-
-
-def parse_completion(body: bytes) -> dict[str, Any]:
-    """The JSON object in ``choices[0].message.content``, or ``LLM_INVALID_RESPONSE``."""
-    invalid = Reason.LLM_INVALID_RESPONSE
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CandidateError(invalid, "not utf-8") from None
-    try:
-        raw = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise CandidateError(invalid, "not json") from None
-    try:
-        envelope = _Envelope.model_validate(raw, strict=True)
-    except ValidationError:
-        raise CandidateError(invalid, "not a chat completion") from None
-    if not envelope.choices:
-        raise CandidateError(invalid, "no choices")
-    try:
-        content = json.loads(envelope.choices[0].message.content, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise CandidateError(invalid, "content not json") from None
-    if not isinstance(content, dict):
-        raise CandidateError(invalid, "content not an object")
-    return content
+__all__ = [
+    "CANDIDATE_ERROR_REASONS",
+    "CandidateError",
+    "LLMClient",
+    "parse_completion",
+    "proxy_configured",
+]
 
 
 #: What a keep-alive connection closed under us looks like to httpcore.

@@ -1,0 +1,82 @@
+"""What an OpenAI-compatible chat completion must look like, and how its failures are named.
+
+Only the path to the content is checked (OpenAI and its imitators add fields freely); the
+content must be one JSON object. Every failure is a ``CandidateError`` with a closed
+``Reason`` and a fixed detail phrase, never response content (it ends up in logs).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from middleware.outcome import Reason
+
+CANDIDATE_ERROR_REASONS: Final = frozenset(
+    {
+        Reason.LLM_TIMEOUT,
+        Reason.LLM_HTTP_ERROR,
+        Reason.LLM_INVALID_RESPONSE,
+        Reason.LLM_UNAVAILABLE,
+    }
+)
+
+
+class CandidateError(Exception):
+    """The LLM gave no usable candidate. ``detail`` is a short fixed phrase, never content."""
+
+    def __init__(self, reason: Reason, detail: str | None = None) -> None:
+        if reason not in CANDIDATE_ERROR_REASONS:
+            raise ValueError(f"{reason!r} is not an LLM candidate error reason")
+        self.reason = reason
+        self.detail = detail
+        super().__init__(reason.value if detail is None else f"{reason.value}: {detail}")
+
+
+# The envelope: only the path to the content is checked; OpenAI adds fields freely.
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    content: str
+
+
+class _Choice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    message: _Message
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    choices: list[_Choice]
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN / Infinity are not JSON; a candidate carrying them is invalid, not a float.
+    raise ValueError(name)
+
+
+def parse_completion(body: bytes) -> dict[str, Any]:
+    """The JSON object in ``choices[0].message.content``, or ``LLM_INVALID_RESPONSE``."""
+    invalid = Reason.LLM_INVALID_RESPONSE
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CandidateError(invalid, "not utf-8") from None
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise CandidateError(invalid, "not json") from None
+    try:
+        envelope = _Envelope.model_validate(raw, strict=True)
+    except ValidationError:
+        raise CandidateError(invalid, "not a chat completion") from None
+    if not envelope.choices:
+        raise CandidateError(invalid, "no choices")
+    try:
+        content = json.loads(envelope.choices[0].message.content, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise CandidateError(invalid, "content not json") from None
+    if not isinstance(content, dict):
+        raise CandidateError(invalid, "content not an object")
+    return content
