@@ -209,7 +209,7 @@ class LLMClient:
             reusable = True
             return body
         except _STALE as exc:
-            if reused and not answered and not fresh:
+            if reused and not answered:  # never true on a fresh connection
                 raise _StaleConnection from exc
             raise
         finally:
