@@ -45,6 +45,7 @@ from middleware.policy import PolicyRegistry, Profile
 from middleware.reference.app import route_endpoint
 from middleware.risk_log import RiskLog
 from middleware.sampling import CommandKeyer, is_sampled
+from tests.support.asgi import post_scope
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATE = {
@@ -74,26 +75,9 @@ def body_for(command_id: str) -> bytes:
     ).encode()
 
 
-def scope_for(path: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-
-
 async def drive(app: App, path: str, body: bytes, n: int) -> float:
     """Mean µs per request over ``n`` requests."""
-    scope = scope_for(path)
+    scope = post_scope(path)
     message = {"type": "http.request", "body": body, "more_body": False}
 
     async def receive() -> dict[str, Any]:

@@ -33,6 +33,7 @@ from tests.corridor_harness import (
     harness,
     settings,
 )
+from tests.support.asgi import post_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -312,20 +313,7 @@ async def _asgi_disconnect(h: Harness, before: bytes = b"") -> list[dict[str, An
     incoming: list[dict[str, Any]] = [{"type": "http.disconnect"}]
     if before:
         incoming.insert(0, {"type": "http.request", "body": before, "more_body": True})
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/route",
-        "raw_path": b"/route",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("app.test", 80),
-    }
+    scope = post_scope("/route", server="app.test")
 
     async def receive() -> dict[str, Any]:
         return incoming.pop(0) if len(incoming) > 1 else incoming[0]
@@ -376,20 +364,7 @@ def crashing_router() -> Starlette:
 
 async def _asgi_post(h: Harness, body: bytes) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/route",
-        "raw_path": b"/route",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("app.test", 80),
-    }
+    scope = post_scope("/route", server="app.test")
     incoming = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> dict[str, Any]:

@@ -27,6 +27,7 @@ from middleware.llm_sim import Mode, SimConfig, create_app, main
 from middleware.llm_sim.answers import INJECTIONS, WRONG_INTENTS
 from middleware.llm_sim.cli import build_parser, config_from_args
 from middleware.reference.baseline import route
+from tests.support.asgi import post_scope
 from tests.support.procs import free_port, partial_trust, run_server
 
 LISTS = ["l-1", "l-2"]
@@ -165,21 +166,7 @@ async def test_hang_ends_with_504_after_hang_max(sim: httpx.AsyncClient) -> None
 
 def _chat_scope() -> dict[str, Any]:
     """An HTTP scope for one POST to the chat endpoint, for driving the ASGI app directly."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    return post_scope(PATH, asgi={"version": "3.0", "spec_version": "2.3"}, state={})
 
 
 async def _raw_asgi(app: Any, body: bytes) -> list[tuple[float, dict[str, Any]]]:
