@@ -18,6 +18,7 @@ import asyncio
 import select
 import socket
 import ssl
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -65,6 +66,8 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._error = exc
         self._wake()
         self._wake_writer()
+        if self._transport is not None:
+            release_transport_cycle(self._transport)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -170,6 +173,21 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             return bool(poller.poll(0))
         except (OSError, ValueError):
             return True  # a socket we cannot poll is not one to reuse
+
+
+def release_transport_cycle(transport: asyncio.BaseTransport) -> None:
+    """Drop the bound method a closed selector transport keeps of itself (CPython < 3.12).
+
+    Python 3.11's ``_SelectorSocketTransport`` stores ``self._read_ready_cb``, a method of
+    itself, so a closed transport, its socket and their dicts are freed only by the cyclic
+    garbage collector (gh-100348; 3.12 releases it on close). Under a hanging LLM every call
+    ends on a new connection, and the young-generation collections that then free ~40 dead
+    transports at a time took 1.5-2.8 ms each inside the app, on the event loop, which is
+    what other requests' tail latency saw (``bench/bench_load.py``). Called from
+    ``connection_lost``, when the transport has left the selector and never reads again.
+    """
+    if sys.version_info < (3, 12) and getattr(transport, "_read_ready_cb", None) is not None:
+        transport._read_ready_cb = None  # type: ignore[attr-defined]
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
