@@ -1,17 +1,19 @@
 """The corridor under load with the LLM hanging past the deadline, as real processes.
 
     .venv/bin/python bench/bench_load.py [--requests 2000] [--concurrency 50] [--timeout-ms 150]
+        [--skip-shipped] [--skip-lockstep] [--no-pin]
 
 Three runs, each printing its figures and DESIGN verdicts:
 
 1. **deadline** (``bench.apps:reference_no_breaker``: the reference app with its circuit
    breaker taken out, so that *every* request waits for the hanging LLM until the deadline):
    ``--requests`` corridor requests (all sampled) at ``--concurrency`` after a warm-up, with
-   ``GET /health`` probed on its own connection every few ms throughout, and the same probe on
-   the idle app before and after. Checks: RSS growth of the app process after warm-up
-   < 20 MB; p99 of the sampled requests <= timeout + 10 ms; p99 of ``/health`` under load
-   within 10% of idle; risk-log lines == outcomes (``partial_trust_decisions_total`` without
-   ``not_sampled``) == requests, every line parses, nothing dropped.
+   ``GET /health`` probed every 5 ms throughout by ``bench/probe.py`` (its own process, on
+   its own connection), and the same probe on the idle app before and after (800 in all).
+   Checks: RSS growth of the app process after warm-up < 20 MB; p99 of the sampled
+   requests <= timeout + 10 ms; p99 of ``/health`` under load within 10% of idle;
+   risk-log lines == outcomes (``partial_trust_decisions_total`` without ``not_sampled``)
+   == requests, every line parses, nothing dropped.
 2. **as shipped** (``partial-trust serve``, breaker on): the same load; the first timeouts
    open the breaker and later requests answer ``error/circuit_open`` at once.
 3. **two workers** (``partial-trust serve --workers 2``, instant LLM, one shared risk log):
@@ -20,8 +22,10 @@ Three runs, each printing its figures and DESIGN verdicts:
 
 The load generator is a minimal HTTP/1.1 keep-alive client on asyncio streams (one
 connection per concurrent caller): httpx spends about 1-2 ms of CPU per request on this kind
-of machine, which on 2 cores would compete with the app and inflate its latencies. The
-fast version of these checks is ``tests/integration/test_load.py``.
+of machine, which on 2 cores would compete with the app and inflate its latencies. On two
+or more cores the app is pinned to one core and the rig (this process, llm-sim, the probe)
+to the others (``Placement``; ``--no-pin`` turns it off). The fast version of these checks
+is ``tests/integration/test_load.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import contextlib
 import itertools
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +57,7 @@ from tests.support.procs import PYTHON, Server, free_port, partial_trust, run_se
 RSS_BUDGET_MB = 20.0
 DEADLINE_SLACK_MS = 10.0
 HEALTH_SLACK = 0.10
+IDLE_PROBES = 800  # before and after the load, half each: a p99 of 200 is its 2nd worst
 RISK_LOG_FIELDS = frozenset(
     {
         "timestamp",
@@ -169,34 +176,67 @@ async def corridor_load(
     return latencies, statuses
 
 
-async def health_probe(
-    port: int, stop: asyncio.Event, interval_s: float, limit: int
-) -> list[float]:
-    """``GET /health`` every ``interval_s`` on one connection until ``stop`` (or ``limit``)."""
-    conn = await Connection.open(port)
-    raw = get_bytes(port, "/health")
-    latencies: list[float] = []
-    try:
-        while not stop.is_set() and len(latencies) < limit:
-            started = time.perf_counter()
-            status, _ = await conn.request(raw)
-            latencies.append((time.perf_counter() - started) * 1000)
-            if status != 200:
-                raise RuntimeError(f"/health answered {status}")
-            await asyncio.sleep(interval_s)
-    finally:
-        await conn.close()
-    return latencies
+class HealthProbe:
+    """``bench/probe.py`` in its own process: ``GET /health`` every ``interval_s``.
+
+    Not a task on this loop: here it would queue behind the 50 callers' answers and measure
+    the load generator as much as the app (the figures before this change did)."""
+
+    def __init__(self, port: int, interval_s: float, count: int | None = None) -> None:
+        argv = [PYTHON, "-m", "bench.probe", "--port", str(port)]
+        argv += ["--interval-ms", str(interval_s * 1000)]
+        if count is not None:
+            argv += ["--count", str(count)]
+        self.process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE)
+
+    def result(self, *, stop: bool) -> list[float]:
+        """Latencies (ms), stopping the probe first when ``stop``."""
+        if stop:
+            self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=120)
+        if self.process.returncode != 0:
+            raise RuntimeError(f"the /health probe failed ({self.process.returncode})")
+        latencies: list[float] = json.loads(out)
+        return latencies
 
 
-async def idle_health(port: int, count: int, interval_s: float) -> list[float]:
-    return await health_probe(port, asyncio.Event(), interval_s, count)
+def idle_health(port: int, count: int, interval_s: float) -> list[float]:
+    return HealthProbe(port, interval_s, count).result(stop=False)
 
 
 async def rss_sampler(pid: int, stop: asyncio.Event, out: list[float]) -> None:
     while not stop.is_set():
         out.append(rss_mb(pid))
         await asyncio.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The app's own core, and the cores of everything else the bench runs.
+
+    The load generator, llm-sim and the probe are the test rig, not the system under test;
+    in production they are other machines. On 2 cores they would otherwise take the app's
+    core from it at random moments, and ``/health`` would measure the Linux scheduler."""
+
+    app: frozenset[int]
+    rest: frozenset[int]
+
+    @classmethod
+    def split(cls) -> Placement | None:
+        """The highest allowed core for the app, the others for the rest; None on 1 core."""
+        cpus = sorted(os.sched_getaffinity(0))
+        return cls(frozenset(cpus[-1:]), frozenset(cpus[:-1])) if len(cpus) > 1 else None
+
+    def __str__(self) -> str:
+        app, rest = sorted(self.app), sorted(self.rest)
+        return f"app pinned to core {app}; load generator, llm-sim and probe to {rest}"
+
+
+def pin(pid: int, cpus: frozenset[int]) -> None:
+    """Every thread of ``pid`` (affinity is per thread; later ones inherit the creator's)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
 
 
 # --- the runs -------------------------------------------------------------------------------
@@ -232,6 +272,7 @@ class LoadReport:
     #: "instant LLM" the same corridor when the LLM answers at once, so the hang's share can
     #: be read off.
     references: dict[str, tuple[list[float], float]] = field(default_factory=dict)
+    placement: Placement | None = None
     cpu_s: float = 0.0  # the app's event-loop thread's CPU time in the measured phase
     runqueue_s: float = 0.0  # ... and its time runnable but waiting for a core
 
@@ -336,7 +377,16 @@ class LoadReport:
                 for label, (_, cpu) in self.references.items()
             )
         )
+        if self.placement is not None:
+            print(f"placement: {self.placement}")
         print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())))
+        for label, (ms, _) in self.references.items():
+            ref = pct(ms, 99)
+            print(
+                f"  [info] /health p99 under this load {self.health_load_p99:.2f} ms against "
+                f"{ref:.2f} ms at the same request rate with {label} "
+                f"({self.health_load_p99 / ref - 1:+.0%})"
+            )
         for text, ok in self.verdicts():
             print(f"  [{'PASS' if ok else 'MISS'}] {text}")
 
@@ -355,16 +405,23 @@ def load_env(llm_url: str, risk_log: Path, timeout_ms: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def sim_process(tmp: Path, *args: str) -> Iterator[Server]:
+def sim_process(tmp: Path, *args: str, placement: Placement | None = None) -> Iterator[Server]:
     port = free_port()
     argv = partial_trust("llm-sim", "--port", str(port), "--log-level", "critical", *args)
     with run_server(argv, port=port, ready_path="/health", log_path=tmp / f"sim-{port}.log") as s:
+        if placement is not None:
+            pin(s.process.pid, placement.rest)
         yield s
 
 
 @contextlib.contextmanager
 def app_process(
-    tmp: Path, env: dict[str, str], *, breaker: bool, workers: int = 1
+    tmp: Path,
+    env: dict[str, str],
+    *,
+    breaker: bool,
+    workers: int = 1,
+    placement: Placement | None = None,
 ) -> Iterator[Server]:
     port = free_port()
     if breaker or workers > 1:
@@ -389,6 +446,8 @@ def app_process(
     with run_server(
         argv, port=port, ready_path="/health", env=env, log_path=tmp / f"app-{port}.log"
     ) as server:
+        if placement is not None:
+            pin(server.process.pid, placement.app)
         yield server
 
 
@@ -450,9 +509,9 @@ def collect_outcomes(report: LoadReport, url: str, risk_log: Path) -> None:
 
 
 async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: float) -> None:
-    idle_n = 200
+    idle_n = IDLE_PROBES // 2
     report.rss_start_mb = rss_mb(pid)
-    report.health_idle_ms += await idle_health(port, idle_n, probe_interval_s)
+    report.health_idle_ms += idle_health(port, idle_n, probe_interval_s)
     await corridor_load(
         port, report.warmup, report.concurrency, "warm", report.spread_s, report.pace_s
     )
@@ -461,7 +520,7 @@ async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: floa
     stop = asyncio.Event()
     rss: list[float] = []
     sampler = asyncio.create_task(rss_sampler(pid, stop, rss))
-    probe = asyncio.create_task(health_probe(port, stop, probe_interval_s, 1_000_000))
+    probe = HealthProbe(port, probe_interval_s)
     run0, wait0 = sched_s(pid)
     started = time.perf_counter()
     report.latencies_ms, report.statuses = await corridor_load(
@@ -471,12 +530,12 @@ async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: floa
     run1, wait1 = sched_s(pid)
     report.cpu_s, report.runqueue_s = run1 - run0, wait1 - wait0
     stop.set()
-    report.health_load_ms = await probe
+    report.health_load_ms = probe.result(stop=True)
     await sampler
     await asyncio.sleep(0.3)
     report.rss_end_mb = rss_mb(pid)
     report.rss_max_mb = max(rss, default=report.rss_end_mb)
-    report.health_idle_ms += await idle_health(port, idle_n, probe_interval_s)
+    report.health_idle_ms += idle_health(port, idle_n, probe_interval_s)
 
 
 def run_load(
@@ -490,21 +549,24 @@ def run_load(
     spread: bool = True,
     references: bool = False,
     probe_interval_s: float = 0.005,
+    placement: Placement | None = None,
 ) -> LoadReport:
     """One load run against a fresh app and a hanging llm-sim; see the module docstring.
     ``spread`` staggers the callers over one deadline (see ``corridor_load``);
     ``references`` first measures ``/health`` under the same request rate (each caller paced
     to one request per deadline) on fresh apps of the same kind: with the corridor
-    disabled, and with an LLM that answers at once."""
+    disabled, and with an LLM that answers at once. ``placement`` pins the app to its own
+    core and llm-sim to the others (the caller pins itself: the probe inherits it)."""
     label = "as shipped (breaker on)" if breaker else "deadline (breaker off)"
     spread_s = timeout_ms / 1000 if spread else 0.0
     report = LoadReport(label, requests, concurrency, timeout_ms, warmup, spread_s)
+    report.placement = placement
     name = f"{'breaker' if breaker else 'deadline'}-{'spread' if spread else 'lockstep'}"
     risk_log = tmp / f"risk-{name}.jsonl"
-    with sim_process(tmp, "--force", "hang", "--hang-max-s", "60") as sim:
+    with sim_process(tmp, "--force", "hang", "--hang-max-s", "60", placement=placement) as sim:
         env = load_env(f"{sim.url}/v1", risk_log, timeout_ms)
         if references:
-            with sim_process(tmp, "--latency-ms", "0") as instant:
+            with sim_process(tmp, "--latency-ms", "0", placement=placement) as instant:
                 variants = {
                     "corridor off": {"PARTIAL_TRUST_ENABLED": "false"},
                     "instant LLM": {"LLM_BASE_URL": f"{instant.url}/v1"},
@@ -515,11 +577,11 @@ def run_load(
                     )
                     log = tmp / f"risk-{name}-{label.replace(' ', '-')}.jsonl"
                     ref_env = {**env, **change, "PARTIAL_TRUST_RISK_LOG_PATH": str(log)}
-                    with app_process(tmp, ref_env, breaker=breaker) as app:
+                    with app_process(tmp, ref_env, breaker=breaker, placement=placement) as app:
                         asyncio.run(_drive(ref, app.port, app.process.pid, probe_interval_s))
                     cpu_us = ref.cpu_s / max(ref.requests, 1) * 1e6
                     report.references[label] = (ref.health_load_ms, cpu_us)
-        with app_process(tmp, env, breaker=breaker) as app:
+        with app_process(tmp, env, breaker=breaker, placement=placement) as app:
             asyncio.run(_drive(report, app.port, app.process.pid, probe_interval_s))
             collect_outcomes(report, app.url, risk_log)
     return report
@@ -599,14 +661,24 @@ def main() -> int:
     parser.add_argument(
         "--skip-lockstep", action="store_true", help="no lock-step (worst case) deadline run"
     )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="leave every process on every core (see Placement)"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pt-bench-load-"))
-    print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; files in {tmp}")
-    common = {
+    placement = None if args.no_pin else Placement.split()
+    if placement is not None:
+        os.sched_setaffinity(0, placement.rest)  # this process, and the probes it starts
+    print(
+        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+        f"{placement or 'no pinning'}; files in {tmp}"
+    )
+    common: dict[str, Any] = {
         "requests": args.requests,
         "concurrency": args.concurrency,
         "timeout_ms": args.timeout_ms,
         "warmup": args.warmup,
+        "placement": placement,
     }
     reports = [run_load(tmp, references=True, **common)]
     if not args.skip_shipped:
