@@ -14,8 +14,9 @@ Three runs, each printing its figures and DESIGN verdicts:
    requests <= timeout + 10 ms; p99 of ``/health`` under load within 10% of idle;
    risk-log lines == outcomes (``partial_trust_decisions_total`` without ``not_sampled``)
    == requests, every line parses, nothing dropped.
-2. **as shipped** (``partial-trust serve``, breaker on): the same load; the first timeouts
-   open the breaker and later requests answer ``error/circuit_open`` at once.
+2. **as shipped** (``partial-trust serve``, breaker on): the same load at the hung run's
+   request rate (each caller paced to one request per deadline); the first timeouts open
+   the breaker and later requests answer ``error/circuit_open`` at once.
 3. **two workers** (``partial-trust serve --workers 2``, instant LLM, one shared risk log):
    every line parses, the count matches the requests and the merged metrics, and each
    worker's own share (from its prometheus multiprocess file) is shown.
@@ -303,7 +304,10 @@ class LoadReport:
 
     @property
     def arrivals(self) -> str:
-        return f"staggered over {self.spread_s * 1000:.0f} ms" if self.spread_s else "lock-step"
+        shape = f"staggered over {self.spread_s * 1000:.0f} ms" if self.spread_s else "lock-step"
+        if self.pace_s:
+            shape += f", each caller paced to 1 per {self.pace_s * 1000:.0f} ms"
+        return shape
 
     def lines_match(self) -> bool:
         return (
@@ -550,17 +554,22 @@ def run_load(
     references: bool = False,
     probe_interval_s: float = 0.005,
     placement: Placement | None = None,
+    paced: bool = False,
 ) -> LoadReport:
     """One load run against a fresh app and a hanging llm-sim; see the module docstring.
     ``spread`` staggers the callers over one deadline (see ``corridor_load``);
     ``references`` first measures ``/health`` under the same request rate (each caller paced
     to one request per deadline) on fresh apps of the same kind: with the corridor
     disabled, and with an LLM that answers at once. ``placement`` pins the app to its own
-    core and llm-sim to the others (the caller pins itself: the probe inherits it)."""
+    core and llm-sim to the others (the caller pins itself: the probe inherits it).
+    ``paced``: each caller sends at most one request per deadline, the hung run's rate (for
+    the breaker-on run, whose answers come at once: unpaced, 50 callers would saturate the
+    app and ``/health`` would measure a full queue, not the corridor)."""
     label = "as shipped (breaker on)" if breaker else "deadline (breaker off)"
     spread_s = timeout_ms / 1000 if spread else 0.0
     report = LoadReport(label, requests, concurrency, timeout_ms, warmup, spread_s)
     report.placement = placement
+    report.pace_s = timeout_ms / 1000 if paced else 0.0
     name = f"{'breaker' if breaker else 'deadline'}-{'spread' if spread else 'lockstep'}"
     risk_log = tmp / f"risk-{name}.jsonl"
     with sim_process(tmp, "--force", "hang", "--hang-max-s", "60", placement=placement) as sim:
@@ -682,7 +691,7 @@ def main() -> int:
     }
     reports = [run_load(tmp, references=True, **common)]
     if not args.skip_shipped:
-        reports.append(run_load(tmp, breaker=True, **common))
+        reports.append(run_load(tmp, breaker=True, paced=True, **common))
     for report in reports:
         report.print()
     if not args.skip_lockstep:
