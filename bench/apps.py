@@ -94,9 +94,9 @@ def otel() -> ASGIApp:
 
 
 def reference_no_breaker() -> ASGIApp:
-    from middleware.reference.app import create_app
+    from middleware.reference.app import create_served_app
 
-    app = create_app()
+    app = create_served_app()
     engine = getattr(app, "engine", None)
     if engine is None or not hasattr(engine, "circuit"):
         raise RuntimeError("the reference app no longer exposes engine.circuit")

@@ -7,6 +7,7 @@ the flag console (kill switch, stage presets, audit log, Alertmanager auto-rollb
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,3 +63,19 @@ def create_app(
     )
     router.state.stack = stack
     return stack.wrap(router, paths=[ROUTER_PATH])
+
+
+def create_served_app(environ: Mapping[str, str] | None = None) -> ASGIApp:
+    """``partial-trust serve``'s factory: ``create_app``, then ``gc.freeze()``.
+
+    Freezing moves everything made so far (the imports and the app: ~56,000 objects) out of
+    the cyclic collector's reach. A full collection of that heap took ~15 ms here and, under
+    the hanging-LLM load, came every ~2,000 requests as a 15-45 ms pause of the event loop
+    for every request in flight; after the freeze it scans only what the app made since.
+    The objects stay alive as before. Done here, in the process ``serve`` owns, not in the
+    middleware: a host app decides its own collector policy.
+    """
+    app = create_app(environ)
+    gc.collect()  # what is already garbage is freed, not frozen
+    gc.freeze()
+    return app

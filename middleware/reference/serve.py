@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     _prepare_multiprocess_metrics(args.workers)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        "middleware.reference.app:create_app",
+        "middleware.reference.app:create_served_app",
         factory=True,
         host=args.host,
         port=args.port,
