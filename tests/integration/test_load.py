@@ -10,11 +10,11 @@ Timing bounds. The DESIGN's figures (sampled p99 <= timeout + 10 ms, ``/health``
 load within 10% of idle) are printed as verdicts by the bench; the first holds on a quiet
 machine (153 ms for a 150 ms deadline), the second is still missed there (0.96 against
 0.57 ms with the app on a core of its own; see bench/README.md). ``/health`` is probed by
-``bench/probe.py`` in a process of its own. On 2-core machines shared with other work (other suites, other
-sessions) neither holds, so the bounds here allow for what the same run measured: the
-event-loop thread's time per request, running or runnable but waiting for a core
-(``/proc/<pid>/task/<pid>/schedstat``), called ``loop`` below; about 1 ms of CPU on a quiet
-machine. The callers' first requests are staggered over one deadline, but at concurrency 50
+``bench/probe.py`` in a process of its own. On 2-core machines shared with other work
+(other suites, other sessions) neither holds, so the bounds here allow for what the same
+run measured: the event-loop thread's time per request, running or runnable but waiting for
+a core (``/proc/<pid>/task/<pid>/schedstat``), called ``loop`` below; about 1 ms of CPU on a
+quiet machine. The callers' first requests are staggered over one deadline, but at concurrency 50
 a request can still find the 49 others' work queued on the loop ahead of it, so a sampled
 request may take timeout + 10 ms + 50 x loop, and ``/health`` under load its idle p99 +
 50 x loop. What these still catch: a deadline that is not enforced (the LLM hangs for 60 s),
