@@ -1,7 +1,7 @@
 """The corridor under load with the LLM hanging past the deadline, as real processes.
 
     .venv/bin/python bench/bench_load.py [--requests 2000] [--concurrency 50] [--timeout-ms 150]
-        [--skip-shipped] [--skip-lockstep] [--no-pin]
+        [--rounds 3] [--skip-shipped] [--skip-lockstep] [--no-pin]
 
 Three runs, each printing its figures and DESIGN verdicts:
 
@@ -250,6 +250,9 @@ class LoadReport:
     warmup: int
     spread_s: float = 0.0
     pace_s: float = 0.0
+    rounds: int = 1  # measured phases of ``requests`` each, on the same app
+    round_health_p99: list[float] = field(default_factory=list)  # ``/health`` p99 per round
+    round_rss_mb: list[float] = field(default_factory=list)  # the app's RSS after each round
     statuses: Counter[int] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     health_idle_ms: list[float] = field(default_factory=list)
@@ -266,8 +269,6 @@ class LoadReport:
     reasons: Counter[str] = field(default_factory=Counter)
     llm_latency_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
-    #: ``/health`` under the same load with the corridor switched off, when measured: the
-    #: baseline's own share of the slowdown, so the corridor's share can be read off.
     #: Reference runs at the same request rate, by label: ``/health`` latencies (ms) and the
     #: app's CPU per request. "corridor off" is the baseline's own share of the slowdown;
     #: "instant LLM" the same corridor when the LLM answers at once, so the hang's share can
@@ -278,13 +279,18 @@ class LoadReport:
     runqueue_s: float = 0.0  # ... and its time runnable but waiting for a core
 
     @property
+    def measured(self) -> int:
+        """Requests in the measured phases (all rounds)."""
+        return self.requests * self.rounds
+
+    @property
     def loop_ms_per_request(self) -> float:
         """Event-loop time (running, or runnable and waiting for a core) per request."""
-        return (self.cpu_s + self.runqueue_s) / max(self.requests, 1) * 1000
+        return (self.cpu_s + self.runqueue_s) / max(self.measured, 1) * 1000
 
     @property
     def sent(self) -> int:
-        return self.warmup + self.requests
+        return self.warmup + self.measured
 
     @property
     def p99_ms(self) -> float:
@@ -346,7 +352,9 @@ class LoadReport:
     def print(self) -> None:
         lat = self.latencies_ms
         print(
-            f"\n== {self.label}: {self.requests} requests (+{self.warmup} warm-up) at "
+            f"\n== {self.label}: {self.requests} requests"
+            + (f" x {self.rounds} rounds" if self.rounds > 1 else "")
+            + f" (+{self.warmup} warm-up) at "
             f"concurrency {self.concurrency}, arrivals {self.arrivals}, LLM hanging, "
             f"timeout {self.timeout_ms} ms, {self.elapsed_s:.1f} s"
         )
@@ -370,7 +378,7 @@ class LoadReport:
             f"RSS MB: start {self.rss_start_mb:.1f}, after warm-up {self.rss_warm_mb:.1f}, "
             f"max {self.rss_max_mb:.1f}, end {self.rss_end_mb:.1f}"
         )
-        per_req = self.cpu_s / max(self.requests, 1) * 1e6
+        per_req = self.cpu_s / max(self.measured, 1) * 1e6
         print(
             f"app event loop: CPU {per_req:.0f} µs per request, busy "
             f"{self.cpu_s / max(self.elapsed_s, 1e-9):.0%} of one core; waited "
@@ -381,6 +389,11 @@ class LoadReport:
                 for label, (_, cpu) in self.references.items()
             )
         )
+        if self.rounds > 1:
+            per_round = ", ".join(f"{x:.2f}" for x in self.round_health_p99)
+            print(f"/health p99 under load per round: {per_round} ms (pooled above)")
+            rss = ", ".join(f"{x:.1f}" for x in self.round_rss_mb)
+            print(f"RSS MB after each round: {rss}")
         if self.placement is not None:
             print(f"placement: {self.placement}")
         print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())))
@@ -513,7 +526,10 @@ def collect_outcomes(report: LoadReport, url: str, risk_log: Path) -> None:
 
 
 async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: float) -> None:
-    idle_n = IDLE_PROBES // 2
+    """Idle probes, warm-up, then ``rounds`` measured phases with idle probes between and
+    after: a p99 of ~1,150 probes moves by ~30% from run to run, so rounds pool samples,
+    and interleaving the idle ones lets drift hit both sides alike."""
+    idle_n = IDLE_PROBES // (report.rounds + 1)
     report.rss_start_mb = rss_mb(pid)
     report.health_idle_ms += idle_health(port, idle_n, probe_interval_s)
     await corridor_load(
@@ -524,22 +540,29 @@ async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: floa
     stop = asyncio.Event()
     rss: list[float] = []
     sampler = asyncio.create_task(rss_sampler(pid, stop, rss))
-    probe = HealthProbe(port, probe_interval_s)
-    run0, wait0 = sched_s(pid)
-    started = time.perf_counter()
-    report.latencies_ms, report.statuses = await corridor_load(
-        port, report.requests, report.concurrency, "load", report.spread_s, report.pace_s
-    )
-    report.elapsed_s = time.perf_counter() - started
-    run1, wait1 = sched_s(pid)
-    report.cpu_s, report.runqueue_s = run1 - run0, wait1 - wait0
+    for r in range(report.rounds):
+        probe = HealthProbe(port, probe_interval_s)
+        run0, wait0 = sched_s(pid)
+        started = time.perf_counter()
+        latencies, statuses = await corridor_load(
+            port, report.requests, report.concurrency, f"load{r}", report.spread_s, report.pace_s
+        )
+        report.elapsed_s += time.perf_counter() - started
+        run1, wait1 = sched_s(pid)
+        report.cpu_s += run1 - run0
+        report.runqueue_s += wait1 - wait0
+        report.latencies_ms += latencies
+        report.statuses.update(statuses)
+        health = probe.result(stop=True)
+        report.round_health_p99.append(pct(health, 99))
+        report.health_load_ms += health
+        report.health_idle_ms += idle_health(port, idle_n, probe_interval_s)
+        report.round_rss_mb.append(rss_mb(pid))
     stop.set()
-    report.health_load_ms = probe.result(stop=True)
     await sampler
     await asyncio.sleep(0.3)
     report.rss_end_mb = rss_mb(pid)
     report.rss_max_mb = max(rss, default=report.rss_end_mb)
-    report.health_idle_ms += idle_health(port, idle_n, probe_interval_s)
 
 
 def run_load(
@@ -555,6 +578,7 @@ def run_load(
     probe_interval_s: float = 0.005,
     placement: Placement | None = None,
     paced: bool = False,
+    rounds: int = 1,
 ) -> LoadReport:
     """One load run against a fresh app and a hanging llm-sim; see the module docstring.
     ``spread`` staggers the callers over one deadline (see ``corridor_load``);
@@ -569,6 +593,7 @@ def run_load(
     spread_s = timeout_ms / 1000 if spread else 0.0
     report = LoadReport(label, requests, concurrency, timeout_ms, warmup, spread_s)
     report.placement = placement
+    report.rounds = rounds
     report.pace_s = timeout_ms / 1000 if paced else 0.0
     name = f"{'breaker' if breaker else 'deadline'}-{'spread' if spread else 'lockstep'}"
     risk_log = tmp / f"risk-{name}.jsonl"
@@ -582,13 +607,13 @@ def run_load(
                 }
                 for label, change in variants.items():
                     ref = LoadReport(
-                        label, requests, concurrency, timeout_ms, warmup, spread_s, spread_s
+                        label, requests, concurrency, timeout_ms, warmup, spread_s, spread_s, rounds
                     )
                     log = tmp / f"risk-{name}-{label.replace(' ', '-')}.jsonl"
                     ref_env = {**env, **change, "PARTIAL_TRUST_RISK_LOG_PATH": str(log)}
                     with app_process(tmp, ref_env, breaker=breaker, placement=placement) as app:
                         asyncio.run(_drive(ref, app.port, app.process.pid, probe_interval_s))
-                    cpu_us = ref.cpu_s / max(ref.requests, 1) * 1e6
+                    cpu_us = ref.cpu_s / max(ref.measured, 1) * 1e6
                     report.references[label] = (ref.health_load_ms, cpu_us)
         with app_process(tmp, env, breaker=breaker, placement=placement) as app:
             asyncio.run(_drive(report, app.port, app.process.pid, probe_interval_s))
@@ -671,6 +696,9 @@ def main() -> int:
         "--skip-lockstep", action="store_true", help="no lock-step (worst case) deadline run"
     )
     parser.add_argument(
+        "--rounds", type=int, default=3, help="measured phases per run, pooled (default 3)"
+    )
+    parser.add_argument(
         "--no-pin", action="store_true", help="leave every process on every core (see Placement)"
     )
     args = parser.parse_args()
@@ -688,6 +716,7 @@ def main() -> int:
         "timeout_ms": args.timeout_ms,
         "warmup": args.warmup,
         "placement": placement,
+        "rounds": args.rounds,
     }
     reports = [run_load(tmp, references=True, **common)]
     if not args.skip_shipped:
