@@ -36,6 +36,7 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
+        self._tcp: asyncio.Transport | None = None  # under TLS, the socket's own transport
         self._buffer = bytearray()
         self._eof = False
         self._error: BaseException | None = None
@@ -66,8 +67,9 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._error = exc
         self._wake()
         self._wake_writer()
-        if self._transport is not None:
-            release_transport_cycle(self._transport)
+        for transport in (self._transport, self._tcp):
+            if transport is not None:
+                release_transport_cycle(transport)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -149,7 +151,7 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(type(exc).__name__) from None
         if tls is None:
             raise httpcore.ConnectError("TLS handshake failed")
-        self._transport = tls
+        self._tcp, self._transport = self._transport, tls
         return self
 
     def get_extra_info(self, info: str) -> Any:
@@ -184,7 +186,8 @@ def release_transport_cycle(transport: asyncio.BaseTransport) -> None:
     ends on a new connection, and the young-generation collections that then free ~40 dead
     transports at a time took 1.5-2.8 ms each inside the app, on the event loop, which is
     what other requests' tail latency saw (``bench/bench_load.py``). Called from
-    ``connection_lost``, when the transport has left the selector and never reads again.
+    ``connection_lost``, when the transport has left the selector and never reads again
+    (under TLS the socket's transport has already passed it to the TLS layer by then).
     """
     if sys.version_info < (3, 12) and getattr(transport, "_read_ready_cb", None) is not None:
         transport._read_ready_cb = None  # type: ignore[attr-defined]

@@ -896,7 +896,11 @@ async def test_a_closed_connection_is_freed_without_the_cyclic_collector() -> No
 
 @pytest.mark.anyio
 @pytest.mark.usefixtures("no_cyclic_gc")
-async def test_a_timed_out_call_leaves_no_connection_for_the_cyclic_collector() -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+async def test_a_timed_out_call_leaves_no_connection_for_the_cyclic_collector(
+    tls: bool, request: pytest.FixtureRequest
+) -> None:
+    # Under TLS the socket's own transport (below the TLS layer) holds the cycle.
     transports: list[weakref.ref[asyncio.BaseTransport]] = []
 
     class Recording(AsyncioBackend):
@@ -906,11 +910,17 @@ async def test_a_timed_out_call_leaves_no_connection_for_the_cyclic_collector() 
             transports.append(weakref.ref(stream._transport))
             return stream
 
-    async with Loopback(never_answer) as server:
-        async with LLMClient(server.url, network_backend=Recording()) as client:
+    server_tls = client_tls = None
+    if tls:
+        certificate = request.getfixturevalue("certificate")
+        server_tls = server_context(certificate)
+        client_tls = ssl.create_default_context(cafile=str(certificate[0]))
+    async with Loopback(never_answer, ssl_context=server_tls) as server:
+        backend = Recording()
+        async with LLMClient(server.url, network_backend=backend, ssl_context=client_tls) as client:
             for _ in range(3):
                 try:
-                    await client.complete(REQUEST, timeout_s=0.05)
+                    await client.complete(REQUEST, timeout_s=0.2)
                 except CandidateError as exc:
                     assert exc.reason == Reason.LLM_TIMEOUT
         await eventually(lambda: len(transports) == 3, "three connections")
