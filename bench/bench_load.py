@@ -531,7 +531,7 @@ async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: floa
     and interleaving the idle ones lets drift hit both sides alike."""
     idle_n = IDLE_PROBES // (report.rounds + 1)
     report.rss_start_mb = rss_mb(pid)
-    report.health_idle_ms += idle_health(port, idle_n, probe_interval_s)
+    report.health_idle_ms += await asyncio.to_thread(idle_health, port, idle_n, probe_interval_s)
     await corridor_load(
         port, report.warmup, report.concurrency, "warm", report.spread_s, report.pace_s
     )
@@ -556,7 +556,9 @@ async def _drive(report: LoadReport, port: int, pid: int, probe_interval_s: floa
         health = probe.result(stop=True)
         report.round_health_p99.append(pct(health, 99))
         report.health_load_ms += health
-        report.health_idle_ms += idle_health(port, idle_n, probe_interval_s)
+        report.health_idle_ms += await asyncio.to_thread(
+            idle_health, port, idle_n, probe_interval_s
+        )
         report.round_rss_mb.append(rss_mb(pid))
     stop.set()
     await sampler
