@@ -78,6 +78,23 @@ async def never_answer(conn: Conn, body: bytes) -> bool:
     return True  # the handler goes back to reading: it sees the client's EOF when it comes
 
 
+def answer_when_in_flight(count: int) -> Respond:
+    """Hold every answer until ``count`` requests are in flight at once, then answer all."""
+    all_in = asyncio.Event()
+    arrived = 0
+
+    async def respond(conn: Conn, body: bytes) -> bool:
+        nonlocal arrived
+        arrived += 1
+        if arrived == count:
+            all_in.set()
+        await all_in.wait()
+        conn.writer.write(response())
+        return True
+
+    return respond
+
+
 class Loopback:
     """HTTP/1.1 on 127.0.0.1:0 (TLS with ``ssl_context``); records connections and requests."""
 
@@ -613,16 +630,7 @@ def test_llm_client_rejects_a_non_http_base_url(base_url: str) -> None:
 
 @pytest.mark.anyio
 async def test_aclose_closes_idle_connections_and_refuses_new_calls() -> None:
-    all_in = asyncio.Event()
-
-    async def both_in_flight(conn: Conn, body: bytes) -> bool:
-        if len(server.requests) == 2:
-            all_in.set()
-        await all_in.wait()
-        conn.writer.write(response())
-        return True
-
-    async with Loopback(both_in_flight) as server:
+    async with Loopback(answer_when_in_flight(2)) as server:
         client = LLMClient(server.url)
         calls = [client.complete(REQUEST, timeout_s=2.0) for _ in range(2)]
         assert await asyncio.gather(*calls) == [CANDIDATE] * 2
@@ -715,16 +723,7 @@ async def test_expired_idle_connection_is_replaced() -> None:
 
 @pytest.mark.anyio
 async def test_connections_beyond_max_idle_are_closed() -> None:
-    all_in = asyncio.Event()
-
-    async def three_in_flight(conn: Conn, body: bytes) -> bool:
-        if len(server.requests) == 3:
-            all_in.set()
-        await all_in.wait()
-        conn.writer.write(response())
-        return True
-
-    async with Loopback(three_in_flight) as server:
+    async with Loopback(answer_when_in_flight(3)) as server:
         pool = OriginPool(server.url, max_idle=1)
         assert await asyncio.gather(*(post_raw(pool) for _ in range(3))) == [BODY] * 3
         assert (pool.idle_count, pool.in_use) == (1, 0)
