@@ -142,13 +142,19 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        assert self._transport is not None
+        raw = self._transport
+        assert raw is not None
         try:
-            tls = await loop.start_tls(
-                self._transport, self, ssl_context, server_hostname=server_hostname
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise httpcore.ConnectError(type(exc).__name__) from None
+            tls = await loop.start_tls(raw, self, ssl_context, server_hostname=server_hostname)
+        except BaseException as exc:
+            # A handshake that failed or was cancelled by the deadline: asyncio has closed the
+            # socket's transport, whose protocol was the TLS layer, so our connection_lost
+            # never runs. Release it here, or it waits for the cyclic collector.
+            if raw.is_closing():
+                release_transport_cycle(raw)
+            if isinstance(exc, OSError | ssl.SSLError):
+                raise httpcore.ConnectError(type(exc).__name__) from None
+            raise
         if tls is None:
             raise httpcore.ConnectError("TLS handshake failed")
         self._tcp, self._transport = self._transport, tls

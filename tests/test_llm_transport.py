@@ -927,3 +927,38 @@ async def test_a_timed_out_call_leaves_no_connection_for_the_cyclic_collector(
             lambda: all(ref() is None for ref in transports),
             "every timed-out connection freed by reference counting",
         )
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("no_cyclic_gc")
+async def test_a_tls_handshake_cut_by_the_deadline_leaves_no_connection_for_the_collector(
+    certificate: tuple[Path, Path],
+) -> None:
+    # The server accepts TCP and never answers the ClientHello, so the deadline cancels the
+    # handshake itself: the stream never sees connection_lost (the TLS layer has not handed
+    # the connection to it yet), and the socket's transport must be released all the same.
+    transports: list[weakref.ref[asyncio.BaseTransport]] = []
+
+    class Recording(AsyncioBackend):
+        async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+            stream = await super().connect_tcp(*args, **kwargs)
+            assert isinstance(stream, AsyncioStream) and stream._transport is not None
+            transports.append(weakref.ref(stream._transport))
+            return stream
+
+    client_tls = ssl.create_default_context(cafile=str(certificate[0]))
+    async with Loopback(never_answer) as server:  # plain TCP: the handshake never completes
+        url = f"https://localhost:{server.port}/v1"
+        async with LLMClient(url, network_backend=Recording(), ssl_context=client_tls) as client:
+            reasons = []
+            for _ in range(3):
+                try:  # not pytest.raises: its traceback would keep the connection alive
+                    await client.complete(REQUEST, timeout_s=0.1)
+                except CandidateError as exc:
+                    reasons.append(exc.reason)
+        assert reasons == [Reason.LLM_TIMEOUT] * 3
+        assert len(transports) == 3
+        await eventually(
+            lambda: all(ref() is None for ref in transports),
+            "every connection cut mid-handshake freed by reference counting",
+        )
