@@ -9,6 +9,8 @@ queue passes a high-water mark and ``submit`` sets an Event), drains everything 
 appends each batch with a single ``os.write`` on an ``O_APPEND`` descriptor, so lines from
 several threads or worker processes never tear or interleave. Waking per interval, not per
 record, keeps the writer from contending with the event loop for the GIL on every request.
+After an interval that brought nothing the writer sleeps until the next ``submit`` wakes it
+(once, for the first record of the next burst), so an idle log costs no wake-ups at all.
 ``close`` needs no queue slot: a flag and the Event stop the writer, then it flushes the rest.
 A broken path is counted, logged at most once a minute and retried on every later batch, so
 the log recovers when the fault ends.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import math
 import os
@@ -31,79 +32,14 @@ from typing import Final
 import anyio.to_thread
 
 from middleware.outcome import Outcome
+from middleware.risk_record import FIELDS, SCHEMA, line, record
 
-SCHEMA: Final = "partial_trust_risk/v1"
-#: The exact keys of one line, in order; the analyzer, dashboards and tests rely on them.
-FIELDS: Final = (
-    "timestamp", "schema", "corridor", "command_key", "status", "reason_code", "sampled",
-    "sample_rate", "profile_id", "latency_ms", "baseline_latency_ms", "intent_match",
-    "entity_key_match", "confidence", "items_baseline", "items_llm",
-)  # fmt: skip
-_MAX_STR: Final = 128  # corridor/profile/key are short identifiers; anything longer is suspect
+__all__ = ["FIELDS", "SCHEMA", "RiskLog", "record"]
+
 _BATCH: Final = 512  # records per os.write: bounds memory and the size of one atomic append
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 logger = logging.getLogger(__name__)
-
-
-def _ts(epoch: float) -> str:
-    """RFC 3339 UTC with milliseconds and ``Z``: sorts as text and parses everywhere."""
-    ms = round(epoch * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
-def _num(value: object, digits: int) -> float | None:
-    # NaN/inf are not JSON; a bool is not a measurement. Either becomes null, never an error.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return round(float(value), digits)
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _flag(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _ident(value: object) -> str | None:
-    # Defence in depth: only short identifiers pass, so free text can never reach the file.
-    if value is None:
-        return None
-    text = str(getattr(value, "value", value))
-    return text if len(text) <= _MAX_STR and text.isprintable() else "<invalid>"
-
-
-def record(outcome: Outcome) -> dict[str, object]:
-    """The JSON object for one line: only the DESIGN fields, each coerced to its type."""
-    return {
-        "timestamp": _ts(outcome.timestamp),
-        "schema": SCHEMA,
-        "corridor": _ident(outcome.corridor),
-        "command_key": _ident(outcome.command_key),
-        "status": _ident(outcome.status),
-        "reason_code": _ident(outcome.reason),
-        "sampled": bool(outcome.sampled),
-        "sample_rate": _num(outcome.sample_rate, 6),
-        "profile_id": _ident(outcome.profile_id),
-        "latency_ms": _num(outcome.latency_ms, 2),
-        "baseline_latency_ms": _num(outcome.baseline_latency_ms, 2),
-        "intent_match": _flag(outcome.intent_match),
-        "entity_key_match": _flag(outcome.entity_key_match),
-        "confidence": _num(outcome.confidence, 4),
-        "items_baseline": _int(outcome.items_baseline),
-        "items_llm": _int(outcome.items_llm),
-    }
-
-
-def _line(outcome: Outcome) -> bytes:
-    return (
-        json.dumps(
-            record(outcome), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
-        + b"\n"
-    )
 
 
 class RiskLog:
@@ -134,6 +70,7 @@ class RiskLog:
         # submit compares the depth *before* its append, hence the -1.
         self._wake_depth = max(1, min(self._capacity // 2, self.WAKE_AT)) - 1
         self._wake = threading.Event()
+        self._parked = False  # the writer sleeps until woken: nothing came in an interval
         self._interval = float(wait)
         self._on_result = on_result
         self._lock = threading.Lock()  # guards the counters only, never held across I/O
@@ -155,8 +92,9 @@ class RiskLog:
             depth = len(queue)
             if depth < self._capacity and not self._closed:
                 queue.append(outcome)
-                # is_set is a plain read; set() takes the Event's lock, so only on the edge.
-                if depth >= self._wake_depth and not self._wake.is_set():
+                # is_set is a plain read; set() takes the Event's lock, so only on the edge:
+                # at the high-water mark, or for the first record after an idle spell.
+                if (depth >= self._wake_depth or self._parked) and not self._wake.is_set():
                     self._wake.set()
                 return True
         except Exception:
@@ -214,9 +152,28 @@ class RiskLog:
             # the flag before draining, so everything queued before close() is written.
             self._wake.clear()
             stopping = self._closed
+            busy = bool(self._queue)
             self._flush()
             if stopping:
                 return
+            if not busy:
+                self._park()
+
+    def _park(self) -> None:
+        """A whole interval brought nothing: sleep until a ``submit`` or ``close`` wakes us,
+        so an idle log costs no wake-ups (20 a second otherwise). The flag is published
+        before the queue is checked and ``submit`` appends before reading it, so under the
+        GIL either this check sees the record or that ``submit`` sees the flag."""
+        self._parked = True
+        if not self._queue and not self._closed:
+            self._wake.wait()
+        self._parked = False
+        # Woken by the first record: wait out the interval as usual, so the records of the
+        # burst it starts go in one write rather than the first one alone; but never sleep
+        # through a close() that came in meanwhile.
+        self._wake.clear()
+        if self._closed:
+            self._wake.set()
 
     def _flush(self) -> None:
         """Write batches of up to ``_BATCH`` until the queue is empty (single consumer)."""
@@ -230,7 +187,7 @@ class RiskLog:
         lines: list[bytes] = []
         for outcome in batch:
             try:
-                lines.append(_line(outcome))
+                lines.append(line(outcome))
             except Exception as exc:  # one bad record must not sink the batch
                 self._fail(1, type(exc).__name__)
         if not lines:

@@ -9,50 +9,25 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import math
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from middleware.outcome import STATUS_REASONS, Outcome, Reason, Status
-from middleware.risk_log import FIELDS, SCHEMA, RiskLog, record
+from middleware.outcome import Outcome, Reason, Status
+from middleware.risk_log import RiskLog
 
 REPO = Path(__file__).resolve().parents[1]
-RFC3339_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 EXPECTED_FIELDS = (
     "timestamp", "schema", "corridor", "command_key", "status", "reason_code", "sampled",
     "sample_rate", "profile_id", "latency_ms", "baseline_latency_ms", "intent_match",
     "entity_key_match", "confidence", "items_baseline", "items_llm",
 )  # fmt: skip
-NUM = (int, float)
-TYPES: dict[str, tuple[type, ...]] = {
-    "timestamp": (str,),
-    "schema": (str,),
-    "corridor": (str,),
-    "command_key": (str, type(None)),
-    "status": (str,),
-    "reason_code": (str,),
-    "sampled": (bool,),
-    "sample_rate": (*NUM, type(None)),
-    "profile_id": (str, type(None)),
-    "latency_ms": (*NUM, type(None)),
-    "baseline_latency_ms": (*NUM, type(None)),
-    "intent_match": (bool, type(None)),
-    "entity_key_match": (bool, type(None)),
-    "confidence": (*NUM, type(None)),
-    "items_baseline": (int, type(None)),
-    "items_llm": (int, type(None)),
-}
 
 
 def outcome(n: int = 0, **kw: object) -> Outcome:
@@ -106,80 +81,6 @@ def make_log() -> Iterator[Callable[..., RiskLog]]:
     yield make
     for log in logs:
         log.close(timeout=2.0)
-
-
-# -- record() ------------------------------------------------------------------------------
-
-
-def test_record_has_exactly_the_design_fields_in_order() -> None:
-    assert tuple(record(outcome())) == EXPECTED_FIELDS == FIELDS
-    rec = record(outcome())
-    assert rec["schema"] == SCHEMA
-    assert rec["status"] == "fallback_deterministic" and rec["reason_code"] == "intent_mismatch"
-    assert rec["latency_ms"] == 123.46 and rec["baseline_latency_ms"] == 1.23
-    assert rec["confidence"] == 0.9123 and rec["items_llm"] == 3
-    assert type(rec["status"]) is str  # the enum's value, not the enum
-
-
-def test_timestamp_is_rfc3339_utc_with_milliseconds() -> None:
-    for ts in (1_700_000_000.1234, 0.0, 1_700_000_000.9996, time.time()):
-        text = record(outcome(timestamp=ts))["timestamp"]
-        assert isinstance(text, str) and RFC3339_MS_Z.match(text), text
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        assert parsed.tzinfo is not None and parsed.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
-        assert abs(parsed.timestamp() - ts) <= 0.0005 + 1e-6
-    assert record(outcome(timestamp=1_700_000_000.1234))["timestamp"] == "2023-11-14T22:13:20.123Z"
-
-
-odd_floats = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.booleans())
-odd_text = st.one_of(st.none(), st.text(max_size=300))
-
-
-@given(
-    pair=st.sampled_from(STATUS_REASONS),
-    sampled=st.booleans(),
-    rate=odd_floats,
-    text=odd_text,
-    key=odd_text,
-    latency=odd_floats,
-    confidence=odd_floats,
-    match=st.one_of(st.none(), st.booleans(), st.integers()),
-    items=st.one_of(st.none(), st.integers(), st.booleans(), st.floats()),
-)
-def test_record_contains_only_listed_keys_and_types(
-    pair: tuple[Status, Reason],
-    sampled: bool,
-    rate: object,
-    text: object,
-    key: object,
-    latency: object,
-    confidence: object,
-    match: object,
-    items: object,
-) -> None:
-    """Whatever lands in an Outcome, the line holds only the listed keys with bounded types."""
-    o = outcome(
-        status=pair[0], reason=pair[1], sampled=sampled, sample_rate=rate, profile_id=text,
-        command_key=key, latency_ms=latency, baseline_latency_ms=latency, confidence=confidence,
-        intent_match=match, entity_key_match=match, items_baseline=items, items_llm=items,
-    )  # fmt: skip
-    rec = record(o)
-    assert tuple(rec) == EXPECTED_FIELDS
-    for name, value in rec.items():
-        assert isinstance(value, TYPES[name]), (name, value)
-        if isinstance(value, float):
-            assert math.isfinite(value)
-        if isinstance(value, str):
-            assert len(value) <= 128 and value.isprintable()
-    assert rec["status"] == pair[0].value and rec["reason_code"] == pair[1].value
-    json.dumps(rec, allow_nan=False)  # strict JSON: no NaN/Infinity tokens
-
-
-def test_free_text_never_reaches_the_record() -> None:
-    sentence = "add milk and two eggs to my shopping list, then call Alice at +1 555 0100 " * 3
-    rec = record(outcome(profile_id=sentence, command_key="line\nbreak"))
-    assert sentence not in json.dumps(rec) and "Alice" not in json.dumps(rec)
-    assert rec["profile_id"] == "<invalid>" and rec["command_key"] == "<invalid>"
 
 
 # -- writer --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ mark, not per record, and on ``close`` even when the queue is full or the disk h
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -176,3 +177,69 @@ def test_start_is_idempotent_and_a_closed_log_never_starts(tmp_path: Path) -> No
 def test_invalid_flush_interval_raises(tmp_path: Path, bad: object) -> None:
     with pytest.raises(ValueError, match="flush_interval_s must be a finite number"):
         RiskLog(tmp_path / "r.jsonl", flush_interval_s=bad)  # type: ignore[arg-type]
+
+
+def _count_flushes(log: RiskLog) -> list[float]:
+    """The monotonic times at which the writer thread drained the queue (or found it empty)."""
+    times: list[float] = []
+    real_flush = log._flush
+
+    def counting() -> None:
+        times.append(time.monotonic())
+        real_flush()
+
+    log._flush = counting  # type: ignore[method-assign]
+    return times
+
+
+def test_an_idle_writer_sleeps_until_the_next_record(
+    tmp_path: Path, make_log: Callable[..., RiskLog], count_writes: Callable[[RiskLog], list[int]]
+) -> None:
+    path = tmp_path / "r.jsonl"
+    log = make_log(path, flush_interval_s=0.02)
+    flushes = _count_flushes(log)
+    log.start()
+    assert log.submit(outcome(0))
+    wait_for(lambda: count(log, "written") == 1, timeout=2.0)
+    time.sleep(0.1)  # one empty interval parks the writer
+    parked_at = len(flushes)
+    time.sleep(0.5)  # 25 intervals: an interval timer would have woken it ~25 times
+    assert len(flushes) == parked_at, "an idle writer kept waking up"
+    writes = count_writes(log)
+    for i in range(1, 11):  # a burst: the first record wakes it, the rest join its batch
+        assert log.submit(outcome(i))
+    wait_for(lambda: count(log, "written") == 11, timeout=2.0)
+    assert writes == [sum(len(json.dumps(r, separators=(",", ":"))) + 1 for r in lines(path)[1:])]
+    assert [r["command_key"] for r in lines(path)] == [f"k{i}" for i in range(11)]
+
+
+def test_close_wakes_a_parked_writer_and_loses_nothing(
+    tmp_path: Path, make_log: Callable[..., RiskLog]
+) -> None:
+    path = tmp_path / "r.jsonl"
+    log = make_log(path, flush_interval_s=0.02)
+    flushes = _count_flushes(log)
+    log.start()
+    time.sleep(0.1)
+    assert len(flushes) <= 2  # parked after the first empty interval
+    started = time.monotonic()
+    log.close()
+    assert time.monotonic() - started < 1.0
+    assert log._thread is not None and not log._thread.is_alive()
+    assert not log.submit(outcome(1)) and count(log, "dropped") == 1
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.0001, 0.001, 0.005])
+def test_records_racing_the_writer_into_its_sleep_are_never_stranded(
+    tmp_path: Path, make_log: Callable[..., RiskLog], pause: float
+) -> None:
+    # A submit may land just as the writer decides to sleep: it must either see the record
+    # or be woken by it. 200 single records, each after the writer may have parked.
+    path = tmp_path / "r.jsonl"
+    log = make_log(path, flush_interval_s=0.001)
+    log.start()
+    for i in range(200):
+        assert log.submit(outcome(i))
+        wait_for(lambda n=i + 1: count(log, "written") == n, timeout=2.0)
+        time.sleep(pause)
+    assert len(lines(path)) == 200
