@@ -22,11 +22,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpcore
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -46,6 +45,7 @@ from middleware.reference.app import route_endpoint
 from middleware.risk_log import RiskLog
 from middleware.sampling import CommandKeyer, is_sampled
 from tests.support.asgi import post_scope
+from tests.support.instant_llm import InstantBackend
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATE = {
@@ -105,61 +105,8 @@ def settings(**kw: Any) -> EffectiveSettings:
     return EffectiveSettings.build(**values)
 
 
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-    + str(len(COMPLETION)).encode()
-    + b"\r\n\r\n"
-    + COMPLETION
-)
-
-
-class InstantStream(httpcore.AsyncNetworkStream):
-    """A keep-alive connection to an LLM that answers each complete request at once."""
-
-    def __init__(self) -> None:
-        self._sent = b""
-        self._answer = b""
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._sent += buffer
-        head_end = self._sent.find(b"\r\n\r\n")
-        if head_end < 0:
-            return
-        length = 0
-        for line in self._sent[:head_end].split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-        end = head_end + 4 + length
-        if len(self._sent) >= end:
-            self._sent = self._sent[end:]
-            self._answer += RESPONSE
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data, self._answer = self._answer[:max_bytes], self._answer[max_bytes:]
-        return data
-
-    async def aclose(self) -> None:
-        return None
-
-    def get_extra_info(self, info: str) -> Any:
-        return False if info == "is_readable" else None
-
-
-class InstantBackend(httpcore.AsyncNetworkBackend):
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return InstantStream()
-
-
 def mock_llm() -> LLMClient:
-    return LLMClient("http://llm.bench/v1", network_backend=InstantBackend())
+    return LLMClient("http://llm.bench/v1", network_backend=InstantBackend(COMPLETION))
 
 
 def corridor(

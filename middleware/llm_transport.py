@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+import anyio
 import httpcore
 
 #: Bytes of a request held back before they are sent without waiting for the read.
@@ -291,17 +292,20 @@ class OriginPool:
                 return conn
             _close_soon(conn)
         self.in_use += 1
-        return httpcore.AsyncHTTPConnection(
+        conn = httpcore.AsyncHTTPConnection(
             self.origin,
             ssl_context=self._ssl,
             keepalive_expiry=self._keepalive,
             network_backend=self._backend,
         )
+        skip_lock_round_trips(conn)
+        return conn
 
     def release(self, conn: httpcore.AsyncHTTPConnection, *, reusable: bool) -> None:
         self.in_use -= 1
         # After ``aclose`` a call still in flight may release: close it, never keep it.
         if reusable and not self._closed and conn.is_idle() and len(self._idle) < self._max_idle:
+            skip_lock_round_trips(conn)  # its HTTP/1.1 layer exists now that it has connected
             self._idle.append(conn)
         else:
             _close_soon(conn)
@@ -315,6 +319,26 @@ class OriginPool:
     @property
     def idle_count(self) -> int:
         return len(self._idle)
+
+
+def skip_lock_round_trips(conn: httpcore.AsyncHTTPConnection) -> None:
+    """Give httpcore's per-connection locks anyio's ``fast_acquire``.
+
+    Every acquisition of an anyio lock, even an uncontended one, ends in a cancel-shielded
+    ``sleep(0)``: a whole event-loop round trip. httpcore takes three per call (the
+    connection's request lock, and its HTTP/1.1 layer's state lock when the request starts
+    and when the response closes), ~25-35 µs of a ~160 µs call in ``bench_middleware.py``.
+    anyio added ``fast_acquire`` for exactly this (encode/httpcore#953, merged and later
+    reverted there); the pool never lets two calls share a connection, so these locks are
+    never contended and the round trip protects nothing. A lock that is missing (another
+    httpcore layout) or already replaced is left alone; ``tests/test_llm_transport.py``
+    fails if the round trips come back.
+    """
+    inner = getattr(conn, "_connection", None)
+    for owner, name in ((conn, "_request_lock"), (inner, "_state_lock")):
+        lock = getattr(owner, name, None) if owner is not None else None
+        if lock is not None and not isinstance(lock, anyio.Lock):
+            setattr(owner, name, anyio.Lock(fast_acquire=True))
 
 
 def _close_soon(conn: httpcore.AsyncHTTPConnection) -> None:

@@ -31,8 +31,10 @@ from middleware.llm_transport import (
     AsyncioStream,
     ConnectionLimitError,
     OriginPool,
+    skip_lock_round_trips,
 )
 from middleware.outcome import Reason
+from tests.support.instant_llm import InstantBackend
 from tests.support.procs import free_port, require_binary
 
 REQUEST: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -859,6 +861,19 @@ async def test_a_fresh_connection_closed_without_an_answer_is_not_retried() -> N
     assert len(server.requests) == 1, "a request the server may have seen is never re-sent"
 
 
+class RecordingBackend(AsyncioBackend):
+    """The real backend, keeping a weak reference to each connection's socket transport."""
+
+    def __init__(self) -> None:
+        self.transports: list[weakref.ref[asyncio.BaseTransport]] = []
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        stream = await super().connect_tcp(*args, **kwargs)
+        assert isinstance(stream, AsyncioStream) and stream._transport is not None
+        self.transports.append(weakref.ref(stream._transport))
+        return stream
+
+
 @pytest.fixture
 def no_cyclic_gc() -> Iterator[None]:
     """The cyclic collector off: what is freed then was freed by reference counting."""
@@ -900,14 +915,6 @@ async def test_a_timed_out_call_leaves_no_connection_for_the_cyclic_collector(
     tls: bool, request: pytest.FixtureRequest
 ) -> None:
     # Under TLS the socket's own transport (below the TLS layer) holds the cycle.
-    transports: list[weakref.ref[asyncio.BaseTransport]] = []
-
-    class Recording(AsyncioBackend):
-        async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-            stream = await super().connect_tcp(*args, **kwargs)
-            assert isinstance(stream, AsyncioStream) and stream._transport is not None
-            transports.append(weakref.ref(stream._transport))
-            return stream
 
     server_tls = client_tls = None
     if tls:
@@ -915,7 +922,8 @@ async def test_a_timed_out_call_leaves_no_connection_for_the_cyclic_collector(
         server_tls = server_context(certificate)
         client_tls = ssl.create_default_context(cafile=str(certificate[0]))
     async with Loopback(never_answer, ssl_context=server_tls) as server:
-        backend = Recording()
+        backend = RecordingBackend()
+        transports = backend.transports
         async with LLMClient(server.url, network_backend=backend, ssl_context=client_tls) as client:
             for _ in range(3):
                 try:
@@ -937,19 +945,13 @@ async def test_a_tls_handshake_cut_by_the_deadline_leaves_no_connection_for_the_
     # The server accepts TCP and never answers the ClientHello, so the deadline cancels the
     # handshake itself: the stream never sees connection_lost (the TLS layer has not handed
     # the connection to it yet), and the socket's transport must be released all the same.
-    transports: list[weakref.ref[asyncio.BaseTransport]] = []
-
-    class Recording(AsyncioBackend):
-        async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-            stream = await super().connect_tcp(*args, **kwargs)
-            assert isinstance(stream, AsyncioStream) and stream._transport is not None
-            transports.append(weakref.ref(stream._transport))
-            return stream
 
     client_tls = ssl.create_default_context(cafile=str(certificate[0]))
     async with Loopback(never_answer) as server:  # plain TCP: the handshake never completes
         url = f"https://localhost:{server.port}/v1"
-        async with LLMClient(url, network_backend=Recording(), ssl_context=client_tls) as client:
+        backend = RecordingBackend()
+        transports = backend.transports
+        async with LLMClient(url, network_backend=backend, ssl_context=client_tls) as client:
             reasons = []
             for _ in range(3):
                 try:  # not pytest.raises: its traceback would keep the connection alive
@@ -962,3 +964,43 @@ async def test_a_tls_handshake_cut_by_the_deadline_leaves_no_connection_for_the_
             lambda: all(ref() is None for ref in transports),
             "every connection cut mid-handshake freed by reference counting",
         )
+
+
+# --- event-loop round trips ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_call_on_a_kept_alive_connection_never_yields_to_the_event_loop() -> None:
+    # httpcore's anyio locks cost a loop round trip per acquisition, three per call, unless
+    # skip_lock_round_trips gave them fast_acquire: a call with its answer at hand must run
+    # straight through, as the sampled path's CPU budget assumes.
+    backend = InstantBackend(BODY)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    async with LLMClient("http://llm.test/v1", network_backend=backend) as client:
+        assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE  # connects
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)  # the ticker is running
+        before = ticks
+        for _ in range(20):
+            assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
+        during = ticks - before
+        task.cancel()
+    assert backend.connects == 1, "the calls must share one kept-alive connection"
+    assert during == 0, f"{during} event-loop round trips in 20 calls"
+
+
+def test_skip_lock_round_trips_leaves_an_unknown_layout_alone() -> None:
+    class Elsewhere:  # a future httpcore without these attributes, or a replaced lock
+        _request_lock = None
+        _connection = None
+
+    conn: Any = Elsewhere()
+    skip_lock_round_trips(conn)
+    assert conn._request_lock is None
