@@ -16,7 +16,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from middleware import tracing
 from middleware.corridor import MAX_COMMAND_BYTES
-from middleware.engine import Admission, CandidateResult, CorridorEngine
+from middleware.engine import (
+    UNWIND_LAG_S,
+    Admission,
+    CandidateResult,
+    CorridorEngine,
+    candidate_by,
+)
 from middleware.outcome import Outcome, Reason
 
 
@@ -101,11 +107,12 @@ async def _run_sampled(
     send: Send,
 ) -> None:
     """Baseline and candidate concurrently; the baseline's answer unless the candidate wins."""
-    # The LLM's deadline starts now, not when its task first runs: on a busy loop the task
-    # may wait behind many others, and the request's whole wait must stay within the budget.
+    # The deadline starts now, not when the LLM task first runs: on a busy loop the task may
+    # wait behind many others, and the request's whole wait must stay within the budget.
     deadline = asyncio.get_running_loop().time() + adm.timeout_s
     span = tracing.start_corridor_span()
-    task = asyncio.create_task(engine.ask(adm, span, deadline))
+    task = asyncio.create_task(engine.ask(adm, span, deadline + UNWIND_LAG_S))
+    asked = time.perf_counter()
     messages: list[Message] = []
 
     async def capture(message: Message) -> None:
@@ -141,7 +148,7 @@ async def _run_sampled(
             )
             outcome = engine.skip(adm.settings, reason, adm.command_key)
         else:
-            result: CandidateResult = await task
+            result: CandidateResult = await candidate_by(task, deadline, asked)
             outcome, replacement = engine.decide(adm, result, baseline, baseline_ms)
     except Exception:
         task.cancel()

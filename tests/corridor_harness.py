@@ -118,6 +118,14 @@ class Harness:
         self.risk_log.start()
         return list(self._flushed)
 
+    def in_flight(self) -> float:
+        """The LLM calls the ``partial_trust_llm_in_flight`` gauge counts as waiting now."""
+        value = self.registry.get_sample_value(
+            "partial_trust_llm_in_flight", {"corridor": CORRIDOR}
+        )
+        assert value is not None, "the in-flight gauge is missing"
+        return value
+
     def decisions(self, status: str, reason: str) -> float:
         value = self.registry.get_sample_value(
             "partial_trust_decisions_total",

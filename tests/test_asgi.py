@@ -176,6 +176,42 @@ async def test_the_deadline_counts_from_arrival_not_from_when_the_llm_task_runs(
     assert 0.29 <= elapsed < 0.45, f"waited {elapsed:.3f} s; baseline + timeout would be 0.55"
 
 
+async def test_the_answer_at_the_deadline_does_not_wait_for_the_call_to_unwind(
+    tmp_path: Path, llm: Any
+) -> None:
+    """An LLM call whose cancellation takes long (here 0.3 s holding the loop, as 50 calls
+    unwinding in the same millisecond would) must not delay the baseline answer; the call
+    still ends, and the breaker and the in-flight gauge still count it."""
+    unwound: list[float] = []
+
+    async def hang_then_unwind_slowly(request: httpx.Request) -> httpx.Response:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            time.sleep(0.3)
+            unwound.append(time.perf_counter())
+            raise
+        return completion(good_candidate())
+
+    llm.post("/chat/completions").mock(side_effect=hang_then_unwind_slowly)
+    breaker = CircuitBreaker(failure_threshold=5, cooldown_s=60)
+    async with harness(tmp_path, settings(timeout_ms=100), circuit=breaker) as h:
+        expected = await baseline_bytes(h, command())
+        started = time.perf_counter()
+        response = await h.post(command())
+        answered = time.perf_counter()
+        assert response.status_code == 200 and response.content == expected
+        assert 0.09 <= answered - started < 0.25, f"answered after {answered - started:.3f} s"
+        assert only_line(h)["reason_code"] == "llm_timeout"
+        for _ in range(100):  # the call unwinds on its own, just after the answer
+            if unwound and h.in_flight() == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert unwound and unwound[0] > answered, "the call unwound before the answer went out"
+        assert h.in_flight() == 0
+        assert breaker.consecutive_failures == 1, "the breaker must still see the timeout"
+
+
 @pytest.mark.parametrize(
     ("candidate", "reason"),
     [
