@@ -10,7 +10,7 @@ Why it looks like this:
 * Every failure becomes a ``CandidateError`` (``completion``) with a closed ``Reason``; the
   engine turns that into an ``error`` outcome and serves the baseline. Details are fixed
   strings, never response content or request text (privacy: they end up in logs).
-* One pool of keep-alive connections per client (``llm_transport.OriginPool``): httpcore's
+* One pool of keep-alive connections per client (``llm_pool.OriginPool``): httpcore's
   HTTP/1.1 without httpx's per-call overhead, which was most of a sampled request's cost.
 """
 
@@ -31,7 +31,7 @@ import httpx
 from opentelemetry.propagate import inject
 
 from middleware.completion import CANDIDATE_ERROR_REASONS, CandidateError, parse_completion
-from middleware.llm_transport import ConnectionLimitError, OriginPool
+from middleware.llm_pool import ConnectionLimitError, OriginPool
 from middleware.outcome import Reason
 
 __all__ = [

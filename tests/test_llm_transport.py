@@ -1,4 +1,5 @@
-"""The LLM client's own transport (``llm_transport``) against real loopback servers.
+"""The LLM client's own transport and pool (``llm_transport``, ``llm_pool``) against real
+loopback servers.
 
 Every server here is ``asyncio.start_server`` on 127.0.0.1 speaking HTTP/1.1 written by hand, so
 what is asserted is what really crossed a socket: how many TCP connections were accepted, which
@@ -26,13 +27,8 @@ import httpcore
 import pytest
 
 from middleware.llm_client import CandidateError, LLMClient
-from middleware.llm_transport import (
-    AsyncioBackend,
-    AsyncioStream,
-    ConnectionLimitError,
-    OriginPool,
-    skip_lock_round_trips,
-)
+from middleware.llm_pool import ConnectionLimitError, OriginPool, skip_lock_round_trips
+from middleware.llm_transport import AsyncioBackend, AsyncioStream
 from middleware.outcome import Reason
 from tests.support.instant_llm import InstantBackend
 from tests.support.procs import free_port, require_binary
@@ -865,6 +861,7 @@ class RecordingBackend(AsyncioBackend):
     """The real backend, keeping a weak reference to each connection's socket transport."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.transports: list[weakref.ref[asyncio.BaseTransport]] = []
 
     async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:

@@ -1,0 +1,131 @@
+"""The LLM client's keep-alive connections to its one origin: a LIFO pool over httpcore.
+
+httpx's pool re-examines every connection (``has_expired``, a socket poll, an O(n²) idle
+count) on every request and every release; this one hands out the most recently used idle
+connection and looks at no other, refuses at once past ``max_connections`` instead of
+queueing (a queued call would only spend its deadline waiting), and never lets two calls
+share a connection, which is what lets ``skip_lock_round_trips`` drop httpcore's lock
+round trips. The connections themselves are ``llm_transport``'s.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import anyio
+import httpcore
+
+from middleware.llm_transport import AsyncioBackend
+
+
+class ConnectionLimitError(Exception):
+    """More calls in flight than the pool allows; the caller fails fast instead of queueing."""
+
+
+class OriginPool:
+    """Keep-alive connections to one origin, most recently used first.
+
+    A request takes the newest idle connection (dropping any that expired or saw EOF while
+    idle), or opens one; ``release`` puts it back if the exchange ended cleanly and there is
+    room, else closes it. Only the connection at hand is ever inspected.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 200,
+        max_idle: int = 100,
+        keepalive_expiry: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        if max_connections < 1 or max_idle < 0 or keepalive_expiry <= 0:
+            raise ValueError(
+                "OriginPool needs max_connections >= 1, max_idle >= 0, keepalive_expiry > 0"
+            )
+        self.url = httpcore.URL(url)
+        if self.url.scheme not in (b"http", b"https"):
+            raise ValueError(f"the LLM URL must be http or https, got {url!r}")
+        self.origin = self.url.origin
+        self._max_connections = max_connections
+        self._max_idle = max_idle
+        self._keepalive = keepalive_expiry
+        self._ssl = ssl_context
+        self._backend = network_backend or AsyncioBackend()
+        self._idle: list[httpcore.AsyncHTTPConnection] = []
+        self._closed = False
+        self.in_use = 0
+
+    def acquire(self, *, fresh: bool = False) -> httpcore.AsyncHTTPConnection:
+        """The newest usable idle connection, or a new one (always new with ``fresh``)."""
+        if self.in_use >= self._max_connections:
+            raise ConnectionLimitError(f"{self._max_connections} LLM calls already in flight")
+        idle = self._idle
+        while idle and not fresh:
+            conn = idle.pop()
+            if conn.is_idle() and not conn.has_expired():
+                self.in_use += 1
+                return conn
+            _close_soon(conn)
+        self.in_use += 1
+        conn = httpcore.AsyncHTTPConnection(
+            self.origin,
+            ssl_context=self._ssl,
+            keepalive_expiry=self._keepalive,
+            network_backend=self._backend,
+        )
+        skip_lock_round_trips(conn)
+        return conn
+
+    def release(self, conn: httpcore.AsyncHTTPConnection, *, reusable: bool) -> None:
+        self.in_use -= 1
+        # After ``aclose`` a call still in flight may release: close it, never keep it.
+        if reusable and not self._closed and conn.is_idle() and len(self._idle) < self._max_idle:
+            skip_lock_round_trips(conn)  # its HTTP/1.1 layer exists now that it has connected
+            self._idle.append(conn)
+        else:
+            _close_soon(conn)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.aclose()
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+
+def skip_lock_round_trips(conn: httpcore.AsyncHTTPConnection) -> None:
+    """Give httpcore's per-connection locks anyio's ``fast_acquire``.
+
+    Every acquisition of an anyio lock, even an uncontended one, ends in a cancel-shielded
+    ``sleep(0)``: a whole event-loop round trip. httpcore takes three per call (the
+    connection's request lock, and its HTTP/1.1 layer's state lock when the request starts
+    and when the response closes), ~25-35 µs of a ~160 µs call in ``bench_middleware.py``.
+    anyio added ``fast_acquire`` for exactly this (encode/httpcore#953, merged and later
+    reverted there); the pool never lets two calls share a connection, so these locks are
+    never contended and the round trip protects nothing. A lock that is missing (another
+    httpcore layout) or already replaced is left alone; ``tests/test_llm_transport.py``
+    fails if the round trips come back.
+    """
+    inner = getattr(conn, "_connection", None)
+    for owner, name in ((conn, "_request_lock"), (inner, "_state_lock")):
+        lock = getattr(owner, name, None) if owner is not None else None
+        if lock is not None and not isinstance(lock, anyio.Lock):
+            setattr(owner, name, anyio.Lock(fast_acquire=True))
+
+
+def _close_soon(conn: httpcore.AsyncHTTPConnection) -> None:
+    """Close a connection without awaiting in the caller's path: our stream's ``aclose``
+    never suspends, so driving the coroutine one step finishes it."""
+    coro = conn.aclose()
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    except Exception:  # a close that fails leaves nothing to clean up
+        return
+    coro.close()  # another backend suspended: give up on a graceful close
