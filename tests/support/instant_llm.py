@@ -7,7 +7,6 @@ calls): ``bench/bench_middleware.py`` measures the candidate's CPU with it, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import httpcore
@@ -59,13 +58,6 @@ class InstantBackend(httpcore.AsyncNetworkBackend):
         self._response = http_response(body)
         self.connects = 0
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
         self.connects += 1
         return InstantStream(self._response)
