@@ -200,6 +200,36 @@ async def main(n: int, repeats: int) -> None:
     print(
         f"sampled overhead beyond bare and the candidate's own cost: {sampled - bare - own:+.1f} µs"
     )
+    overheads = {name: statistics.median(results[name]) - bare for name in BUDGETS_US}
+    overheads["sampled, instant candidate"] -= own
+    for line in verdicts(overheads, bare):
+        print(line)
+
+
+#: The DESIGN's in-process budgets, µs over bare (the sampled one beyond the candidate's own).
+BUDGETS_US = {
+    "foreign path": 1.0,
+    "corridor disabled": 3.0,
+    "enabled, not sampled": 15.0,
+    "sampled, instant candidate": 60.0,
+}
+#: What bare Starlette took where the DESIGN measured its peers and set those budgets.
+DESIGN_BARE_US = 11.9
+
+
+def verdicts(overheads: dict[str, float], bare: float) -> list[str]:
+    """One line per budget: the verdict against the DESIGN's µs, and, for reading a slower or
+    faster machine, the same budget scaled by this run's bare app (information, not a verdict)."""
+    scale = bare / DESIGN_BARE_US
+    lines = []
+    for name, budget in BUDGETS_US.items():
+        over = overheads[name]
+        verdict = "PASS" if over <= budget else "MISS"
+        lines.append(
+            f"  [{verdict}] {name}: {over:+.1f} µs, budget +{budget:g} µs "
+            f"(x{scale:.2f} for this machine's bare app: +{budget * scale:.1f})"
+        )
+    return lines
 
 
 if __name__ == "__main__":
