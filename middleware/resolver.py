@@ -7,8 +7,10 @@ request would pay a thread hop (measured here: 290-320 µs of CPU per connection
 DNS round trip inside its deadline; a few slow lookups fill the executor's handful of threads
 and every connect waits behind them. So one lookup per host per ``ttl_s`` (aiohttp's default
 is also 10 s), shared by all callers that need it meanwhile, and never cancelled by one
-caller's deadline. When a refresh fails the last answer keeps serving (RFC 8767's
-"serve stale"), so a DNS outage does not take the LLM away from a corridor that was working.
+caller's deadline. Once a host has been found, callers never wait for DNS again: an expired
+answer keeps serving while one refresh runs in the background, and keeps serving if that
+refresh fails (RFC 8767's "serve stale"), so a slow or failed DNS server neither spends a
+call's deadline nor takes the LLM away from a corridor that was working.
 """
 
 from __future__ import annotations
@@ -38,25 +40,26 @@ class AddressCache:
 
     async def resolve(self, host: str, port: int) -> list[Address]:
         """The addresses to try, in order. An IP literal is its own answer, with no lookup.
-        Raises ``OSError`` (``socket.gaierror`` mostly) only when there is no answer at all."""
+        Raises ``OSError`` (``socket.gaierror`` mostly) only when the host was never found."""
         literal = _literal(host, port)
         if literal is not None:
             return [literal]
         key = (host, port)
         cached = self._answers.get(key)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None:
+            if cached[0] <= time.monotonic() and key not in self._lookups:
+                self._start(host, port)  # refresh behind the callers' backs
+            # Stale or not, the last answer serves at once: a slow or failing DNS server
+            # must not spend any call's deadline once the host has been found.
             return cached[1]
-        lookup = self._lookups.get(key)
-        if lookup is None:
-            lookup = self._lookups[key] = asyncio.ensure_future(self._lookup(host, port))
-            lookup.add_done_callback(_retrieve)
-        try:
-            # Shielded: the caller's deadline may cancel its own wait, never the shared lookup.
-            return await asyncio.shield(lookup)
-        except OSError:
-            if cached is not None:
-                return cached[1]  # serve stale rather than fail a working corridor
-            raise
+        lookup = self._lookups.get(key) or self._start(host, port)
+        # Shielded: the caller's deadline may cancel its own wait, never the shared lookup.
+        return await asyncio.shield(lookup)
+
+    def _start(self, host: str, port: int) -> asyncio.Future[list[Address]]:
+        lookup = self._lookups[(host, port)] = asyncio.ensure_future(self._lookup(host, port))
+        lookup.add_done_callback(_retrieve)
+        return lookup
 
     async def _lookup(self, host: str, port: int) -> list[Address]:
         key = (host, port)

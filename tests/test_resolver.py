@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from middleware.llm_client import CandidateError, LLMClient
 from middleware.llm_transport import AsyncioBackend
 from middleware.outcome import Reason
 from middleware.resolver import AddressCache, connect_host
+from tests.support.loopback import eventually
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.anyio
@@ -25,15 +27,18 @@ REQUEST: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content"
 
 
 class LookupSpy:
-    """Counts the event loop's ``getaddrinfo`` calls; ``failing`` makes them raise instead."""
+    """Counts the event loop's ``getaddrinfo`` calls; ``failing`` makes them raise instead,
+    ``delay_s`` makes them slow first."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.calls: list[str] = []
         self.failing = False
+        self.delay_s = 0.0
         self._real = loop.getaddrinfo
 
     async def __call__(self, host: Any, port: Any, **kwargs: Any) -> Any:
         self.calls.append(str(host))
+        await asyncio.sleep(self.delay_s)
         if self.failing:
             raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
         return await self._real(host, port, **kwargs)
@@ -65,6 +70,8 @@ async def test_a_name_is_looked_up_once_per_ttl(lookups: LookupSpy) -> None:
         assert await cache.resolve("localhost", 8080) == first
     assert lookups.calls == ["localhost"]
     await asyncio.sleep(0.25)
+    assert await cache.resolve("localhost", 8080) == first  # at once, refreshed behind
+    await eventually(lambda: len(lookups.calls) == 2, "the background refresh")
     assert await cache.resolve("localhost", 8080) == first
     assert lookups.calls == ["localhost", "localhost"]
 
@@ -94,7 +101,27 @@ async def test_a_failed_refresh_serves_the_last_answer(lookups: LookupSpy) -> No
     await asyncio.sleep(0.08)
     lookups.failing = True
     assert await cache.resolve("localhost", 443) == known
-    assert len(lookups.calls) == 2
+    await eventually(lambda: len(lookups.calls) == 2, "the background refresh")
+    for _ in range(3):  # still expired: each call may start a refresh, never two at once
+        assert await cache.resolve("localhost", 443) == known
+        await asyncio.sleep(0.01)
+    assert 3 <= len(lookups.calls) <= 5
+
+
+async def test_a_slow_dns_server_never_delays_a_call_once_the_host_is_known(
+    lookups: LookupSpy,
+) -> None:
+    cache = AddressCache(ttl_s=0.05)
+    known = await cache.resolve("localhost", 443)
+    await asyncio.sleep(0.08)
+    lookups.delay_s = 0.5  # the refresh hangs a while, as with an unreachable DNS server
+    started = time.perf_counter()
+    for _ in range(20):
+        assert await cache.resolve("localhost", 443) == known
+        await asyncio.sleep(0.001)  # lets the background refresh start and stall
+    assert time.perf_counter() - started < 0.25, "a call waited for the slow refresh"
+    assert len(lookups.calls) == 2, "one refresh in flight, shared, not one per call"
+    await eventually(lambda: not cache._lookups, "the refresh ends", timeout_s=3.0)
 
 
 async def test_with_no_answer_at_all_the_call_is_unavailable(lookups: LookupSpy) -> None:
