@@ -41,11 +41,11 @@ class AddressCache:
     async def resolve(self, host: str, port: int) -> list[Address]:
         """The addresses to try, in order. An IP literal is its own answer, with no lookup.
         Raises ``OSError`` (``socket.gaierror`` mostly) only when the host was never found."""
-        literal = _literal(host, port)
-        if literal is not None:
-            return [literal]
         key = (host, port)
         cached = self._answers.get(key)
+        if cached is None and (literal := _literal(host, port)) is not None:
+            # Parsed once, then served from the cache like any answer, forever.
+            cached = self._answers[key] = (math.inf, [literal])
         if cached is not None:
             if cached[0] <= time.monotonic() and key not in self._lookups:
                 self._start(host, port)  # refresh behind the callers' backs
