@@ -227,7 +227,7 @@ def run_interleaved(
     verdict: bool,
     timeout_ms: int = 150,
     concurrency: int = 50,
-    quads: int = 5,
+    quads: int = 8,
     phase_s: float = 2.0,
     placement: Placement | None = None,
 ) -> InterleavedReport:
