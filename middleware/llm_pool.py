@@ -108,7 +108,7 @@ def skip_lock_round_trips(conn: httpcore.AsyncHTTPConnection) -> None:
     anyio added ``fast_acquire`` for exactly this (encode/httpcore#953, merged and later
     reverted there); the pool never lets two calls share a connection, so these locks are
     never contended and the round trip protects nothing. A lock that is missing (another
-    httpcore layout) or already replaced is left alone; ``tests/test_llm_transport.py``
+    httpcore layout) or already replaced is left alone; ``tests/test_llm_pool.py``
     fails if the round trips come back.
     """
     inner = getattr(conn, "_connection", None)

@@ -1,7 +1,11 @@
-"""The LLM client's keep-alive pool (``llm_pool``) against real loopback servers: reuse,
-limits, expiry, closing, and an exchange that ends badly never poisoning the pool.
+"""The LLM client's keep-alive pool (``llm_pool``) reusing its connections, against real
+loopback servers: one connection per call in flight, the most recently released handed out
+next, and a call on a kept-alive connection that never waits on the event loop.
 
-The servers are ``tests.support.loopback``'s: what is asserted really crossed a socket.
+Reuse is what the pool is for: a new connection costs the request path a TCP (and TLS)
+handshake. The servers are ``tests.support.loopback``'s: what is asserted really crossed a socket.
+Its limits, and how connections end (cleanly or badly), have their own files:
+``test_llm_pool_limits.py`` and ``test_llm_pool_closing.py``.
 """
 
 from __future__ import annotations
@@ -12,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from middleware.llm_client import CandidateError, LLMClient
-from middleware.llm_pool import ConnectionLimitError, OriginPool, skip_lock_round_trips
+from middleware.llm_client import LLMClient
+from middleware.llm_pool import OriginPool, skip_lock_round_trips
 from middleware.llm_transport import AsyncioBackend
-from middleware.outcome import Reason
 from tests.support.instant_llm import InstantBackend
 from tests.support.loopback import (
     BODY,
@@ -23,12 +26,7 @@ from tests.support.loopback import (
     REQUEST,
     Conn,
     Loopback,
-    answer_ok,
-    answer_when_in_flight,
     eventually,
-    failure,
-    idle_connections,
-    never_answer,
     post_raw,
     response,
     sees_eof,
@@ -99,87 +97,6 @@ async def test_next_call_takes_the_most_recently_released_connection() -> None:
     assert len(server.conns) == 3
 
 
-# --- the server ends a keep-alive connection -----------------------------------------------------
-
-
-@pytest.mark.anyio
-async def test_connection_close_header_is_not_reused() -> None:
-    async def close_first(conn: Conn, body: bytes) -> bool:
-        if len(server.requests) == 1:
-            conn.writer.write(response(headers=b"Connection: close\r\n"))
-            return False
-        conn.writer.write(response())
-        return True
-
-    async with Loopback(close_first) as server, LLMClient(server.url) as client:
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        assert client._origin_pool().idle_count == 0  # "Connection: close" is not kept
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-    assert len(server.conns) == 2
-    assert [index for index, _ in server.requests] == [0, 1]
-
-
-@pytest.mark.anyio
-async def test_idle_connection_closed_by_the_server_is_dropped() -> None:
-    """The server closes the socket after a normal keep-alive response; once the client has
-    seen the FIN, the next call opens a new connection instead of failing on the stale one."""
-
-    async def close_after_first(conn: Conn, body: bytes) -> bool:
-        conn.writer.write(response())
-        return len(server.requests) != 1
-
-    async with Loopback(close_after_first) as server, LLMClient(server.url) as client:
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        pool = client._origin_pool()
-        [stale] = idle_connections(pool)
-        await eventually(stale.has_expired, "the client notices the server's FIN")
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        assert (pool.idle_count, pool.in_use) == (1, 0)
-    assert len(server.conns) == 2
-    assert [index for index, _ in server.requests] == [0, 1]
-
-
-# --- the connection limit ------------------------------------------------------------------------
-
-
-@pytest.mark.anyio
-async def test_connection_limit_fails_fast_and_frees_up() -> None:
-    hanging = True
-
-    async def respond(conn: Conn, body: bytes) -> bool:
-        if not hanging:
-            conn.writer.write(response())
-        return True
-
-    async with Loopback(respond) as server, LLMClient(server.url, max_connections=2) as client:
-        pool = client._origin_pool()
-        hung = [asyncio.create_task(client.complete(REQUEST, timeout_s=0.3)) for _ in range(2)]
-        await eventually(lambda: pool.in_use == 2, "two calls in flight")
-        error = await failure(client, timeout_s=0.3)
-        assert (error.reason, error.detail) == (Reason.LLM_UNAVAILABLE, "connection limit")
-        assert not any(task.done() for task in hung), "the third call waited for a slot"
-        for task in hung:
-            with pytest.raises(CandidateError) as info:
-                await task
-            assert info.value.reason is Reason.LLM_TIMEOUT
-        assert pool.in_use == 0
-        hanging = False
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-    assert len(server.conns) == 3  # the third call never connected; the last one did
-
-
-def test_origin_pool_limit_counts_calls_in_flight() -> None:
-    pool = OriginPool("http://127.0.0.1:9/", max_connections=1)
-    conn = pool.acquire()
-    with pytest.raises(ConnectionLimitError):
-        pool.acquire()
-    assert pool.in_use == 1
-    pool.release(conn, reusable=False)
-    assert pool.in_use == 0
-    pool.release(pool.acquire(), reusable=False)
-    assert (pool.idle_count, pool.in_use) == (0, 0)
-
-
 @pytest.mark.anyio
 async def test_origin_pool_with_httpcore_directly() -> None:
     """The pool on its own, as a caller other than LLMClient would use it."""
@@ -193,197 +110,6 @@ async def test_origin_pool_with_httpcore_directly() -> None:
         assert await sees_eof(server.conns[0])
     assert len(server.conns) == 1
     assert [body for _, body in server.requests] == [b"{}"] * 3
-
-
-# --- validation ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "kwargs"),
-    [
-        ("ftp://127.0.0.1/v1", {}),
-        ("ws://127.0.0.1/v1", {}),
-        ("http://127.0.0.1/v1", {"max_connections": 0}),
-        ("http://127.0.0.1/v1", {"max_idle": -1}),
-        ("http://127.0.0.1/v1", {"keepalive_expiry": 0}),
-    ],
-)
-def test_origin_pool_rejects_bad_settings(url: str, kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
-        OriginPool(url, **kwargs)
-
-
-# --- closing -------------------------------------------------------------------------------------
-
-
-@pytest.mark.anyio
-async def test_aclose_closes_idle_connections_and_refuses_new_calls() -> None:
-    async with Loopback(answer_when_in_flight(2)) as server:
-        client = LLMClient(server.url)
-        calls = [client.complete(REQUEST, timeout_s=2.0) for _ in range(2)]
-        assert await asyncio.gather(*calls) == [CANDIDATE] * 2
-        assert client._origin_pool().idle_count == 2
-        assert not any(conn.client_closed.is_set() for conn in server.conns)
-        await client.aclose()
-        for conn in server.conns:
-            assert await sees_eof(conn), f"connection {conn.index} still open after aclose"
-        with pytest.raises(RuntimeError, match="closed"):
-            await client.complete(REQUEST, timeout_s=1.0)
-    assert len(server.conns) == 2
-
-
-# --- more ways an exchange can end: the pool must stay usable ------------------------------------
-
-
-@pytest.mark.anyio
-async def test_http_error_status_does_not_poison_the_pool() -> None:
-    async def error_first(conn: Conn, body: bytes) -> bool:
-        if len(server.requests) == 1:
-            conn.writer.write(b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy")
-        else:
-            conn.writer.write(response())
-        return True
-
-    async with Loopback(error_first) as server, LLMClient(server.url) as client:
-        error = await failure(client)
-        assert (error.reason, error.detail) == (Reason.LLM_HTTP_ERROR, "status 503")
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        pool = client._origin_pool()
-        assert (pool.idle_count, pool.in_use) == (1, 0)
-    # The 503's body was never read, so that connection cannot be reused; the next one is.
-    assert [index for index, _ in server.requests] == [0, 1, 1]
-
-
-@pytest.mark.anyio
-async def test_server_dropping_mid_body_is_unavailable() -> None:
-    async def truncate_first(conn: Conn, body: bytes) -> bool:
-        if len(server.requests) == 1:
-            conn.writer.write(response()[:-10])
-            return False
-        conn.writer.write(response())
-        return True
-
-    async with Loopback(truncate_first) as server, LLMClient(server.url) as client:
-        error = await failure(client)
-        assert error.reason is Reason.LLM_UNAVAILABLE
-        pool = client._origin_pool()
-        assert (pool.idle_count, pool.in_use) == (0, 0)
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-    assert len(server.conns) == 2
-
-
-@pytest.mark.anyio
-async def test_oversized_response_connection_is_not_reused() -> None:
-    async with Loopback() as server, LLMClient(server.url, max_response_bytes=10) as client:
-        error = await failure(client)
-        assert (error.reason, error.detail) == (Reason.LLM_INVALID_RESPONSE, "oversized")
-        pool = client._origin_pool()
-        assert (pool.idle_count, pool.in_use) == (0, 0)
-        assert await sees_eof(server.conns[0])
-
-
-@pytest.mark.anyio
-async def test_caller_cancellation_closes_the_connection() -> None:
-    async with Loopback(never_answer) as server, LLMClient(server.url) as client:
-        task = asyncio.create_task(client.complete(REQUEST, timeout_s=5.0))
-        await eventually(lambda: len(server.requests) == 1, "the request arrives")
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        pool = client._origin_pool()
-        assert (pool.idle_count, pool.in_use) == (0, 0)
-        assert await sees_eof(server.conns[0])
-
-
-@pytest.mark.anyio
-async def test_expired_idle_connection_is_replaced() -> None:
-    async with Loopback() as server:
-        pool = OriginPool(server.url, keepalive_expiry=0.05)
-        for _ in range(2):
-            assert await post_raw(pool) == BODY
-            await asyncio.sleep(0.1)  # past keepalive_expiry
-        await pool.aclose()
-        assert len(server.conns) == 2
-        assert await sees_eof(server.conns[0]), "the expired connection was not closed"
-        assert await sees_eof(server.conns[1])
-
-
-@pytest.mark.anyio
-async def test_connections_beyond_max_idle_are_closed() -> None:
-    async with Loopback(answer_when_in_flight(3)) as server:
-        pool = OriginPool(server.url, max_idle=1)
-        assert await asyncio.gather(*(post_raw(pool) for _ in range(3))) == [BODY] * 3
-        assert (pool.idle_count, pool.in_use) == (1, 0)
-        assert len(server.conns) == 3
-
-        def closed() -> int:
-            return sum(conn.client_closed.is_set() for conn in server.conns)
-
-        await eventually(lambda: closed() == 2, "the two connections beyond max_idle close")
-        await pool.aclose()
-        await eventually(lambda: closed() == 3, "aclose closes the idle one")
-
-
-@pytest.mark.anyio
-async def test_connection_released_after_aclose_is_closed() -> None:
-    """``aclose`` while a call is in flight: when that call ends, its connection must be
-    closed, not parked in the discarded pool where nothing will ever close it."""
-    release = asyncio.Event()
-
-    async def held(conn: Conn, body: bytes) -> bool:
-        await release.wait()
-        conn.writer.write(response())
-        return True
-
-    async with Loopback(held) as server:
-        client = LLMClient(server.url)
-        pool = client._origin_pool()
-        try:
-            call = asyncio.create_task(client.complete(REQUEST, timeout_s=2.0))
-            await eventually(lambda: len(server.requests) == 1, "the request arrives")
-            await client.aclose()
-            release.set()
-            await call  # the answer was on its way; the call itself may succeed
-            assert pool.in_use == 0
-            assert await sees_eof(server.conns[0]), (
-                "BUG: a connection released after LLMClient.aclose() went back into the closed "
-                f"pool (idle_count={pool.idle_count}) and was never closed"
-            )
-            assert pool.idle_count == 0
-        finally:
-            await pool.aclose()  # do not leak the socket into later tests
-
-
-@pytest.mark.anyio
-async def test_keep_alive_closed_under_a_reused_connection_is_retried_once_fresh() -> None:
-    """The server drops an idle keep-alive connection as the next request arrives on it (the
-    race with uvicorn's 5 s keep-alive timeout): the request never reached the model, so
-    the call goes again on a new connection instead of failing."""
-
-    async def drop_second_on_first_connection(conn: Conn, body: bytes) -> bool:
-        if conn.index == 0 and conn.requests == 2:
-            return False  # close without a byte of answer
-        return await answer_ok(conn, body)
-
-    async with (
-        Loopback(drop_second_on_first_connection) as server,
-        LLMClient(server.url) as client,
-    ):
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-    assert [c.requests for c in server.conns] == [2, 1]
-
-
-@pytest.mark.anyio
-async def test_a_fresh_connection_closed_without_an_answer_is_not_retried() -> None:
-    async def drop_everything(conn: Conn, body: bytes) -> bool:
-        return False
-
-    async with Loopback(drop_everything) as server, LLMClient(server.url) as client:
-        error = await failure(client)
-    assert error.reason is Reason.LLM_UNAVAILABLE
-    assert len(server.requests) == 1, "a request the server may have seen is never re-sent"
 
 
 # --- event-loop round trips ----------------------------------------------------------------------

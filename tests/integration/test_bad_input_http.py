@@ -27,8 +27,8 @@ from tests.integration.stack import (
     sim_calls,
     wait_lines,
 )
+from tests.support.bad_input import BAD_BODIES, crashing_router
 from tests.support.procs import PYTHON, Server, free_port, run_server
-from tests.test_bad_input import BAD_BODIES, crashing_router
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 Nothing in it waits, so a call through it costs only the client's own work (no socket system
 calls): ``bench/bench_middleware.py`` measures the candidate's CPU with it, and
-``tests/test_llm_transport.py`` checks that such a call never yields to the event loop.
+``tests/test_llm_pool.py`` checks that such a call never yields to the event loop.
 """
 
 from __future__ import annotations

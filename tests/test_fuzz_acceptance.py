@@ -1,0 +1,86 @@
+"""Fuzz: ``acceptance.judge`` accepts exactly the candidates the README's allowlist allows.
+
+Hypothesis feeds commands (English, Russian, random Unicode, random list contexts) and LLM
+outputs (shaped like the candidate schema and not) straight into ``acceptance.judge`` and
+compares its verdict with the independent oracle in ``tests/support/allowlist_oracle.py``: no
+invalid candidate is ever accepted, no valid one refused, and an accepted one, once merged
+into the baseline, keeps the baseline's shape. The oracle's own sanity is checked here too,
+since every fuzz test leans on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from middleware import acceptance
+from middleware.contracts import CommandDTO
+from tests.support.allowlist_oracle import (
+    PROFILES,
+    C,
+    allowlist_ok,
+    baseline_of,
+    grounded_share,
+    in_corridor,
+    name_ok,
+)
+from tests.support.allowlist_oracle import corpus_command as _corpus_command
+from tests.support.fuzz_strategies import commands, llm_outputs
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), command=commands(), profile=st.sampled_from(sorted(PROFILES, key=str)))
+def test_judge_accepts_exactly_the_allowlist(
+    data: st.DataObject, command: dict[str, Any], profile: str | None
+) -> None:
+    baseline = baseline_of(command)
+    if not in_corridor(baseline):
+        baseline = {
+            **baseline,
+            "intent": C,
+            "action": "start_job",
+            "job": {"job_type": C, "payload": {"list_id": "l-1", "items": []}},
+        }
+    raw = data.draw(llm_outputs(command))
+    threshold = PROFILES[profile]
+    verdict = acceptance.judge(
+        raw,
+        corridor=C,
+        command=CommandDTO.model_validate(command),
+        baseline=baseline,
+        threshold=threshold,
+    )
+    expected = allowlist_ok(raw, command, baseline, threshold)
+    event(f"verdict: {verdict.reason.value}")
+    assert verdict.accepted == expected, (verdict.reason, raw)
+    if verdict.accepted:
+        assert verdict.candidate is not None
+        merged = acceptance.merge(baseline, verdict.candidate)
+        assert merged.keys() == baseline.keys() and merged["job"].keys() == baseline["job"].keys()
+        assert merged["job"]["payload"].keys() == baseline["job"]["payload"].keys()
+        assert all(
+            name_ok(i["name"]) and i["name"] == i["name"].strip()
+            for i in merged["job"]["payload"]["items"]
+        )
+
+
+def test_oracle_sanity() -> None:
+    """The oracle itself: a plain good candidate passes, each single defect fails."""
+    command = _corpus_command({"text": "add milk and two eggs to my shopping list"})
+    base = baseline_of(command)
+    good: dict[str, Any] = {
+        "intent": C,
+        "job": {"job_type": C, "payload": {"list_id": "l-2", "items": [{"name": "milk"}]}},
+        "confidence": 0.9,
+    }
+    assert allowlist_ok(good, command, base, 0.7)
+    assert not allowlist_ok({**good, "confidence": 0.1}, command, base, 0.7)
+    assert not allowlist_ok({**good, "x": 1}, command, base, 0.7)
+    assert not allowlist_ok({**good, "intent": "x"}, command, base, 0.7)
+    assert not allowlist_ok(good | {"job": {**good["job"], "job_type": "x"}}, command, base, 0.7)
+    assert [name_ok(n) for n in ["milk", " milk ", "", " ", "m" * 65, "<b>", "a://b", "\x07"]] == [
+        True, True, False, False, False, False, False, False,
+    ]  # fmt: skip
+    assert grounded_share(["milk", "caviar"], "add milk") == 0.5
