@@ -70,13 +70,16 @@ def by_phase(
 
 @dataclass
 class InterleavedReport:
+    """One interleaved run: its phases in order, the probe latencies sent in each (after it
+    settled), and what the app answered. ``verdict`` False: printed for the record."""
+
     label: str
     sample_rate: float
     breaker: bool
     concurrency: int
     timeout_ms: int
     phase_s: float
-    verdict: bool  # False: printed for the record, not a budget
+    verdict: bool
     phases: list[Phase] = field(default_factory=list)
     health: list[list[float]] = field(default_factory=list)  # per phase
     idle_ms: list[float] = field(default_factory=list)  # no traffic at all, before the load
@@ -211,9 +214,9 @@ async def _drive(
             end = time.monotonic()
             report.phases.append(Phase(live, start, end, calls, sched_s(pid)[0] - cpu0))
     finally:
-        done.set()
+        done.set()  # each caller ends after its current request: at most one deadline
         _, report.statuses = await load
-    measured = probe.samples(stop=True)
+        measured = probe.samples(stop=True)
     report.realtime_probe = measured.realtime
     report.health = by_phase(measured.sent_ms, report.phases)
 
