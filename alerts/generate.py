@@ -9,65 +9,26 @@ dashboard test checks that the dashboard's threshold lines use the same numbers.
     python alerts/generate.py --check    # exit 1 if the committed file is out of date
     python alerts/generate.py --for 5s --stdout   # a copy with short ``for:`` (integration tests)
 
-Naming follows the Prometheus convention ``level:metric:operations``: ``corridor:`` rules are
-summed across instances (and workers) by corridor.
+This file holds the table and the command line only; the rest is derived from the table by
+``alert_spec.py`` (one row -> one alerting rule), ``recording_rules.py`` (the rates the
+alerts read, built from the shapes in ``promql.py``) and ``rules_yaml.py`` (the file's text).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 HERE = Path(__file__).resolve().parent
 RULES_PATH = HERE / "partial-trust.rules.yml"
-PLAYBOOK = "alerts/playbooks.md"
+# ``python alerts/generate.py`` puts alerts/, not the checkout, on sys.path; the tests load
+# this file by path. Either way its siblings are imported as ``alerts.*`` from the checkout.
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
 
-SAMPLED = 'status=~"accepted_llm|fallback_deterministic|error"'
-#: outcomes that must produce a risk-log line (everything but skipped/not_sampled)
-LOGGED = 'reason!="not_sampled"'
-
-
-@dataclass(frozen=True)
-class Alert:
-    name: str
-    severity: str
-    threshold: float  # the runbook's number, in the unit of the alert's value
-    unit: str  # how the threshold reads in text: "ratio" (as %), "seconds", "count"
-    min_samples: int  # the guard: below this many samples in the window, never fire
-    for_: str
-    expr: str  # ``{threshold}`` and ``{min_samples}`` are filled in from the fields above
-    summary: str  # Go templates own the braces here: @T@ / @N@ become threshold / min_samples
-    description: str
-    anchor: str
-    action: str
-
-    def render_expr(self) -> str:
-        return self.expr.format(threshold=_num(self.threshold), min_samples=self.min_samples)
-
-    def render_text(self, text: str) -> str:
-        return text.replace("@T@", self.threshold_text).replace("@N@", str(self.min_samples))
-
-    @property
-    def threshold_text(self) -> str:
-        if self.unit == "ratio":
-            return f"{self.threshold * 100:g}%"
-        if self.unit == "seconds":
-            if self.threshold < 1:
-                return f"{self.threshold * 1000:g} ms"
-            if self.threshold % 3600 == 0:
-                return f"{self.threshold / 3600:g} h"
-            return f"{self.threshold:g} s"
-        return _num(self.threshold)
-
-
-def _num(value: float) -> str:
-    return f"{value:g}"
-
+from alerts import rules_yaml  # noqa: E402
+from alerts.alert_spec import Alert  # noqa: E402
 
 #: THE thresholds table (runbook, "Metrics to watch"). Everything else is derived from it.
 ALERTS: tuple[Alert, ...] = (
@@ -265,167 +226,13 @@ ALERTS: tuple[Alert, ...] = (
 )
 
 
-def _rate(selector: str, window: str) -> str:
-    return f"sum by (corridor) (rate(partial_trust_decisions_total{{{selector}}}[{window}]))"
-
-
-def _increase(metric: str, selector: str, window: str) -> str:
-    sel = f"{{{selector}}}" if selector else ""
-    return f"sum by (corridor) (increase({metric}{sel}[{window}]))"
-
-
-def recording_rules() -> list[dict[str, str]]:
-    rules: list[dict[str, str]] = []
-
-    def rec(name: str, expr: str) -> None:
-        rules.append({"record": name, "expr": expr})
-
-    for w in ("5m", "1h"):
-        rec(f"corridor:partial_trust_sampled:rate{w}", _rate(SAMPLED, w))
-        rec(f"corridor:partial_trust_errors:rate{w}", _rate('status="error"', w))
-        rec(f"corridor:partial_trust_accepted:rate{w}", _rate('status="accepted_llm"', w))
-        rec(
-            f"corridor:partial_trust_error_rate:ratio_rate{w}",
-            f"corridor:partial_trust_errors:rate{w}\n"
-            f"/ (corridor:partial_trust_sampled:rate{w} > 0)",
-        )
-        rec(
-            f"corridor:partial_trust_acceptance_rate:ratio_rate{w}",
-            f"corridor:partial_trust_accepted:rate{w}\n"
-            f"/ (corridor:partial_trust_sampled:rate{w} > 0)",
-        )
-        cand = "partial_trust_candidates_total"
-        rec(
-            f"corridor:partial_trust_intent_mismatch_rate:ratio_rate{w}",
-            f'sum by (corridor) (rate({cand}{{intent_match="false"}}[{w}]))\n'
-            f'/ (sum by (corridor) (rate({cand}{{intent_match=~"true|false"}}[{w}])) > 0)',
-        )
-        rec(
-            f"corridor:partial_trust_entity_key_mismatch_rate:ratio_rate{w}",
-            f'sum by (corridor) (rate({cand}{{entity_key_match="false"}}[{w}]))\n'
-            f'/ (sum by (corridor) (rate({cand}{{entity_key_match=~"true|false"}}[{w}])) > 0)',
-        )
-        rec(f"corridor:partial_trust_sampled:increase{w}", _increase(
-            "partial_trust_decisions_total", SAMPLED, w))  # fmt: skip
-    # denominators of the mismatch rates: candidates whose match is known (the analyzer's
-    # "not null"), so a label value for "unknown" would never dilute the rates
-    rec(
-        "corridor:partial_trust_intent_checked:increase5m",
-        _increase("partial_trust_candidates_total", 'intent_match=~"true|false"', "5m"),
-    )
-    rec(
-        "corridor:partial_trust_entity_key_checked:increase5m",
-        _increase("partial_trust_candidates_total", 'entity_key_match=~"true|false"', "5m"),
-    )
-    rec(
-        "corridor:partial_trust_llm_calls:increase5m",
-        _increase("partial_trust_llm_latency_seconds_count", "", "5m"),
-    )
-    rec(
-        "corridor_le:partial_trust_llm_latency_seconds_bucket:rate5m",
-        "sum by (corridor, le) (rate(partial_trust_llm_latency_seconds_bucket[5m]))",
-    )
-    for q in ("50", "95", "99"):
-        rec(
-            f"corridor:partial_trust_llm_latency_seconds:p{q}_rate5m",
-            f"histogram_quantile(0.{q}, "
-            "corridor_le:partial_trust_llm_latency_seconds_bucket:rate5m)",
-        )
-
-    # the acceptance rate's own level an hour ago (the hour from 2h to 1h ago), straight from
-    # the raw counters: no recorded history needed, right from the first evaluation after a
-    # Prometheus restart, and a sudden drop stays visible for an hour instead of being
-    # diluted into an adjacent baseline within minutes
-    def before(sel: str) -> str:
-        return f"partial_trust_decisions_total{{{sel}}}[1h] offset 1h"
-
-    accepted = 'status="accepted_llm"'
-    rec(
-        "corridor:partial_trust_sampled:increase1h_offset1h",
-        f"sum by (corridor) (increase({before(SAMPLED)}))",
-    )
-    rec(
-        "corridor:partial_trust_acceptance_rate:ratio_rate1h_offset1h",
-        f"sum by (corridor) (rate({before(accepted)}))\n"
-        f"/ (sum by (corridor) (rate({before(SAMPLED)})) > 0)",
-    )
-    rec(
-        "corridor:partial_trust_acceptance_rate:drop_ratio_rate5m_vs_rate1h_offset1h",
-        "1 - corridor:partial_trust_acceptance_rate:ratio_rate5m\n"
-        "/ corridor:partial_trust_acceptance_rate:ratio_rate1h_offset1h",
-    )
-    rec("corridor:partial_trust_sampled:increase30m", _increase(
-        "partial_trust_decisions_total", SAMPLED, "30m"))  # fmt: skip
-    rec(
-        "corridor:partial_trust_eligible:increase30m",
-        "sum by (corridor) (increase(partial_trust_decisions_total"
-        '{status=~"accepted_llm|fallback_deterministic|error"}[30m]))\n'
-        "+ sum by (corridor) (increase(partial_trust_decisions_total"
-        '{reason=~"not_sampled|policy_disabled|flags_unavailable"}[30m]))',
-    )
-    rec(
-        "corridor:partial_trust_logged:increase1h",
-        _increase("partial_trust_decisions_total", LOGGED, "1h"),
-    )
-    rec("corridor:partial_trust_flag_enabled:max", "max by (corridor) (partial_trust_flag_enabled)")
-    rec(
-        "corridor:partial_trust_flag_sample_rate:max",
-        "max by (corridor) (partial_trust_flag_sample_rate)",
-    )
-    return rules
-
-
-def alert_rules(for_override: str | None = None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for a in ALERTS:
-        out.append(
-            {
-                "alert": a.name,
-                "expr": a.render_expr(),
-                "for": for_override or a.for_,
-                "labels": {"severity": a.severity},
-                "annotations": {
-                    "summary": a.render_text(a.summary),
-                    "description": a.render_text(a.description),
-                    "action": a.action,
-                    "runbook_url": f"{PLAYBOOK}#{a.anchor}",
-                },
-            }
-        )
-    return out
-
-
 def thresholds() -> dict[str, float]:
     """alert name -> threshold (the dashboard test reads this)."""
     return {a.name: a.threshold for a in ALERTS}
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-HEADER = """\
-# GENERATED by alerts/generate.py from its ALERTS table - do not edit by hand.
-# Thresholds are the rollout runbook's monitoring table; change them in alerts/generate.py.
-"""
-
-
 def render(for_override: str | None = None) -> str:
-    doc = {
-        "groups": [
-            {"name": "partial-trust-recording", "rules": recording_rules()},
-            {"name": "partial-trust-alerts", "rules": alert_rules(for_override)},
-        ]
-    }
-    body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
-    return HEADER + body
+    return rules_yaml.render(ALERTS, for_override)
 
 
 def main(argv: list[str] | None = None) -> int:

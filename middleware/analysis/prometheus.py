@@ -1,8 +1,8 @@
 """The gate's second source: ``Figures`` from Prometheus' HTTP API (``gate --prometheus URL``).
 
 Every figure is an instant query over one window ``W`` (``--window``, default 24h) ending at
-the evaluation time ``t``, using the recording rules' definitions (alerts/generate.py) with
-``increase`` over ``W`` instead of ``rate`` over 5m/1h:
+the evaluation time ``t``, using the recording rules' definitions (alerts/recording_rules.py)
+with ``increase`` over ``W`` instead of ``rate`` over 5m/1h:
 
 * status and reason counts: ``sum by (status, reason) (increase(partial_trust_decisions_total
   {corridor="C", reason!="not_sampled"}[W]))``; ``skipped/not_sampled`` is left out because
