@@ -10,6 +10,10 @@ candidate comes from an in-process llm-sim (``middleware.llm_sim.create_app`` un
 ``httpx.ASGITransport``, fault-free unless ``--sim-force``) or from ``--llm-url`` (a real
 OpenAI-compatible model).
 
+This module is the command line; the corpus is read in ``replay_corpus``, the passes run
+in ``replay_run`` and the figures and verdict live in ``replay_report``. Their public names
+are re-exported here, so ``from middleware.analysis import replay`` stays the one import.
+
 Figures (a zero denominator gives ``null``):
 
 * corridor commands: commands the LLM was asked about (status accepted_llm,
@@ -34,281 +38,37 @@ import asyncio
 import json
 import os
 import sys
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import httpx
-from pydantic import ValidationError
-
-from middleware.config import EffectiveSettings, StaticSettings
-from middleware.contracts import CommandDTO
-from middleware.corridor import ShoppingCorridor
-from middleware.engine import CorridorEngine
-from middleware.llm_client import LLMClient
-from middleware.llm_sim import Mode, SimConfig, create_app
-from middleware.outcome import Outcome, Reason, Status
+from middleware.analysis.replay_corpus import SHIPPED_CORPUS, CorpusError, load_corpus
+from middleware.analysis.replay_report import CommandResult, ReplayReport, table
+from middleware.analysis.replay_run import (
+    DEFAULT_MAX_DISAGREEMENT,
+    SIM_URL,
+    TransportFactory,
+    replay,
+    run_once,
+    sim_transport,
+)
+from middleware.llm_sim import Mode, SimConfig
 from middleware.policy import DEFAULT_POLICY_PATH, PolicyError, PolicyRegistry
-from middleware.reference.baseline import route
-from middleware.sampling import CommandKeyer
 
-SHIPPED_CORPUS = Path(__file__).parent / "corpus" / "shopping.json"
-DEFAULT_MAX_DISAGREEMENT = 0.01
-SIM_URL = "http://llm-sim.invalid/v1"
-#: Command keys never leave this process; a fixed key keeps runs identical and quiet.
-_REPLAY_KEY = b"partial-trust-replay"
-_SAMPLED = frozenset({Status.ACCEPTED_LLM, Status.FALLBACK_DETERMINISTIC, Status.ERROR})
-
-TransportFactory = Callable[[], httpx.AsyncBaseTransport]
-
-
-class CorpusError(ValueError):
-    """The corpus cannot be read or is not a list of CommandDTOs (exit 2)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    command_id: str
-    status: str
-    reason: str
-    baseline: dict[str, Any]
-    final: dict[str, Any]
-
-    @property
-    def in_corridor(self) -> bool:
-        return self.status in _SAMPLED
-
-    @property
-    def disagrees(self) -> bool:
-        return self.in_corridor and self.final != self.baseline
-
-    def key(self) -> tuple[str, str, str]:
-        """What the determinism check compares: never a timestamp or a latency."""
-        return self.status, self.reason, json.dumps(self.final, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class ReplayReport:
-    runs: tuple[tuple[CommandResult, ...], ...]
-    max_disagreement: float
-
-    @property
-    def first(self) -> tuple[CommandResult, ...]:
-        return self.runs[0]
-
-    @property
-    def commands(self) -> int:
-        return len(self.first)
-
-    @property
-    def corridor_commands(self) -> int:
-        return sum(1 for r in self.first if r.in_corridor)
-
-    @property
-    def disagreements(self) -> list[CommandResult]:
-        return [r for r in self.first if r.disagrees]
-
-    @property
-    def disagreement_rate(self) -> float | None:
-        n = self.corridor_commands
-        return len(self.disagreements) / n if n else None
-
-    @property
-    def accepted(self) -> int:
-        return sum(1 for r in self.first if r.status == Status.ACCEPTED_LLM)
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        n = self.corridor_commands
-        return self.accepted / n if n else None
-
-    @property
-    def status_counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(r.status for r in self.first).items()))
-
-    @property
-    def reason_counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(r.reason for r in self.first).items()))
-
-    @property
-    def nondeterministic(self) -> list[str]:
-        """Command ids whose outcome differs between any two runs."""
-        base = self.first
-        return [
-            base[i].command_id
-            for i in range(len(base))
-            if any(run[i].key() != base[i].key() for run in self.runs[1:])
-        ]
-
-    @property
-    def deterministic(self) -> bool:
-        return not self.nondeterministic
-
-    @property
-    def passed(self) -> bool:
-        rate = self.disagreement_rate
-        return rate is not None and rate <= self.max_disagreement + 1e-12 and self.deterministic
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": "partial_trust_replay/v1",
-            "passed": self.passed,
-            "commands": self.commands,
-            "corridor_commands": self.corridor_commands,
-            "disagreement_rate": self.disagreement_rate,
-            "disagreements": len(self.disagreements),
-            "max_disagreement": self.max_disagreement,
-            "acceptance_rate": self.acceptance_rate,
-            "accepted": self.accepted,
-            "status_counts": self.status_counts,
-            "reason_counts": self.reason_counts,
-            "runs": len(self.runs),
-            "deterministic": self.deterministic,
-            "nondeterministic_commands": self.nondeterministic,
-            "disagreeing_commands": [
-                {"command_id": r.command_id, "baseline": r.baseline, "final": r.final}
-                for r in self.disagreements
-            ],
-        }
-
-
-def load_corpus(path: str | Path) -> list[CommandDTO]:
-    """A JSON list of CommandDTOs (or ``{"commands": [...]}``); ids must be unique."""
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CorpusError(f"{path}: cannot read the corpus ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        raise CorpusError(f"{path}: not JSON ({exc})") from None
-    if isinstance(raw, dict) and "commands" in raw:
-        raw = raw["commands"]
-    if not isinstance(raw, list) or not raw:
-        raise CorpusError(f"{path}: expected a non-empty JSON list of commands")
-    commands: list[CommandDTO] = []
-    for index, item in enumerate(raw):
-        try:
-            commands.append(CommandDTO.model_validate(item))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "<item>"
-            raise CorpusError(f"{path}: command #{index}: {where}: {first['msg']}") from None
-    ids = Counter(c.command_id for c in commands)
-    dupes = sorted(i for i, n in ids.items() if n > 1)
-    if dupes:
-        raise CorpusError(f"{path}: duplicate command_id(s): {', '.join(dupes[:5])}")
-    return commands
-
-
-def sim_transport(config: SimConfig | None = None) -> TransportFactory:
-    """A fresh in-process llm-sim per run, so a seeded fault mix replays identically."""
-    return lambda: httpx.ASGITransport(app=create_app(config or SimConfig()))
-
-
-def _settings(timeout_ms: int, profile_id: str | None) -> EffectiveSettings:
-    return EffectiveSettings.build(
-        enabled=True,
-        intent=ShoppingCorridor().name,
-        sample_rate=1.0,
-        timeout_ms=timeout_ms,
-        profile_id=profile_id,
-        policy_enabled=True,
-    )
-
-
-async def run_once(
-    commands: Sequence[CommandDTO],
-    llm: LLMClient,
-    policy: PolicyRegistry,
-    *,
-    timeout_ms: int = 60_000,
-    profile_id: str | None = None,
-) -> tuple[CommandResult, ...]:
-    """One pass over the corpus, in order (a seeded sim draws its faults in request order)."""
-    settings = _settings(timeout_ms, profile_id)
-    engine = CorridorEngine(
-        ShoppingCorridor(),
-        settings=StaticSettings(settings),
-        policy=policy,
-        llm=llm,
-        keyer=CommandKeyer(_REPLAY_KEY),
-    )
-    corridor = engine.corridor
-    out: list[CommandResult] = []
-    for command in commands:
-        baseline = route(command).model_dump(mode="json")
-        admitted = engine.admit(settings, command.model_dump_json().encode())
-        final = baseline
-        if isinstance(admitted, Outcome):
-            status, reason = admitted.status, admitted.reason
-        elif corridor.baseline_decision(json.dumps(baseline).encode()) is None:
-            # The middleware cancels the candidate: the baseline did not decide in the corridor.
-            status, reason = Status.SKIPPED, Reason.CORRIDOR_MISMATCH
-        else:
-            result = await engine.ask(admitted)
-            outcome, body = engine.decide(admitted, result, baseline, 0.0)
-            status, reason = outcome.status, outcome.reason
-            if body is not None:
-                final = json.loads(body)
-        out.append(CommandResult(command.command_id, status.value, reason.value, baseline, final))
-    return tuple(out)
-
-
-async def replay(
-    commands: Sequence[CommandDTO],
-    policy: PolicyRegistry,
-    *,
-    transport: TransportFactory | None = None,
-    llm_url: str | None = None,
-    api_key: str | None = None,
-    runs: int = 2,
-    timeout_ms: int = 60_000,
-    profile_id: str | None = None,
-    max_disagreement: float = DEFAULT_MAX_DISAGREEMENT,
-) -> ReplayReport:
-    """Run the corpus ``runs`` times; ``transport`` (default: the in-process sim) is called
-    once per run. With ``llm_url`` and no ``transport``, a real endpoint is asked."""
-    if transport is None and llm_url is None:
-        transport = sim_transport()
-    results: list[tuple[CommandResult, ...]] = []
-    for _ in range(max(1, runs)):
-        client = httpx.AsyncClient(transport=transport()) if transport is not None else None
-        async with LLMClient(llm_url or SIM_URL, api_key=api_key, client=client) as llm:
-            results.append(
-                await run_once(commands, llm, policy, timeout_ms=timeout_ms, profile_id=profile_id)
-            )
-        if client is not None:
-            await client.aclose()
-    return ReplayReport(tuple(results), max_disagreement)
-
-
-def _fmt(rate: float | None) -> str:
-    return "n/a" if rate is None else f"{rate:.2%}"
-
-
-def table(report: ReplayReport) -> str:
-    lines = [
-        f"commands                {report.commands}",
-        f"corridor commands       {report.corridor_commands}",
-        f"disagreement_rate       {_fmt(report.disagreement_rate)}"
-        f"  ({len(report.disagreements)}/{report.corridor_commands};"
-        f" max {report.max_disagreement:.2%})",
-        f"acceptance_rate         {_fmt(report.acceptance_rate)}"
-        f"  ({report.accepted}/{report.corridor_commands})",
-        f"determinism ({len(report.runs)} runs)  "
-        + ("identical" if report.deterministic else f"{len(report.nondeterministic)} differ"),
-        "by status:  " + ", ".join(f"{k}={v}" for k, v in report.status_counts.items()),
-        "by reason:  " + ", ".join(f"{k}={v}" for k, v in report.reason_counts.items()),
-    ]
-    for r in report.disagreements[:10]:
-        lines.append(f"  disagrees: {r.command_id}")
-    for cid in report.nondeterministic[:10]:
-        lines.append(f"  nondeterministic: {cid}")
-    if report.corridor_commands == 0:
-        lines.append("no command entered the corridor: nothing was judged")
-    lines.append("PASS" if report.passed else "FAIL")
-    return "\n".join(lines)
+__all__ = [
+    "DEFAULT_MAX_DISAGREEMENT",
+    "SHIPPED_CORPUS",
+    "SIM_URL",
+    "CommandResult",
+    "CorpusError",
+    "ReplayReport",
+    "TransportFactory",
+    "load_corpus",
+    "main",
+    "replay",
+    "run_once",
+    "sim_transport",
+    "table",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
