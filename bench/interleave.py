@@ -31,10 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.loadgen import Connection, corridor_load, get_bytes, pct, sched_s
-from bench.rig import HealthProbe, Placement, app_process, load_env, metric_samples, sim_process
+from bench.rig import (
+    REPO,
+    HealthProbe,
+    Placement,
+    app_process,
+    idle_health,
+    load_env,
+    metric_samples,
+    sim_process,
+)
 from flags import flagfile
 
-REPO = Path(__file__).resolve().parents[1]
 SHIPPED_FLAGS = REPO / "flags" / "partial-trust.flagd.json"
 HEALTH_SLACK = 0.10
 SETTLE_S = 0.25
@@ -249,7 +257,7 @@ def run_interleaved(
         env = load_env(f"{llm.url}/v1", tmp / f"risk-{name}.jsonl", timeout_ms)
         env |= {"PARTIAL_TRUST_FLAGS_PROVIDER": "file", "PARTIAL_TRUST_FLAGS_FILE": str(flags)}
         with app_process(tmp, env, breaker=breaker, placement=placement) as app:
-            report.idle_ms = HealthProbe(app.port, PROBE_INTERVAL_S, 400).result(stop=False)
+            report.idle_ms = idle_health(app.port, 400, PROBE_INTERVAL_S)
 
             async def go() -> None:
                 sim = SimCalls(llm.port)
