@@ -31,6 +31,7 @@ import httpx
 from opentelemetry.propagate import inject
 
 from middleware.completion import CANDIDATE_ERROR_REASONS, CandidateError, parse_completion
+from middleware.llm_framing import AmbiguousFraming, ambiguous_framing
 from middleware.llm_pool import ConnectionLimitError, OriginPool
 from middleware.outcome import Reason
 
@@ -163,6 +164,8 @@ class LLMClient:
             raise CandidateError(Reason.LLM_TIMEOUT, "deadline") from None
         except httpx.DecodingError:
             raise CandidateError(Reason.LLM_INVALID_RESPONSE, "bad content encoding") from None
+        except AmbiguousFraming:
+            raise CandidateError(Reason.LLM_INVALID_RESPONSE, "ambiguous framing") from None
         except ConnectionLimitError:
             raise CandidateError(Reason.LLM_UNAVAILABLE, "connection limit") from None
         except (
@@ -206,7 +209,8 @@ class LLMClient:
                 body = await self._read(response.status, declared, response.aiter_stream())
             finally:
                 await response.aclose()
-            reusable = True
+            # Reused only when nothing but this answer crossed it (see clean_after_answer).
+            reusable = pool.answered(conn, response.extensions.get("network_stream"))
             return body
         except _STALE as exc:
             if reused and not answered:  # never true on a fresh connection
@@ -229,6 +233,8 @@ class LLMClient:
         async with client.stream(
             "POST", self.url, content=content, headers=headers, timeout=httpx.Timeout(timeout_s)
         ) as response:
+            if ambiguous_framing(response.headers.raw):
+                raise CandidateError(Reason.LLM_INVALID_RESPONSE, "ambiguous framing")
             declared = response.headers.get("content-length", "").encode("latin-1")
             return await self._read(response.status_code, declared, response.aiter_bytes())
 

@@ -50,6 +50,18 @@ def main(argv: list[str]) -> int:
         "(PROMETHEUS_MULTIPROC_DIR, a fresh temporary directory unless set)",
     )
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default=os.environ.get("PARTIAL_TRUST_LOOP") or "auto",
+        help="event loop (env PARTIAL_TRUST_LOOP); auto is uvloop when installed, as uvicorn does",
+    )
+    parser.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default=os.environ.get("PARTIAL_TRUST_HTTP") or "auto",
+        help="HTTP/1.1 parser (env PARTIAL_TRUST_HTTP); auto is httptools when installed",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -63,5 +75,7 @@ def main(argv: list[str]) -> int:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        loop=args.loop,
+        http=args.http,
     )
     return 0
