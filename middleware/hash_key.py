@@ -13,8 +13,9 @@ command ids by hashing candidates, so there is no built-in key. In order:
   logged as a warning and shown on ``/health``: records still never hold ids, but keys no
   longer join across restarts or workers.
 
-A key file that others could read, that is not a regular file, or that has the wrong content
-is refused with a ``ValueError`` at start: silently replacing it would change every hash.
+A key file that others could read, that another user owns (and so knows), that is not a
+regular file, or that has the wrong content is refused with a ``ValueError`` at start:
+silently replacing it would change every hash.
 Creation is race-free across workers: the key is written to a private temporary file and
 published with ``link`` (atomic, fails if the name exists), so a reader never sees a half
 file from us; a half file from anyone else is waited for briefly, then refused.
@@ -150,6 +151,8 @@ def _read(path: str) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ValueError(f"{_refusal(path)}: not a regular file")
+        if info.st_uid != os.geteuid():  # planted by another user, who then knows the key
+            raise ValueError(f"{_refusal(path)}: owned by uid {info.st_uid}, not this process")
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
             raise ValueError(
@@ -173,7 +176,9 @@ def _publish(path: str) -> None:
     """Write a fresh key to a private temporary file, then ``link`` it to ``path``."""
     directory = os.path.dirname(path)
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        # The risk log's own directory, so its usual mode: a log shipper may need to list it.
+        # The key file alone is private.
+        os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise _CannotCreate(os.strerror(exc.errno or 0)) from None
     text = secrets.token_hex(32).encode()

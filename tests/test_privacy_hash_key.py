@@ -44,7 +44,7 @@ def _mode(path: Path) -> int:
 def test_created_once_owner_only_and_reused(tmp_path: Path) -> None:
     path = tmp_path / "logs" / KEY_FILE_NAME  # the directory does not exist yet
     first = load_or_create(str(path))
-    assert _mode(path) == 0o600 and _mode(path.parent) & 0o077 == 0
+    assert _mode(path) == 0o600
     assert len(first) == 64 and bytes.fromhex(first.decode())  # 256 random bits, as hex
     assert load_or_create(str(path)) == first == path.read_bytes()
     assert [p.name for p in path.parent.iterdir()] == [KEY_FILE_NAME]  # no temporary left
@@ -65,8 +65,8 @@ def test_resolution_order_and_status_never_show_the_key(
     for key in (env_key, from_file):
         assert key.key.decode() not in repr(key) + repr(key.status())
     with caplog.at_level("WARNING", "partial_trust.hash_key"):
-        resolve_hash_key({"PARTIAL_TRUST_HASH_KEY": "short"}, log)
-    assert "shorter than 16 bytes" in caplog.text and "short" not in caplog.text.split(":")[-1]
+        resolve_hash_key({"PARTIAL_TRUST_HASH_KEY": "k9z"}, log)
+    assert "shorter than 16 bytes" in caplog.text and "k9z" not in caplog.text
 
 
 def test_no_built_in_key_remains(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,6 +181,20 @@ def test_key_file_others_can_reach_is_refused(tmp_path: Path, mode: int) -> None
     path.write_bytes(os.urandom(32).hex().encode())
     path.chmod(mode)
     with pytest.raises(ValueError, match=f"group/others have access \\(mode {mode:o}\\)"):
+        resolve_hash_key({}, str(tmp_path / "risk.jsonl"))
+
+
+def test_key_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / KEY_FILE_NAME
+    path.write_bytes(os.urandom(32).hex().encode())
+    path.chmod(0o600)
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534)  # planted by "nobody", who knows what it wrote
+        expected = "owned by uid 65534"
+    else:
+        path.chmod(0o000)  # not ours to read either way
+        expected = "Permission denied"
+    with pytest.raises(ValueError, match=expected):
         resolve_hash_key({}, str(tmp_path / "risk.jsonl"))
 
 
