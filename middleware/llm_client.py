@@ -30,6 +30,7 @@ import httpcore
 import httpx
 from opentelemetry.propagate import inject
 
+from middleware import log_privacy
 from middleware.completion import CANDIDATE_ERROR_REASONS, CandidateError, parse_completion
 from middleware.llm_framing import AmbiguousFraming, ambiguous_framing
 from middleware.llm_pool import ConnectionLimitError, OriginPool
@@ -43,6 +44,11 @@ __all__ = [
     "proxy_configured",
 ]
 
+
+# The HTTP libraries under this client log raw traffic at DEBUG (status lines, headers, the
+# bytes of a bad answer): redacted for as long as the process may use this client, also when
+# the library is used without ``CorridorStack`` (which holds its own reference).
+log_privacy.install()
 
 #: What a keep-alive connection closed under us looks like to httpcore.
 _STALE = (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError)
