@@ -133,10 +133,12 @@ _DAY = (  # month-day pairs that exist in every year; 02-29 takes the model
     rb"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])"
     rb"|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|02-(?:0[1-9]|1\d|2[0-8]))"
 )
-_STAMP = rb"((?:19[7-9]\d|[2-9]\d{3})-" + _DAY + rb"T(?:[01]\d|2[0-3])):[0-5]\d:[0-5]\d(?:\.\d{1,6})?Z"
-_ID = rb'(?:null|"[\x20\x21\x23-\x5b\x5d-\x7e]{0,%d}")' % MAX_IDENT
-_UNIT = rb"(?:null|0|1|0\.\d{1,17}|1\.0{1,17}|[1-9](?:\.\d{1,17})?e-(?:0[1-9]|[1-9]\d{1,2}))"
-_MS = rb"(?:null|(?:0|[1-9]\d{0,5})(?:\.\d{1,17})?)"  # < 1e6 ms, below LATENCY_CAP_MS
+_STAMP = rb"((?:19[7-9]\d|[2-9]\d{3})-" + _DAY + rb"T(?:[01]\d|2[0-3])):[0-5]\d:[0-5]\d(?:\.\d{1,6}+)?+Z"
+_ID = rb'(?:null|"[\x20\x21\x23-\x5b\x5d-\x7e]{0,%d}+")' % MAX_IDENT
+_UNIT = (  # [0, 1]: 0.x, 1.0, or d.ddde-NN as Python writes small floats (1e-05)
+    rb"(?:null|0(?:\.\d{1,17}+)?+|[1-9](?:\.\d{1,17}+)?+e-(?:0[1-9]|[1-9]\d{1,2}+)|1(?:\.0{1,17}+)?+)"
+)
+_MS = rb"(?:null|(?:0|[1-9]\d{0,5}+)(?:\.\d{1,17}+)?+)"  # < 1e6 ms, below LATENCY_CAP_MS
 _ITEMS = rb"(?:null|0|[1-9]\d{0,2})"  # <= 999 = MAX_ITEMS
 _PAIRS = b"|".join(
     re.escape(s.encode()) + rb'","reason_code":"(?:' + _alt(rs) + rb')"'

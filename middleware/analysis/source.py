@@ -2,8 +2,8 @@
 
 A FIFO opened for a blocking read waits for a writer forever, ``/dev/zero`` never ends and a
 directory cannot be read: each is refused with its name before any counting starts. Files
-are opened with ``O_NONBLOCK`` (which returns at once even for a FIFO with no writer) and
-judged by ``fstat`` on that same descriptor, so a path swapped between the check and the read
+are ``stat``-ed, then opened with ``O_NONBLOCK`` (which returns at once even for a FIFO with
+no writer) and judged again by ``fstat`` on that same descriptor, so a path swapped between the check and the read
 cannot slip a device in; worker processes open their ranges the same way. Globs and folders
 name what they matched, and a match that is not a regular file is refused too (silently
 skipping it would analyze less than the operator asked for).
@@ -32,6 +32,10 @@ _KINDS: Final = (
 )
 
 
+def _reason(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
 def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
@@ -40,9 +44,12 @@ def open_regular(path: str | os.PathLike[str]) -> tuple[BinaryIO, int]:
     """``(file, size)`` for a regular file; InputError for anything else or any OS error."""
     name = os.fspath(path)
     try:
+        mode = os.stat(name).st_mode  # first, to name a socket (which open() cannot) kindly
+        if not stat.S_ISREG(mode):
+            raise InputError(f"risk log {name!r} is {_kind(mode)}, not a regular file")
         fd = os.open(name, _FLAGS)
-    except OSError as exc:
-        raise InputError(f"cannot read risk log {name!r}: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise InputError(f"cannot read risk log {name!r}: {_reason(exc)}") from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -61,8 +68,6 @@ def expand(patterns: Iterable[str]) -> list[Path]:
     """
     out: list[Path] = []
     for pattern in patterns:
-        if "\x00" in pattern:
-            raise InputError(f"risk log name {pattern!r} contains a NUL byte")
         if glob.has_magic(pattern):
             found = sorted(Path(p) for p in glob.glob(pattern))
             if not found:

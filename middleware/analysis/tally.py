@@ -29,6 +29,7 @@ from typing import Final
 from middleware.analysis.limits import (
     LATENCY_BUCKET_RATIO,
     MAX_LATENCY_KEYS,
+    MAX_LINE,
     MAX_RECORD_KEYS,
     InputError,
 )
@@ -187,6 +188,9 @@ class Tally:
     # -- single lines (slow path) ---------------------------------------------------------
     def add_line(self, line: bytes, *, final: bool = False) -> None:
         """Count one line (no ``\\n``). ``final``: an unterminated end-of-file fragment."""
+        if len(line) > MAX_LINE:
+            self.add_overlong(final=final)
+            return
         self.lines += 1
         if not line.strip():
             self.blank += 1
