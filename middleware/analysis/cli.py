@@ -159,8 +159,7 @@ def gate_main(argv: Sequence[str]) -> int:
         description="The runbook's go / no-go / rollback decision for one rollout stage.",
         epilog=(gate_mod.__doc__ or "")
         + "\nexit: 0 GO, 1 NO-GO (hold), 2 ROLLBACK, 3 could not evaluate (one line on "
-        "stderr says why)\n\n"
-        + report.DEFINITIONS,
+        "stderr says why)\n\n" + report.DEFINITIONS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.error_code = GATE_ERROR

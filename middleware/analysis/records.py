@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
-from pydantic import model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 from middleware.analysis.limits import LATENCY_CAP_MS, MAX_IDENT, MAX_ITEMS, MAX_LINE
 from middleware.outcome import STATUS_REASONS
@@ -125,15 +125,17 @@ def _flag(value: bool | None) -> bytes:
 
 
 # -- the fast path: a regex every match of which validates (see the module docstring) -----
-def _alt(words: object) -> bytes:
-    return b"|".join(re.escape(w.encode()) for w in sorted(words))  # type: ignore[attr-defined]
+def _alt(words: Iterable[str]) -> bytes:
+    return b"|".join(re.escape(w.encode()) for w in sorted(words))
 
 
 _DAY = (  # month-day pairs that exist in every year; 02-29 takes the model
     rb"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])"
     rb"|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|02-(?:0[1-9]|1\d|2[0-8]))"
 )
-_STAMP = rb"((?:19[7-9]\d|[2-9]\d{3})-" + _DAY + rb"T(?:[01]\d|2[0-3])):[0-5]\d:[0-5]\d(?:\.\d{1,6}+)?+Z"
+_STAMP = (
+    rb"((?:19[7-9]\d|[2-9]\d{3})-" + _DAY + rb"T(?:[01]\d|2[0-3])):[0-5]\d:[0-5]\d(?:\.\d{1,6}+)?+Z"
+)
 _ID = rb'(?:null|"[\x20\x21\x23-\x5b\x5d-\x7e]{0,%d}+")' % MAX_IDENT
 _UNIT = (  # [0, 1]: 0.x, 1.0, or d.ddde-NN as Python writes small floats (1e-05)
     rb"(?:null|0(?:\.\d{1,17}+)?+|[1-9](?:\.\d{1,17}+)?+e-(?:0[1-9]|[1-9]\d{1,2}+)|1(?:\.0{1,17}+)?+)"

@@ -3,10 +3,10 @@
 A FIFO opened for a blocking read waits for a writer forever, ``/dev/zero`` never ends and a
 directory cannot be read: each is refused with its name before any counting starts. Files
 are ``stat``-ed, then opened with ``O_NONBLOCK`` (which returns at once even for a FIFO with
-no writer) and judged again by ``fstat`` on that same descriptor, so a path swapped between the check and the read
-cannot slip a device in; worker processes open their ranges the same way. Globs and folders
-name what they matched, and a match that is not a regular file is refused too (silently
-skipping it would analyze less than the operator asked for).
+no writer) and judged again by ``fstat`` on that same descriptor, so a path swapped between
+the check and the read cannot slip a device in; worker processes open their ranges the same
+way. Globs and folders name what they matched, and a match that is not a regular file is
+refused too (silently skipping it would analyze less than the operator asked for).
 """
 
 from __future__ import annotations

@@ -124,6 +124,7 @@ def test_the_runbook_script_refuses_hostile_input_in_one_line(tmp_path: Path) ->
         r = run([sys.executable, str(SHIM), "--risk-log", *args], tmp_path)
         assert r.code == 2, (name, r.code, r.stderr)
         one_line_no_traceback(r)
-    bad_time = run([sys.executable, "-m", "middleware.cli", "gate", "--stage", "1",
-                    "--risk-log", "x", "--since", "0001-01-01T00:00:00+01:00"], tmp_path)  # fmt: skip
+    since = "0001-01-01T00:00:00+01:00"  # before year 1 in UTC
+    cmd = [sys.executable, "-m", "middleware.cli", "gate", "--stage", "1", "--risk-log", "x"]
+    bad_time = run([*cmd, "--since", since], tmp_path)
     assert bad_time.code == 3 and "Traceback" not in bad_time.stderr, bad_time.stderr

@@ -42,7 +42,9 @@ def count(path: Path) -> Tally:
 def test_a_long_line_is_foreign_and_its_neighbours_still_count(tmp_path: Path, extra: int) -> None:
     path = tmp_path / "long.jsonl"
     long = b"x" * (MAX_LINE + extra)
-    path.write_bytes("\n".join(rows(5)).encode() + b"\n" + long + b"\n" + "\n".join(rows(5)).encode())
+    path.write_bytes(
+        "\n".join(rows(5)).encode() + b"\n" + long + b"\n" + "\n".join(rows(5)).encode()
+    )
     t = count(path)
     assert (sum(t.records.values()), t.foreign, t.overlong, t.lines) == (10, 1, 1, 11)
 
@@ -150,12 +152,14 @@ def test_latencies_are_bucketed_past_the_cap_and_p95_stays_within_a_tenth_percen
     assert fig.latency_count == 5000 and fig.to_json()["input"]["latency_p95_exact"] is False
 
 
-def test_too_many_distinct_groups_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_too_many_distinct_groups_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(tally, "MAX_RECORD_KEYS", 100)
     path = tmp_path / "spread.jsonl"
-    path.write_text("\n".join(rows(1, hour=h % 24)[0].replace("2026-11-23", f"2026-{1 + h // 672:02d}-"
-                                                                 f"{1 + h // 24 % 28:02d}")
-                              for h in range(200)) + "\n")  # fmt: skip
+    days = [f"2026-{1 + h // 672:02d}-{1 + h // 24 % 28:02d}" for h in range(200)]
+    lines = [rows(1, hour=h % 24)[0].replace("2026-11-23", day) for h, day in enumerate(days)]
+    path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match="distinct"):
         count(path)
 

@@ -19,7 +19,9 @@ from middleware.analysis.records import LINE, parse
 from middleware.outcome import STATUS_REASONS, Outcome
 from middleware.risk_log import record
 
-GOOD = selftest.canonical(("2026-11-23T09:00:00.000Z", "accepted_llm", "accepted", 100.0, True, True))
+GOOD = selftest.canonical(
+    ("2026-11-23T09:00:00.000Z", "accepted_llm", "accepted", 100.0, True, True)
+)
 
 
 def with_fields(tokens: dict[str, str]) -> str:
@@ -133,8 +135,9 @@ def test_accepted_variants_are_valid() -> None:
 
 
 _TOKENS = {
-    "timestamp": ['"2026-11-23T09:15:00.000Z"', '"9999-99-99T99:00:00Z"', '"2026-02-29T00:00:00Z"',
-                  '"2026-11-23T09:15:00+01:00"', '"2026-11-23T09:15:60Z"', '"1970-01-01T00:00:00Z"'],
+    "timestamp": ['"2026-11-23T09:15:00.000Z"', '"9999-99-99T99:00:00Z"',
+                  '"2026-02-29T00:00:00Z"', '"2026-11-23T09:15:00+01:00"',
+                  '"2026-11-23T09:15:60Z"', '"1970-01-01T00:00:00Z"'],
     "corridor": ['"add_shopping_item"', "null", '"\\u00e9"', '""', "1"],
     "status": ['"accepted_llm"', '"error"', '"skipped"', '"fallback_deterministic"', '"nope"'],
     "reason_code": ['"accepted"', '"llm_timeout"', '"not_sampled"', '"low_confidence"', '"x"'],
