@@ -96,7 +96,7 @@ def messy_lines() -> list[str]:
 
 
 def hostile_lines() -> list[str]:
-    """Lines that look like records but are not (issue 15): each must be foreign, no figure moves."""
+    """Look-alike records (issue 15): each must be foreign and move no figure."""
     good = canonical(ROWS[0])
     lat = '"latency_ms":100.0'
     return [
