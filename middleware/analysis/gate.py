@@ -6,6 +6,10 @@ missing (zero denominator, no latencies, too few windows) is ``insufficient-data
 passes, so missing data or too few samples can never give GO; it never fires a rollback
 either, because absence of evidence is a reason to hold, not to roll back.
 
+Cannot evaluate (exit 3, never GO): a risk log where more than 1% of the non-blank lines are
+not valid risk records (foreign or torn), or with fewer than 10 valid records in the window.
+Garbage is not evidence, and a wrong file or window must not read as "hold" or "go".
+
 Rollback lines. Stage 1 and 2 are the runbook's. Stage 2's "regression vs Stage 1 metrics"
 is read as "fails a stage-1 go bar": its explicit lines (error_rate > 0.05,
 intent_mismatch_rate > 0.10) are exactly those bars, and latency_p95 > 500 ms completes the
@@ -35,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from middleware.analysis.figures import Figures, HourCounts
+from middleware.analysis.limits import MAX_FOREIGN_SHARE, MIN_RECORDS
 
 MAX_RELATIVE_DROP: Final = 0.20
 
@@ -49,10 +54,12 @@ class Verdict(enum.StrEnum):
     GO = "GO"
     NO_GO = "NO-GO"
     ROLLBACK = "ROLLBACK"
+    CANNOT_EVALUATE = "CANNOT-EVALUATE"  # the input is not evidence; see ``unevaluable``
 
     @property
     def exit_code(self) -> int:
-        return {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.ROLLBACK: 2}[self]
+        codes = {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.ROLLBACK: 2}
+        return codes.get(self, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +204,24 @@ def _value(figures: Figures, figure: str, stab: Stability) -> float | None:
     return figures.rates()[figure].value
 
 
+def unevaluable(figures: Figures) -> str | None:
+    """Why ``figures`` cannot be judged at all (see the module docstring), or None."""
+    info = figures.input
+    odd = int(info.get("foreign_lines", 0)) + int(info.get("torn_lines", 0))
+    judged = int(info.get("lines", 0)) - int(info.get("blank_lines", 0))
+    if odd and odd > MAX_FOREIGN_SHARE * judged:
+        return (
+            f"{odd:,} of {judged:,} lines ({odd / max(judged, 1):.1%}) are not valid risk "
+            f"records (the bound is {MAX_FOREIGN_SHARE:.0%})"
+        )
+    if figures.records < MIN_RECORDS:
+        return (
+            f"{figures.records:,} valid risk record(s) in the window, fewer than {MIN_RECORDS}: "
+            "wrong file or window?"
+        )
+    return None
+
+
 def evaluate(
     figures: Figures,
     stage: int,
@@ -226,7 +251,9 @@ def evaluate(
             elif bound.figure == "stable_acceptance":
                 detail = f"{len(stab.windows)} window(s) with >= {min_window_sampled} sampled"
             out.append(Criterion(kind, bound, value, result, detail))
-    if any(c.kind == "rollback" and c.result is Result.FAIL for c in out):
+    if unevaluable(figures) is not None:
+        verdict = Verdict.CANNOT_EVALUATE
+    elif any(c.kind == "rollback" and c.result is Result.FAIL for c in out):
         verdict = Verdict.ROLLBACK
     elif all(c.result is Result.PASS for c in out if c.kind == "go"):
         verdict = Verdict.GO

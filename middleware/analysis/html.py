@@ -12,11 +12,16 @@ from collections.abc import Sequence
 from html import escape
 
 from middleware.analysis.figures import Figures
-from middleware.analysis.gate import Criterion, Verdict
+from middleware.analysis.gate import Criterion, Verdict, unevaluable
 
 W = 900
 COLORS = {"accepted_llm": "#2e7d32", "fallback_deterministic": "#f9a825", "error": "#c62828"}
-VERDICT_COLORS = {Verdict.GO: "#2e7d32", Verdict.NO_GO: "#f9a825", Verdict.ROLLBACK: "#c62828"}
+VERDICT_COLORS = {
+    Verdict.GO: "#2e7d32",
+    Verdict.NO_GO: "#f9a825",
+    Verdict.ROLLBACK: "#c62828",
+    Verdict.CANNOT_EVALUATE: "#616161",
+}
 #: rate -> ((threshold, label), ...): the runbook's lines, drawn as ticks on the rate's bar.
 THRESHOLDS: dict[str, tuple[tuple[float, str], ...]] = {
     "error_rate": ((0.02, "S3 go"), (0.03, "S2 go"), (0.05, "S1 go"), (0.10, "S1 rollback")),
@@ -140,8 +145,11 @@ def rates_chart(fig: Figures) -> str:
     return _svg(24 + len(fig.rates()) * row, "".join(parts), "rates against thresholds")
 
 
-def _gate_html(gates: Sequence[Gate]) -> str:
+def _gate_html(gates: Sequence[Gate], fig: Figures) -> str:
     out = []
+    why = unevaluable(fig)
+    if why is not None:
+        out.append(f'<p class="fail">Cannot evaluate: {escape(why)}</p>')
     for stage, verdict, criteria in gates:
         rows = "".join(
             f"<tr><td>{c.kind}</td><td>{escape(c.text)}</td>"
@@ -179,7 +187,7 @@ svg {{ display: block; margin: 8px 0 20px; background: #fafafa; }}
 </style></head><body>
 <h1>{escape(title)}</h1>
 <p>{fig.records:,} records, {fig.sampled:,} sampled, latency_p95 {p95}. Source: {files}</p>
-<h2>Gate verdicts</h2>{_gate_html(gates)}
+<h2>Gate verdicts</h2>{_gate_html(gates, fig)}
 <h2>Outcomes over time (sampled records per UTC hour)</h2>{outcomes_chart(fig)}
 <h2>LLM latency distribution</h2>{latency_chart(fig)}
 <h2>Rates against thresholds</h2>{rates_chart(fig)}

@@ -123,7 +123,7 @@ def test_minimum_sampled(stage: int, minimum: int) -> None:
 def test_no_data_is_never_go_and_never_rollback(stage: int) -> None:
     empty = Figures(0, {}, {}, {}, {}, 0, None)
     verdict, criteria, _ = evaluate(empty, stage)
-    assert verdict is Verdict.NO_GO
+    assert verdict is Verdict.CANNOT_EVALUATE and verdict.exit_code == 3
     assert all(c.result is Result.INSUFFICIENT for c in criteria if c.bound.figure != "sampled")
     assert [c.result for c in criteria if c.bound.figure == "sampled"] == [Result.FAIL]
 
