@@ -5,10 +5,10 @@
 device at the path, oversized, invalid): the path is then replaced by a fresh copy of the
 shipped flag file with the switch off, and the output and the audit line say what was wrong.
 ``set`` and ``resume`` refuse a broken file (they would reset every other flag silently).
-Exit codes: 0 done, 2 refused or failed (the file is then exactly as it was). ``--file`` defaults to ``PARTIAL_TRUST_FLAGS_FILE`` or the default path,
-the same rule the service uses. Every change is also appended to the console's audit
-log (``PARTIAL_TRUST_FLAGS_AUDIT_LOG``) with source ``cli``. ``flags serve`` runs the flag
-console (see ``flags/console/README.md``).
+Exit codes: 0 done, 2 refused or failed (the file is then exactly as it was). ``--file``
+defaults to ``PARTIAL_TRUST_FLAGS_FILE`` or the default path, the same rule the service uses.
+Every change is also appended to the console's audit log (``PARTIAL_TRUST_FLAGS_AUDIT_LOG``)
+with source ``cli``. ``flags serve`` runs the flag console (see ``flags/console/README.md``).
 """
 
 from __future__ import annotations

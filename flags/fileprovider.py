@@ -19,7 +19,7 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from flags.guard import FlagFileGuard
 
 
-class GuardedFileProvider(FlagdProvider):  # type: ignore[misc]  # flagd ships no type hints
+class GuardedFileProvider(FlagdProvider):  # flagd ships no type hints: Any to mypy
     """flagd's FILE resolver on ``FlagFileGuard(path).snapshot_path``."""
 
     def __init__(self, path: Path, poll_ms: int) -> None:

@@ -12,6 +12,11 @@ that value (``0.05`` → ``stage2``) it becomes the ``defaultVariant``; otherwis
 removes ``targeting`` from that flag (a targeting rule would override ``defaultVariant``, and a
 kill switch that a rule can override is not one), and records ``--reason`` and the time in the
 flag's ``metadata`` (flagd passes flag metadata through untouched).
+
+Reading goes through ``flags.saferead`` (regular files only, 1 MiB, 1 s), so a FIFO or a device
+at the path never hangs the CLI or the console. ``kill`` replaces a broken file with the shipped
+starter document (switch off); ``set`` and ``resume`` refuse it. The model and the bounds on
+numbers live in ``flags.flagmodel`` and are re-exported here.
 """
 
 from __future__ import annotations

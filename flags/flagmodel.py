@@ -33,7 +33,7 @@ FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 #: the largest integer magnitude a flag file may hold (JSON's safe integer range)
 MAX_INT = 2**53 - 1
 _MAX_INT_DIGITS = 20  # more digits than any in-range integer: not converted at all
-_OUT_OF_RANGE = 10**_MAX_INT_DIGITS
+_OUT_OF_RANGE: int = 10**_MAX_INT_DIGITS
 
 Scalar = str | int | float | bool
 

@@ -156,15 +156,16 @@ class FlagFileGuard:
             with self._lock:
                 self._busy_since = None
                 previous = self._state
-        if error is None and self._valid is not None and self._valid[0] == digest:
-            if digest != previous.digest or not self.snapshot_path.exists():
-                try:
-                    self._write_bytes(self._valid[1])
-                except OSError as exc:
-                    error = f"cannot write the private flag snapshot {self.snapshot_path} ({exc})"
-                else:
-                    self._set(GuardState(None, digest, time.monotonic()))
-                    return
+        valid = error is None and self._valid is not None and self._valid[0] == digest
+        if valid and (digest != previous.digest or not self.snapshot_path.exists()):
+            assert self._valid is not None
+            try:
+                self._write_bytes(self._valid[1])
+            except OSError as exc:
+                error = f"cannot write the private flag snapshot {self.snapshot_path} ({exc})"
+            else:
+                self._set(GuardState(None, digest, time.monotonic()))
+                return
         self._set(GuardState(error, previous.digest, previous.changed_at))
 
     def _look(self) -> tuple[str | None, str | None]:

@@ -38,7 +38,7 @@ class UnsafeFileError(ValueError):
 
 
 def kind_of(mode: int) -> str:
-    """"a FIFO", "a directory"...: what a non-regular file is, in an operator's words."""
+    """What a non-regular file is ("a FIFO", "a directory"...), in an operator's words."""
     for test, name in (
         (stat.S_ISFIFO, "a FIFO (named pipe)"),
         (stat.S_ISCHR, "a character device"),
@@ -56,7 +56,8 @@ def _refuse_unless_regular(path: str, st: os.stat_result, max_bytes: int) -> Non
         raise UnsafeFileError(f"{path}: refused: it is {kind_of(st.st_mode)}, not a regular file")
     if st.st_size > max_bytes:
         raise UnsafeFileError(
-            f"{path}: refused: {st.st_size} bytes is over the {max_bytes}-byte limit for a flag file"
+            f"{path}: refused: {st.st_size} bytes is over the {max_bytes}-byte limit "
+            "for a flag file"
         )
 
 

@@ -3,8 +3,9 @@
 Every action is one ``flags.flagfile.set_flag`` (the CLI's validation, the atomic write) and
 one audit line; ``kill`` is ``flags.flagfile.kill``, which also works when the file is broken
 (it then writes a fresh file with the switch off, and the audit line's
-``replaced_broken_file`` says what was wrong). Every other action refuses a broken file. The audit log is opened before the flag file is touched, so an unwritable
-audit log refuses the change instead of leaving it unrecorded.
+``replaced_broken_file`` says what was wrong). Every other action refuses a broken file. The
+audit log is opened before the flag file is touched, so an unwritable audit log refuses the
+change instead of leaving it unrecorded.
 
 Actions: ``kill`` (enabled → false), ``resume`` (enabled → true; refused with 409 during a
 rollback storm unless ``acknowledge_storm``), ``advance``/``retreat`` (the sample rate one

@@ -136,7 +136,7 @@ def test_an_invalid_file_is_not_rewritten_by_set_or_resume(flag_file: Path) -> N
     flag_file.write_text('{"flags": {"partial-trust-enabled": {"state": "ENABLED"}}}')
     before = flag_file.read_bytes()
     for edit in (flagfile.resume, lambda p: flagfile.set_flag(p, SAMPLE_RATE, 0.05)):
-        with pytest.raises(FlagFileError, match="field 'variants'.*only 'kill' replaces"):
+        with pytest.raises(FlagFileError, match=r"field 'variants'.*only 'kill' replaces"):
             edit(flag_file)
         assert flag_file.read_bytes() == before
 

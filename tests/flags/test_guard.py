@@ -35,9 +35,10 @@ def test_the_snapshot_is_private_and_names_the_content_it_holds(flag_file: Path)
         assert state.error is None and state.digest == sha(flag_file)
         assert snapshot_digest(guard) == state.digest
         raw = json.loads(guard.snapshot_path.read_text())
-        assert raw["flags"][flagfile.ENABLED] == json.loads(flag_file.read_text())["flags"][
-            flagfile.ENABLED
-        ]
+        assert (
+            raw["flags"][flagfile.ENABLED]
+            == json.loads(flag_file.read_text())["flags"][flagfile.ENABLED]
+        )
     finally:
         guard.stop()
 

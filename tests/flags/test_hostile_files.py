@@ -184,6 +184,6 @@ def test_kill_replaces_any_broken_file_and_set_resume_refuse(tmp_path: Path, nam
 def test_kill_on_a_directory_says_it_cannot_and_that_the_corridor_is_off(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     path.mkdir()
-    with pytest.raises(FlagFileError, match="it is a directory.*already fail closed"):
+    with pytest.raises(FlagFileError, match=r"it is a directory.*already fail closed"):
         flagfile.kill(path)
     assert path.is_dir() and sorted(os.listdir(tmp_path)) == ["flags.json"]

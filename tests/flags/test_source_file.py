@@ -147,7 +147,9 @@ def _swap_in_with_an_older_mtime(path: Path, raw: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
-async def test_a_kill_with_an_older_mtime_is_seen_within_300ms(running: FlagSettingsSource, flag_file: Path) -> None:
+async def test_a_kill_with_an_older_mtime_is_seen_within_300ms(
+    running: FlagSettingsSource, flag_file: Path
+) -> None:
     raw = json.loads(flag_file.read_text())
     raw["flags"][flagfile.ENABLED]["defaultVariant"] = "off"
     _swap_in_with_an_older_mtime(flag_file, raw)

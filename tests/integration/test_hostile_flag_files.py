@@ -182,9 +182,10 @@ def test_hostile_file_turns_the_corridor_off_and_the_kill_still_works(
     assert reason in str(audit_tail(path)["replaced_broken_file"])
     flags = wait_health(app, flags_available=True, last_error=None)
     assert flags["enabled"] is False  # killed, from a fresh valid file
-    assert not path.is_symlink() and flagfile.served_value(
-        flagfile.load(path).flags[flagfile.ENABLED]
-    )[0] is False
+    assert (
+        not path.is_symlink()
+        and flagfile.served_value(flagfile.load(path).flags[flagfile.ENABLED])[0] is False
+    )
 
 
 def test_a_kill_with_an_older_mtime_stops_llm_calls(stack: tuple[Server, Server, Path]) -> None:
@@ -214,16 +215,19 @@ def test_a_kill_with_an_older_mtime_stops_llm_calls(stack: tuple[Server, Server,
 def test_an_unreadable_file_turns_the_corridor_off_and_the_console_kill_replaces_it(
     tmp_path: Path,
 ) -> None:
-    with shared_dir("pt-unreadable-serve-") as tmp:
-        with llm_sim(tmp_path) as sim, served(tmp, sim, unprivileged=True) as (app, path):
-            wait_health(app, flags_available=True, enabled=True)
-            break_and_watch(app, sim, path, _unreadable_copy(path), "Permission denied")
-            response = kill_console(app)  # the console runs as the server's user
-            assert response.status_code == 200, response.text
-            assert "Permission denied" in str(audit_tail(path)["replaced_broken_file"])
-            flags = wait_health(app, flags_available=True, last_error=None)
-            assert flags["enabled"] is False
-            assert path.stat().st_mode & 0o777 == 0o644
+    with (
+        shared_dir("pt-unreadable-serve-") as tmp,
+        llm_sim(tmp_path) as sim,
+        served(tmp, sim, unprivileged=True) as (app, path),
+    ):
+        wait_health(app, flags_available=True, enabled=True)
+        break_and_watch(app, sim, path, _unreadable_copy(path), "Permission denied")
+        response = kill_console(app)  # the console runs as the server's user
+        assert response.status_code == 200, response.text
+        assert "Permission denied" in str(audit_tail(path)["replaced_broken_file"])
+        flags = wait_health(app, flags_available=True, last_error=None)
+        assert flags["enabled"] is False
+        assert path.stat().st_mode & 0o777 == 0o644
 
 
 def _unreadable_copy(path: Path) -> Callable[[Path], None]:
