@@ -10,6 +10,7 @@ the guard as ``provider.guard``.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,5 +36,12 @@ class GuardedFileProvider(FlagdProvider):  # flagd ships no type hints: Any to m
         super().initialize(evaluation_context)
 
     def shutdown(self) -> None:
+        """Stop the guard and flagd's watcher, then remove the snapshot directory (uvicorn
+        ends on the re-raised SIGTERM, so no exit handler would remove it)."""
         self.guard.stop()
         super().shutdown()
+        watcher = getattr(getattr(self.resolver, "connector", None), "thread", None)
+        if isinstance(watcher, threading.Thread) and watcher is not threading.current_thread():
+            watcher.join(timeout=1.0)  # it may poll the snapshot once more after shutdown
+        if not (isinstance(watcher, threading.Thread) and watcher.is_alive()):
+            self.guard.cleanup()

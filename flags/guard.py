@@ -86,8 +86,8 @@ class FlagFileGuard:
         )
         self._dir = Path(tempfile.mkdtemp(prefix="partial-trust-flags-"))  # mode 0700
         self.snapshot_path = self._dir / "flags.json"
-        # not removed at stop(): flagd's watcher may poll once more; removed when collected
-        weakref.finalize(self, shutil.rmtree, str(self._dir), True)
+        # removed by cleanup() (the provider's shutdown), or when collected if never started
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._dir), True)
         self._lock = threading.Lock()
         self._state = GuardState("the flag file has not been read yet", None, time.monotonic())
         self._busy_since: float | None = None
@@ -117,6 +117,10 @@ class FlagFileGuard:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(self.deadline_s)  # a read stuck in the kernel stays behind (daemon)
+
+    def cleanup(self) -> None:
+        """Remove the private directory (after ``stop()``, once flagd no longer polls it)."""
+        self._finalizer()
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Called from the guard's thread after every change of ``state()``."""
@@ -156,6 +160,8 @@ class FlagFileGuard:
             with self._lock:
                 self._busy_since = None
                 previous = self._state
+        if self._stop.is_set():
+            return  # stopped while reading: the snapshot directory may be gone on purpose
         valid = error is None and self._valid is not None and self._valid[0] == digest
         if valid and (digest != previous.digest or not self.snapshot_path.exists()):
             assert self._valid is not None

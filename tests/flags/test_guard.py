@@ -103,15 +103,13 @@ def test_invalid_content_keeps_the_snapshot_and_recovers(flag_file: Path) -> Non
 
 def test_a_missing_snapshot_is_written_again(flag_file: Path) -> None:
     guard = FlagFileGuard(flag_file)
-    guard.start()
-    try:
-        guard.stop()
-        guard.snapshot_path.unlink()
-        guard.snapshot_path.parent.rmdir()  # a /tmp cleaner
-        guard.poll()
-        assert snapshot_digest(guard) == sha(flag_file)
-    finally:
-        guard.stop()
+    guard.poll()
+    guard.snapshot_path.unlink()
+    guard.snapshot_path.parent.rmdir()  # a /tmp cleaner
+    guard.poll()
+    assert snapshot_digest(guard) == sha(flag_file)
+    guard.cleanup()
+    assert not guard.snapshot_path.parent.exists()
 
 
 def test_before_any_good_read_the_snapshot_serves_nothing(tmp_path: Path) -> None:
