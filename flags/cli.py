@@ -1,11 +1,14 @@
 """``partial-trust flags``: show, set, kill, resume, editing the flag file atomically.
 
 ``flags kill`` is the runbook's kill switch in one command and needs no restart: services on the
-``file`` provider reload within ~50 ms. Exit codes: 0 done, 2 refused or failed (the file is
-then exactly as it was). ``--file`` defaults to ``PARTIAL_TRUST_FLAGS_FILE`` or the default path,
-the same rule the service uses. Every change is also appended to the console's audit
-log (``PARTIAL_TRUST_FLAGS_AUDIT_LOG``) with source ``cli``. ``flags serve`` runs the flag
-console (see ``flags/console/README.md``).
+``file`` provider reload within ~50-300 ms. It works on a broken file too (unreadable, a FIFO or
+device at the path, oversized, invalid): the path is then replaced by a fresh copy of the
+shipped flag file with the switch off, and the output and the audit line say what was wrong.
+``set`` and ``resume`` refuse a broken file (they would reset every other flag silently).
+Exit codes: 0 done, 2 refused or failed (the file is then exactly as it was). ``--file``
+defaults to ``PARTIAL_TRUST_FLAGS_FILE`` or the default path, the same rule the service uses.
+Every change is also appended to the console's audit log (``PARTIAL_TRUST_FLAGS_AUDIT_LOG``)
+with source ``cli``. ``flags serve`` runs the flag console (see ``flags/console/README.md``).
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ def _change(args: argparse.Namespace, path: Path) -> int:
         change = flagfile.resume(path, reason=args.reason)
     else:
         change = flagfile.set_flag(path, args.key, args.value, reason=args.reason)
+    if change.replaced is not None:
+        print(f"the flag file was broken and has been replaced: {change.replaced}")
     print(
         f"{change.key}: {json.dumps(change.old)} -> {json.dumps(change.new)} "
         f"(variant {change.variant!r}) in {path}"
@@ -115,12 +120,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"partial-trust flags {args.command}: refused: {exc}{hint}", file=sys.stderr)
         if args.command != "show":
             print("the flag file was left unchanged", file=sys.stderr)
-        if args.command == "kill":  # its value is always valid: the file is the problem
-            print(
-                "services reading this file already fail closed (corridor off); restore a "
-                "valid file (e.g. from flags/partial-trust.flagd.json) and run kill again",
-                file=sys.stderr,
-            )
         return 2
     except OSError as exc:
         print(f"partial-trust flags {args.command}: {exc}", file=sys.stderr)

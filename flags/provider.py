@@ -1,9 +1,12 @@
 """Which OpenFeature provider serves the corridor's flags (``PARTIAL_TRUST_FLAGS_PROVIDER``).
 
-* ``file`` (default): the flagd provider's FILE resolver, in-process, reading
+* ``file`` (default): the flagd provider's FILE resolver, in-process, serving
   ``PARTIAL_TRUST_FLAGS_FILE`` (default ``flags/partial-trust.flagd.json`` relative to the
-  working directory). It polls the file's mtime every ``FILE_POLL_MS``; 50 ms keeps a change
-  (and a kill) well inside the 300 ms the runbook allows, at the cost of one ``stat`` per poll.
+  working directory) through the flag file guard (``flags.guard``): the guard reads the file
+  on its own thread every ``FILE_POLL_MS`` (regular files only, at most 1 MiB, within 1 s),
+  and flagd reads the guard's private, validated snapshot, which it also polls every
+  ``FILE_POLL_MS``. 50 ms keeps a change (and a kill) well inside the 300 ms the runbook
+  allows, at the cost of one ``stat`` per poll (and a read of the file while it is changing).
 * ``flagd``: a flagd daemon. Host, port, TLS and resolver come from the flagd provider's own
   ``FLAGD_*`` variables (``FLAGD_HOST``, ``FLAGD_PORT``, ``FLAGD_RESOLVER``...), so the
   deployment configures it the way flagd's documentation says.
@@ -47,15 +50,10 @@ def flags_file_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def make_file_provider(path: Path, poll_ms: int = FILE_POLL_MS) -> Any:
-    """The in-process flagd FILE resolver on ``path``."""
-    from openfeature.contrib.provider.flagd import FlagdProvider
-    from openfeature.contrib.provider.flagd.config import ResolverType
+    """The in-process flagd FILE resolver serving ``path`` through the flag file guard."""
+    from flags.fileprovider import GuardedFileProvider
 
-    return FlagdProvider(
-        resolver_type=ResolverType.FILE,
-        offline_flag_source_path=str(path),
-        deadline_ms=poll_ms,
-    )
+    return GuardedFileProvider(path, poll_ms)
 
 
 def make_flagd_provider() -> Any:

@@ -1,8 +1,11 @@
 """The console's controls as plain functions: what a change body asks, and doing it.
 
 Every action is one ``flags.flagfile.set_flag`` (the CLI's validation, the atomic write) and
-one audit line. The audit log is opened before the flag file is touched, so an unwritable
-audit log refuses the change instead of leaving it unrecorded.
+one audit line; ``kill`` is ``flags.flagfile.kill``, which also works when the file is broken
+(it then writes a fresh file with the switch off, and the audit line's
+``replaced_broken_file`` says what was wrong). Every other action refuses a broken file. The
+audit log is opened before the flag file is touched, so an unwritable audit log refuses the
+change instead of leaving it unrecorded.
 
 Actions: ``kill`` (enabled → false), ``resume`` (enabled → true; refused with 409 during a
 rollback storm unless ``acknowledge_storm``), ``advance``/``retreat`` (the sample rate one
@@ -113,7 +116,10 @@ def apply(ctx: Context, action: str, body: ChangeBody, client: str) -> dict[str,
     key, value = target(ctx, action, body)
     fd = ctx.audit.open_fd()
     try:
-        change = flagfile.set_flag(ctx.flags_file, key, value, reason=body.reason)
+        if action == "kill":
+            change = flagfile.kill(ctx.flags_file, reason=body.reason)
+        else:
+            change = flagfile.set_flag(ctx.flags_file, key, value, reason=body.reason)
         line = entry(
             change,
             source="ui",

@@ -59,6 +59,7 @@ def entry(
         "new": change.new,
         "reason": reason,
         "variant": change.variant,
+        **({"replaced_broken_file": change.replaced} if change.replaced is not None else {}),
         **{k: v for k, v in extra.items() if v is not None},
     }
 
