@@ -25,6 +25,7 @@ from middleware.contracts import CommandDTO
 from middleware.factory import CorridorStack
 from middleware.metrics import metrics_endpoint
 from middleware.reference.baseline import route as baseline_route
+from middleware.reference.telemetry import install_tracing
 
 ROUTER_PATH = "/route"
 
@@ -75,7 +76,8 @@ def create_served_app(environ: Mapping[str, str] | None = None) -> ASGIApp:
     The objects stay alive as before. Done here, in the process ``serve`` owns, not in the
     middleware: a host app decides its own collector policy.
     """
-    app = create_app(environ)
+    tracing = install_tracing(environ)  # OTEL_* -> the SDK, in this worker; unset: nothing
+    app = tracing.wrap(create_app(environ))
     gc.collect()  # what is already garbage is freed, not frozen
     gc.freeze()
     return app

@@ -66,6 +66,9 @@ def main(argv: list[str]) -> int:
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     _prepare_multiprocess_metrics(args.workers)
+    from middleware.reference.telemetry_env import exit_on_bad_tracing_env  # OTEL_* checked once
+
+    exit_on_bad_tracing_env()  # a wrong value: one line, not a traceback in every worker
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "middleware.reference.app:create_served_app",
