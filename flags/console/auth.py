@@ -122,3 +122,19 @@ def json_body_required(request: Request) -> Denied | None:
     if kind != "application/json":
         return Denied(415, "the body must be application/json")
     return None
+
+
+async def read_body(request: Request, limit: int) -> bytes | Denied:
+    """The body, or 413 once it passes ``limit`` bytes (declared or actually sent): a POST
+    never makes the console buffer more than ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return Denied(413, f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return Denied(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

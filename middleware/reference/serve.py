@@ -1,4 +1,10 @@
-"""``partial-trust serve``: the reference app under uvicorn."""
+"""``partial-trust serve``: the reference app under uvicorn.
+
+With connection, header and body timeouts and a concurrency limit (``middleware.serve_limits``
+lists the options, variables and defaults), and the bind address passed to the workers as
+``PARTIAL_TRUST_SERVE_BIND_HOST``: one of the ``Host`` names the console at ``/flags``
+accepts (``flags.console.hosts``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ import tempfile
 from pathlib import Path
 
 import uvicorn
+
+from middleware import serve_limits
+from middleware.reference.app import BIND_HOST_ENV
 
 
 def _prepare_multiprocess_metrics(workers: int) -> None:
@@ -50,9 +59,16 @@ def main(argv: list[str]) -> int:
         "(PROMETHEUS_MULTIPROC_DIR, a fresh temporary directory unless set)",
     )
     parser.add_argument("--log-level", default="info")
+    serve_limits.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    try:
+        limits = serve_limits.from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    limits.export()  # the workers (and the protocol class) read them from the environment
+    os.environ[BIND_HOST_ENV] = args.host
     _prepare_multiprocess_metrics(args.workers)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
@@ -63,5 +79,6 @@ def main(argv: list[str]) -> int:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        **limits.uvicorn_options(),
     )
     return 0
