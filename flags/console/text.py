@@ -73,12 +73,13 @@ def check(value: str, *, limit: int) -> str:
 
 
 def escape(value: str, *, limit: int | None = None) -> str:
-    """``value`` with every spoofing character shown as ``\\uXXXX`` (cut to ``limit``)."""
+    """``value`` with every spoofing character shown as ``\\uXXXX``, then cut to ``limit``
+    characters (and a "…")."""
+    if any(is_spoofing(ch) for ch in value):
+        value = "".join(_code(ch) if is_spoofing(ch) else ch for ch in value)
     if limit is not None and len(value) > limit:
         value = value[:limit] + "…"
-    if not any(is_spoofing(ch) for ch in value):
-        return value
-    return "".join(_code(ch) if is_spoofing(ch) else ch for ch in value)
+    return value
 
 
 def escape_all(value: Any) -> Any:
