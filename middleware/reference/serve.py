@@ -15,9 +15,38 @@ import tempfile
 from pathlib import Path
 
 import uvicorn
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from middleware import serve_limits
-from middleware.reference.app import BIND_HOST_ENV
+from middleware.reference.app import BIND_HOST_ENV, create_served_app
+
+log = logging.getLogger("partial_trust.serve")
+
+
+class QuietDisconnects:
+    """Pure ASGI: a request whose client went away is not an application error.
+
+    When the body deadline (``middleware.serve_protocol``) cuts off a stalled upload, the app
+    waiting in ``receive()`` gets ``http.disconnect`` and starlette raises ``ClientDisconnect``;
+    uvicorn would log each one as "Exception in ASGI application" with a traceback, so that
+    2,000 stalled uploads would write 2,000 tracebacks. There is nobody left to answer: one
+    debug line instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.debug("the client went away before its request was complete")
+
+
+def create_app_for_serve() -> ASGIApp:
+    """``partial-trust serve``'s factory (what uvicorn imports in every worker)."""
+    return QuietDisconnects(create_served_app())
 
 
 def _prepare_multiprocess_metrics(workers: int) -> None:
@@ -72,7 +101,7 @@ def main(argv: list[str]) -> int:
     _prepare_multiprocess_metrics(args.workers)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        "middleware.reference.app:create_served_app",
+        "middleware.reference.serve:create_app_for_serve",
         factory=True,
         host=args.host,
         port=args.port,
