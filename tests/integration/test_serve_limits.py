@@ -7,6 +7,7 @@ set short (2 s) so that the test is quick; bounds are generous (the machine is b
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +107,30 @@ def test_slow_but_in_time_requests_are_answered_on_one_connection(server: Server
     assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
     assert route.startswith(b"HTTP/1.1 422"), route[:200]
     assert float(idle_s) < 1 + SLACK_S
+
+
+def test_pipelined_requests_and_a_body_split_anywhere_are_answered(server: Server) -> None:
+    body = b'{"not": "a command"}'
+    post = (
+        b"POST /route HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    get = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    last = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+    async def run() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        whole = get + post + get + post + last
+        for i in range(0, len(whole), 37):  # heads and bodies split at awkward places
+            writer.write(whole[i : i + 37])
+            await asyncio.sleep(0.01)
+        answer = await asyncio.wait_for(reader.read(), timeout=TIMEOUT_S + SLACK_S)
+        writer.close()
+        return answer
+
+    answer = asyncio.run(run())
+    statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)]
+    assert statuses == [200, 422, 200, 422, 200], answer[:500]
 
 
 def test_an_oversized_head_is_refused(server: Server) -> None:
