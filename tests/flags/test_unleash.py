@@ -95,6 +95,27 @@ async def test_an_archived_enable_toggle_is_off_not_the_env_default(
         await source.stop()
 
 
+async def test_a_hanging_unleash_goes_stale_then_comes_back(unleash: UnleashServer) -> None:
+    source = await started(unleash_env(unleash))
+    try:
+        await wait_until(lambda: source.current().enabled, FETCH_S)
+        start = time.monotonic()
+        unleash.pause()  # fetches now hang: no refusal, no answer
+        try:
+            took = await wait_until(lambda: not source.current().flags_available, 3 + 3)
+            status = source.status()
+        finally:
+            unleash.pause(False)
+        print(f"Unleash hanging -> corridor off after {took:.2f} s: {status['last_error']}")
+        assert time.monotonic() - start >= 2.0  # not before the bound (3 s after a good fetch)
+        assert status["provider_status"] == "STALE"
+        assert "no successful fetch from Unleash within 3 s" in str(status["last_error"])
+        await wait_until(lambda: source.current().enabled, FETCH_S)
+        assert source.status()["last_error"] is None
+    finally:
+        await source.stop()
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [

@@ -18,6 +18,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -138,6 +139,11 @@ class UnleashServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def pause(self, paused: bool = True) -> None:
+        """SIGSTOP / SIGCONT unleash-server: connections hang instead of being refused."""
+        assert self._unleash is not None
+        self._unleash.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def running(self) -> bool:
         return self._unleash is not None and self._unleash.poll() is None
