@@ -207,7 +207,8 @@ class FlagSettingsSource:
                 return self._off, error
         status = self._client.get_provider_status()
         if status is not ProviderStatus.READY:
-            return self._off, f"provider {status.value}"
+            why = getattr(self._client.provider, "status_detail", None)  # flags.unleash: why
+            return self._off, f"provider {status.value}" + (f": {why}" if why else "")
         if self._file is not None:
             if behind > self._stale_after:
                 return self._off, "the provider did not reload the changed flag file"
