@@ -49,9 +49,10 @@ def original_line(i: int, **over: Any) -> str:
 
 def analyze(*paths: Path, extra: tuple[str, ...] = ()) -> tuple[int, str, dict[str, Any]]:
     out = paths[0].with_suffix(".report.json")
+    sources = [str(p) for p in paths]
     proc = subprocess.run(
-        [sys.executable, "-m", "middleware.cli", "analyze", "--risk-log", *map(str, paths)]
-        + ["--output-json", str(out), *extra],
+        [sys.executable, "-m", "middleware.cli", "analyze", "--output-json", str(out), *extra]
+        + ["--risk-log", *sources],
         cwd=REPO,
         capture_output=True,
         text=True,
