@@ -49,10 +49,10 @@ def original_line(i: int, **over: Any) -> str:
 
 def analyze(*paths: Path, extra: tuple[str, ...] = ()) -> tuple[int, str, dict[str, Any]]:
     out = paths[0].with_suffix(".report.json")
-    sources = [str(p) for p in paths]
+    argv = [sys.executable, "-m", "middleware.cli", "analyze", "--output-json", str(out)]
+    argv += [*extra, "--risk-log", *(str(p) for p in paths)]
     proc = subprocess.run(
-        [sys.executable, "-m", "middleware.cli", "analyze", "--output-json", str(out), *extra]
-        + ["--risk-log", *sources],
+        argv,
         cwd=REPO,
         capture_output=True,
         text=True,
