@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "analyze": ("middleware.analysis.cli", "analyze_main", "report on risk logs"),
     "gate": ("middleware.analysis.cli", "gate_main", "the runbook's go/no-go for a stage"),
     "replay": ("middleware.analysis.cli", "replay_main", "offline disagreement check"),
+    "triage": ("middleware.analysis.triage", "main", "collect a triage bundle (.tar.gz)"),
 }
 
 

@@ -19,6 +19,8 @@ Definitions (numerator / denominator; a zero denominator gives ``None``, never 0
 Input quality (risk log only, in ``input``): ``foreign_share`` = (foreign + torn lines) /
 non-blank lines; the gate refuses to judge a log where it exceeds ``MAX_FOREIGN_SHARE``.
 ``latency_p95_exact`` is false only past ``MAX_LATENCY_KEYS`` distinct latencies.
+``legacy_records`` counts the records (in the window) that carry no ``schema``: the original
+application's lines (``records.LegacyLine``); they count in every figure like ours.
 """
 
 from __future__ import annotations
@@ -193,6 +195,9 @@ def from_tally(tally: Tally, input_info: Mapping[str, Any] | None = None) -> Fig
         "torn_lines": tally.torn,
         "blank_lines": tally.blank,
         "outside_window": tally.outside_window,
+        # Records without a ``schema`` (the original application's lines): read and counted
+        # like ours, reported so that an operator knows which writer the figures come from.
+        "legacy_records": tally.legacy,
         **(input_info or {}),
     }
     return Figures(

@@ -102,11 +102,16 @@ TimedRec = tuple[datetime, Rec]
 
 def parse(line: bytes) -> TimedRec | None:
     """The contribution of one line (no newline), or None when it is not a valid record."""
+    parsed = parse_line(line)
+    return None if parsed is None else parsed[0]
+
+
+def parse_line(line: bytes) -> tuple[TimedRec, bool] | None:
+    """``parse``, plus whether the record is *legacy* (no ``schema``: see ``LegacyLine``)."""
     if len(line) > MAX_LINE:
         return None
-    try:
-        r = RiskLine.model_validate_json(line.removeprefix(_BOM))
-    except (ValidationError, ValueError, OverflowError):
+    r = _validate(line.removeprefix(_BOM))
+    if r is None:
         return None
     lat = b"null" if r.latency_ms is None else repr(r.latency_ms).encode()
     rec = (
@@ -117,7 +122,58 @@ def parse(line: bytes) -> TimedRec | None:
         _flag(r.intent_match),
         _flag(r.entity_key_match),
     )
-    return r.timestamp, rec
+    return (r.timestamp, rec), isinstance(r, LegacyLine) or "schema_" not in r.model_fields_set
+
+
+# -- legacy lines: what the original application wrote -------------------------------------
+class LegacyLine(BaseModel):
+    """A line of the original application's risk log: no ``schema``, and only the runbook's
+    fields are sure to be there (the runbook reads ``timestamp``, ``status`` and
+    ``reason_code``; the analyzer's figures need ``latency_ms``, ``intent_match`` and
+    ``entity_key_match``). Every other DESIGN field may be missing (read as null); types and
+    ranges are as strict as ``RiskLine``'s, and an unknown field, or a ``schema`` of any
+    value, still makes the line foreign: a line carrying a schema we do not know is another
+    writer's, not an old one of ours.
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+    timestamp: Instant
+    status: str
+    reason_code: str
+    sampled: bool | None = None
+    latency_ms: Latency | None = None
+    intent_match: bool | None = None
+    entity_key_match: bool | None = None
+    corridor: Ident = None
+    command_key: Ident = None
+    sample_rate: Unit | None = None
+    profile_id: Ident = None
+    baseline_latency_ms: Latency | None = None
+    confidence: Unit | None = None
+    items_baseline: Items | None = None
+    items_llm: Items | None = None
+
+    @model_validator(mode="after")
+    def _known_outcome(self) -> LegacyLine:
+        if self.reason_code not in REASONS.get(self.status, ()):
+            raise ValueError("unknown status or a reason that status never has")
+        return self
+
+
+_ERRORS = (ValidationError, ValueError, OverflowError)
+
+
+def _validate(text: bytes) -> RiskLine | LegacyLine | None:
+    """Ours first (the common shape), then the original application's."""
+    try:
+        return RiskLine.model_validate_json(text)
+    except _ERRORS:
+        pass
+    try:
+        return LegacyLine.model_validate_json(text)
+    except _ERRORS:
+        return None
 
 
 def _flag(value: bool | None) -> bytes:

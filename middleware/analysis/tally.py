@@ -33,7 +33,7 @@ from middleware.analysis.limits import (
     MAX_RECORD_KEYS,
     InputError,
 )
-from middleware.analysis.records import LINE, SCHEMA, parse
+from middleware.analysis.records import LINE, SCHEMA, parse_line
 
 __all__ = ["LINE", "SAMPLED", "SCHEMA", "STATUSES", "Tally", "Window", "parse_time"]
 
@@ -103,6 +103,7 @@ class Tally:
     outside_window: int = 0
     blank: int = 0
     lines: int = 0
+    legacy: int = 0  # records in the window with no ``schema``: the original application's
 
     def merge(self, other: Tally) -> None:
         self.records.update(other.records)
@@ -116,6 +117,7 @@ class Tally:
         self.outside_window += other.outside_window
         self.blank += other.blank
         self.lines += other.lines
+        self.legacy += other.legacy
 
     # -- chunks of complete lines ---------------------------------------------------------
     def add_chunk(self, data: bytes, start: int = 0, end: int | None = None) -> None:
@@ -195,17 +197,18 @@ class Tally:
         if not line.strip():
             self.blank += 1
             return
-        parsed = parse(line)
+        parsed = parse_line(line)
         if parsed is None:
             if final:
                 self.torn += 1
             else:
                 self.foreign += 1
             return
-        ts, (hour, status, reason, latency, intent, entity) = parsed
+        (ts, (hour, status, reason, latency, intent, entity)), legacy = parsed
         if not self.window.open and not self.window.contains(ts):
             self.outside_window += 1
             return
+        self.legacy += legacy
         self.records[(hour, status, reason, intent, entity)] += 1
         self._check_records()
         self._add_latencies(Counter({(status, latency): 1}))
