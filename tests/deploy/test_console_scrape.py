@@ -213,6 +213,6 @@ def test_shipped_scrape_job_collects_the_storm_and_the_alert_fires(tmp_path: Pat
             }
             assert (
                 alert["annotations"]["runbook_url"]
-                == "alerts/playbooks.md#partialtrustrollbackstorm"
+                == "https://partial-trust.example/alerts/playbooks.md#partialtrustrollbackstorm"
             )
             assert "3 recorded in its audit log" in alert["annotations"]["description"]
