@@ -35,8 +35,23 @@ def with_fields(tokens: dict[str, str]) -> bytes:
     return ("{" + ",".join(parts) + "}").encode("utf-8", "surrogatepass")
 
 
-_ANY = ["null", "true", "false", "0", "-0", "1", "[]", "{}", '""', '"x"', "NaN", "-Infinity",
-        "1e999", "[" * 300 + "]" * 300, '{"a": ' * 50 + "1" + "}" * 50]
+_ANY = [
+    "null",
+    "true",
+    "false",
+    "0",
+    "-0",
+    "1",
+    "[]",
+    "{}",
+    '""',
+    '"x"',
+    "NaN",
+    "-Infinity",
+    "1e999",
+    "[" * 300 + "]" * 300,
+    '{"a": ' * 50 + "1" + "}" * 50,
+]
 _TOKENS: dict[str, list[str]] = {
     "timestamp": ['"2026-11-23T09:15:00.000Z"', '"2026-11-23T09:15:00+01:00"',
                   '"2028-02-29T10:00:00-02:30"', '"2027-02-29T10:00:00Z"', '"9999-99-99T99:00:00Z"',
@@ -119,7 +134,7 @@ def test_whole_lines_get_the_same_answer(line: bytes) -> None:
 def test_the_corpus_has_both_answers() -> None:
     """A corpus the validators refused (or accepted) wholesale would prove nothing."""
     verdicts = [validate_plain(with_fields({k: t})) is None for k, t in _CASES]
-    assert 20 < verdicts.count(False) and 100 < verdicts.count(True)
+    assert verdicts.count(False) > 20 and verdicts.count(True) > 100
 
 
 @settings(max_examples=300, deadline=None)
