@@ -56,24 +56,40 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _show(path: Path, as_json: bool) -> int:
+    """The file's values, then the effective ones with THIS shell's environment ceilings
+    (``middleware.config.apply_ceiling``; a service with other variables may differ)."""
+    from flags.console import state
+    from middleware.config import EnvDefaults
+
     doc = flagfile.load(path)
+    seen = state.read_flags(path, EnvDefaults.from_env(os.environ))
+    limited = {row["key"]: row["limited_by"] for row in seen.get("rows", [])}
     rows = []
     for key in flagfile.KNOWN_FLAGS:
         flag = doc.flags.get(key)
         value, note = flagfile.served_value(flag)
         variant = flag.default_variant if flag is not None else None
-        rows.append({"flag": key, "value": value, "variant": variant, "note": note})
+        row = {"flag": key, "value": value, "variant": variant, "note": note}
+        rows.append({**row, "limited_by": limited.get(key, "")})
+    effective = {**seen.get("effective", {}), "limits": seen.get("limits", {})}
     if as_json:
-        print(json.dumps({"file": str(path), "flags": rows}, indent=2))
+        print(json.dumps({"file": str(path), "flags": rows, "effective": effective}, indent=2))
         return 0
     print(f"flag file: {path}")
     width = max(len(key) for key in flagfile.KNOWN_FLAGS)
     for row in rows:
         shown = json.dumps(row["value"]) if row["value"] is not None else "-"
         extra = f"  ({row['note']})" if row["note"] else ""
+        if row["limited_by"]:
+            extra += f"  [limited by {row['limited_by']}]"
         print(f"  {row['flag']:<{width}}  {shown:<8} variant={row['variant']}{extra}")
     for key in (k for k in doc.flags if k not in flagfile.KNOWN_FLAGS):
         print(f"  {key:<{width}}  (not a corridor flag; left as it is)")
+    limits = effective["limits"]
+    print("effective with this shell's PARTIAL_TRUST_* variables (set ones are ceilings):")
+    for name in ("enabled", "sample_rate", "timeout_ms", "profile_id"):
+        value = json.dumps(effective.get(name))
+        print(f"  {name:<{width}}  {value:<8} decided by {limits.get(name, '-')}")
     return 0
 
 

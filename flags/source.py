@@ -14,6 +14,12 @@ values are used only when flagd serves the very content the guard validated last
 while flagd catches up (one poll) the previous snapshot is held, for at most ``stale_after_s``.
 Nothing here reads a file: the guard reads on its own thread and tells us when it changes.
 
+Every evaluation carries an evaluation context without raw data (``flags.evaluate``): the
+targeting key ``partial-trust/<corridor>`` and the attributes ``corridor`` and ``service``. An
+error the provider answers for a flag (``TARGETING_KEY_MISSING`` and the like) fails closed
+and is named in ``last_error``. The environment's ceilings (``config.apply_ceiling``) apply
+to whatever the provider serves; ``status()["limits"]`` says what decided each value.
+
 Provider rule: the corridor evaluates through its own OpenFeature domain (``partial-trust``),
 so it never touches the host app's default provider. If the host already bound a provider to
 that domain, it is used as it is and never replaced or shut down; otherwise ``start()`` binds
@@ -39,14 +45,21 @@ from openfeature.provider.no_op_provider import NoOpProvider
 from opentelemetry import trace
 
 from flags import logthrottle
-from flags.evaluate import ProviderUnavailable, evaluate, unavailable
+from flags.evaluate import (
+    ProviderError,
+    ProviderUnavailable,
+    evaluate,
+    evaluation_context,
+    unavailable,
+)
 from flags.filecheck import FileCheck
 from flags.guard import FlagFileGuard
-from middleware.config import EffectiveSettings, EnvDefaults
+from middleware.config import DEFAULT_INTENT, EffectiveSettings, EnvDefaults
 
 logger = logging.getLogger("partial_trust.flags")
 _tracer = trace.get_tracer("partial_trust.flags")
 DOMAIN = "partial-trust"
+DEFAULT_SERVICE = "partial-trust"
 _EVENTS = tuple(ProviderEvent)
 _FIELDS = ("flags_available", "enabled", "sample_rate", "timeout_ms", "profile_id")
 #: What stop() leaves bound to our domain: recognised as "nothing bound" by the next start().
@@ -78,11 +91,14 @@ class FlagSettingsSource:
         refresh_interval_s: float = 0.25,
         stale_after_s: float = 2.0,
         ready_timeout_s: float = 2.0,
+        corridor: str | None = None,
+        service: str | None = None,
     ) -> None:
         self.kind = kind
         self._defaults = defaults
-        self._policy = (
-            defaults.policy_enabled if defaults.policy_enabled is not None else policy_default
+        self._policy = policy_default
+        self._context = evaluation_context(
+            corridor or defaults.intent or DEFAULT_INTENT, service or DEFAULT_SERVICE
         )
         self._factory = provider_factory
         self._flags_file = flags_file
@@ -207,16 +223,19 @@ class FlagSettingsSource:
                 return self._off, error
         status = self._client.get_provider_status()
         if status is not ProviderStatus.READY:
-            return self._off, f"provider {status.value}"
+            why = getattr(self._client.provider, "status_detail", None)  # flags.unleash: why
+            return self._off, f"provider {status.value}" + (f": {why}" if why else "")
         if self._file is not None:
             if behind > self._stale_after:
                 return self._off, "the provider did not reload the changed flag file"
             if behind > 0:
                 return self._snapshot, self._last_error  # hold until the provider reloads
         try:
-            new = evaluate(self._client, self._defaults, self._policy, self.kind)
+            new = evaluate(self._client, self._defaults, self._policy, self.kind, self._context)
         except ProviderUnavailable as exc:
             return self._off, f"provider unavailable ({exc})"
+        except ProviderError as exc:  # e.g. TARGETING_KEY_MISSING: fail closed, say which
+            return self._off, f"provider error ({exc})"
         if self._file is not None and self._file.served() != expected:
             return self._snapshot, self._last_error  # reloaded while we evaluated: next time
         return new, None
@@ -260,6 +279,8 @@ class FlagSettingsSource:
             "sample_rate": snap.sample_rate,
             "timeout_ms": snap.timeout_ms,
             "profile_id": snap.profile_id,
+            "limits": dict(snap.limits),
+            "targeting_key": self._context.targeting_key,
             "last_change": self._last_change.isoformat() if self._last_change else None,
             "last_error": self._last_error,
         }

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flags import flagfile
-from flags.console import state
+from flags.console import state, text
 from flags.console.audit import AuditLog, entry
 from flags.console.webhook import AutoRollback, in_storm
 from middleware.config import EnvDefaults
@@ -32,11 +32,9 @@ ACTIONS = frozenset({"kill", "resume", "advance", "retreat", "set"})
 SETTABLE = (flagfile.SAMPLE_RATE, flagfile.TIMEOUT_MS, flagfile.PROFILE_ID)
 
 
-def _one_line(value: str) -> str:
-    value = value.strip()
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("must be one line of plain text")
-    return value
+def _one_line(value: str, limit: int = text.MAX_REASON) -> str:
+    """Stripped; controls, bidi and invisible format characters refused (``flags.console.text``)."""
+    return text.check(value, limit=limit)
 
 
 class ChangeBody(BaseModel):
@@ -59,7 +57,13 @@ class ChangeBody(BaseModel):
     @field_validator("actor")
     @classmethod
     def _actor(cls, value: str | None) -> str | None:
-        return (_one_line(value) or None) if value is not None else None
+        return (_one_line(value, text.MAX_ACTOR) or None) if value is not None else None
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | int | float | bool | None) -> str | int | float | bool | None:
+        # a profile id is text that the audit log records as ``new``
+        return _one_line(value) if isinstance(value, str) else value
 
 
 class Refused(Exception):

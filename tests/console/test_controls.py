@@ -169,7 +169,7 @@ async def test_set_exact_values(
         ("set", {"key": flagfile.TIMEOUT_MS, "value": "0"}, "milliseconds > 0"),
         ("set", {"key": flagfile.TIMEOUT_MS, "value": "-5"}, "milliseconds > 0"),
         ("set", {"key": flagfile.TIMEOUT_MS, "value": 2.5}, "milliseconds > 0"),
-        ("set", {"key": flagfile.PROFILE_ID, "value": "a\nb"}, "not a profile id"),
+        ("set", {"key": flagfile.PROFILE_ID, "value": "a\nb"}, "must be one line"),
         ("set", {"key": flagfile.ENABLED, "value": "true"}, "key must be one of"),
         ("set", {"key": "partial-trust-other", "value": "1"}, "key must be one of"),
         ("set", {"key": flagfile.TIMEOUT_MS}, "a value is required"),

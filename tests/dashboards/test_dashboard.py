@@ -206,7 +206,7 @@ def test_provisioning_files() -> None:
     ds = yaml.safe_load(datasources.read_text())
     assert ds["apiVersion"] == 1
     prom = next(d for d in ds["datasources"] if d["type"] == "prometheus")
-    assert prom["url"] == "http://prometheus:9090"
+    assert prom["url"] == "http://127.0.0.1:9090"  # host network (tests/deploy/test_compose.py)
     [providers] = (PROVISIONING / "dashboards").glob("*.yaml")
     prov = yaml.safe_load(providers.read_text())
     assert prov["apiVersion"] == 1

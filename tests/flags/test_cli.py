@@ -128,3 +128,18 @@ def test_cli_changes_are_audited(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (line,) = [json.loads(x) for x in audit.read_text().splitlines()]
     assert (line["source"], line["key"], line["reason"]) == ("cli", flagfile.ENABLED, "drill")
+
+
+def test_show_names_the_environment_ceilings(flag_file: Path) -> None:
+    flagfile.set_flag(flag_file, flagfile.SAMPLE_RATE, 1.0)
+    flagfile.resume(flag_file)
+    env = {"PARTIAL_TRUST_ENABLED": "false", "PARTIAL_TRUST_SAMPLE_RATE": "0.01"}
+    shown = json.loads(run("show", "--json", "--file", str(flag_file), env=env).stdout)
+    limited = {row["flag"]: row["limited_by"] for row in shown["flags"]}
+    assert limited[flagfile.ENABLED] == "env PARTIAL_TRUST_ENABLED"
+    assert limited[flagfile.SAMPLE_RATE] == "env PARTIAL_TRUST_SAMPLE_RATE"
+    assert shown["effective"]["enabled"] is False
+    assert shown["effective"]["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"
+    text = run("show", "--file", str(flag_file), env={"PARTIAL_TRUST_SAMPLE_RATE": "0.01"}).stdout
+    assert "[limited by env PARTIAL_TRUST_SAMPLE_RATE]" in text
+    assert "sample_rate" in text and "0.01" in text and "decided by env" in text

@@ -23,7 +23,7 @@ import pytest
 
 from tests.integration.stack import BASE_ENV, shopping_command, wait_lines
 from tests.support.hostile_llm import FAULTS
-from tests.support.procs import PYTHON, Server, free_port, run_server
+from tests.support.procs import PYTHON, Server, free_port, partial_trust, run_server
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def hostile(tmp_path: Path, fault: str) -> Iterator[Server]:
 
 @contextmanager
 def app_on(tmp_path: Path, loop: str, llm_url: str) -> Iterator[tuple[Server, Path]]:
-    """The reference app as ``partial-trust serve`` builds it, under uvicorn with ``loop``."""
+    """``partial-trust serve`` on the event loop and HTTP parser of ``loop``."""
     port = free_port()
     risk_log = tmp_path / f"{loop}-risk.jsonl"
     event_loop, http = LOOPS[loop]
@@ -58,10 +58,10 @@ def app_on(tmp_path: Path, loop: str, llm_url: str) -> Iterator[tuple[Server, Pa
         "LLM_BASE_URL": llm_url,
         "PARTIAL_TRUST_RISK_LOG_PATH": str(risk_log),
     }
-    argv = [
-        *(PYTHON, "-m", "uvicorn", "middleware.reference.app:create_served_app", "--factory"),
-        *("--port", str(port), "--loop", event_loop, "--http", http, "--log-level", "warning"),
-    ]
+    argv = partial_trust(
+        *("serve", "--port", str(port), "--loop", event_loop, "--http", http),
+        *("--log-level", "warning"),
+    )
     with run_server(
         argv, port=port, ready_path="/health", log_path=tmp_path / f"app-{loop}.log", env=env
     ) as server:
