@@ -35,6 +35,10 @@ from typing import Any
 
 PROVIDER_ENV = "PARTIAL_TRUST_FLAGS_PROVIDER"
 FILE_ENV = "PARTIAL_TRUST_FLAGS_FILE"
+#: Relative to the working directory, unlike the packaged policy default: the flag file is
+#: live state that ``flags kill`` rewrites, so it cannot live in a read-only site-packages.
+#: A missing file is no error: the corridor stays off and ``/health`` names the file
+#: (``partial-trust init`` writes one; ``PARTIAL_TRUST_FLAGS_FILE`` points at it).
 DEFAULT_FLAGS_FILE = "flags/partial-trust.flagd.json"
 PROVIDER_KINDS = ("file", "flagd", "unleash", "env")
 FILE_POLL_MS = 50

@@ -20,7 +20,8 @@ Input quality (risk log only, in ``input``): ``foreign_share`` = (foreign + torn
 non-blank lines; the gate refuses to judge a log where it exceeds ``MAX_FOREIGN_SHARE``.
 ``latency_p95_exact`` is false only past ``MAX_LATENCY_KEYS`` distinct latencies.
 ``legacy_records`` counts the records (in the window) that carry no ``schema``: the original
-application's lines (``records.LegacyLine``); they count in every figure like ours.
+application's lines (``records_model.LegacyLine``, ``records.LEGACY_REQUIRED``); they count
+in every figure like ours.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a valid risk-log line is: one strict pydantic model, and one regex that implies it.
+"""What a valid risk-log line is: one set of rules, one regex that implies them.
 
 A line that does not validate is *foreign*: counted, never part of a rate. Valid means the
 DESIGN's fields and nothing else, each of its type and in range: a known status with one of
@@ -13,17 +13,23 @@ Speed: validating with pydantic costs a few µs a line; the analyzer's budget is
 matches also validates and yields the same key (it only accepts a subset: ASCII identifiers,
 plain decimals, ``Z`` times, no 29 February). Anything else takes the model, so odd input
 changes speed, never the answer; ``tests/analysis/test_records.py`` checks the implication.
+
+Two validators state the rules: the strict pydantic model (``records_model.RiskLine``), used
+when pydantic is installed (it always is with the package), and ``validate_plain``, the same
+rules in the standard library, used without it: the runbook runs ``python3
+scripts/analyze_partial_trust.py`` from a checkout on a bare host. They must agree on every
+line; ``tests/packaging/test_records_plain.py`` holds them to it on valid and hostile lines.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Final, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from typing import Final
 
 from middleware.analysis.limits import LATENCY_CAP_MS, MAX_IDENT, MAX_ITEMS, MAX_LINE
 from middleware.outcome import STATUS_REASONS
@@ -58,46 +64,17 @@ def _ident(value: object) -> str | None:
     return value
 
 
-Instant = Annotated[datetime, PlainValidator(_instant)]
-Ident = Annotated[str | None, PlainValidator(_ident)]
-Unit = Annotated[float, Field(ge=0, le=1)]
-Latency = Annotated[float, Field(ge=0, lt=LATENCY_CAP_MS)]
-Items = Annotated[int, Field(ge=0, le=MAX_ITEMS)]
-
-
-class RiskLine(BaseModel):
-    """One risk-log line, as ``middleware.risk_record.record`` writes it."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
-
-    timestamp: Instant
-    schema_: Literal["partial_trust_risk/v1"] = Field(SCHEMA, alias="schema")
-    corridor: Ident
-    command_key: Ident
-    status: str
-    reason_code: str
-    sampled: bool
-    sample_rate: Unit | None
-    profile_id: Ident
-    latency_ms: Latency | None
-    baseline_latency_ms: Latency | None
-    intent_match: bool | None
-    entity_key_match: bool | None
-    confidence: Unit | None
-    items_baseline: Items | None
-    items_llm: Items | None
-
-    @model_validator(mode="after")
-    def _known_outcome(self) -> RiskLine:
-        if self.reason_code not in REASONS.get(self.status, ()):
-            raise ValueError("unknown status or a reason that status never has")
-        return self
-
-
 #: (UTC hour, status, reason, latency token, intent, entity): what a line contributes.
 Rec = tuple[bytes, bytes, bytes, bytes, bytes, bytes]
 #: The same for a line inside a time window, plus its instant.
 TimedRec = tuple[datetime, Rec]
+
+
+#: (instant, status, reason_code, latency_ms, intent_match, entity_key_match, legacy) of a
+#: valid line; *legacy*: written by the original application (no ``schema``).
+Fields = tuple[datetime, str, str, float | None, bool | None, bool | None, bool]
+#: What a legacy line must carry: the runbook reads these three, and nothing else is sure.
+LEGACY_REQUIRED: Final = frozenset(("timestamp", "status", "reason_code"))
 
 
 def parse(line: bytes) -> TimedRec | None:
@@ -107,72 +84,115 @@ def parse(line: bytes) -> TimedRec | None:
 
 
 def parse_line(line: bytes) -> tuple[TimedRec, bool] | None:
-    """``parse``, plus whether the record is *legacy* (no ``schema``: see ``LegacyLine``)."""
+    """``parse``, plus whether the record is *legacy* (the original application's: no
+    ``schema``; only ``LEGACY_REQUIRED`` is sure to be there, every other DESIGN field may be
+    missing and reads as null, types and ranges as strict as ours; an unknown field, or a
+    ``schema`` of any value but ours, still makes the line foreign)."""
     if len(line) > MAX_LINE:
         return None
-    r = _validate(line.removeprefix(_BOM))
-    if r is None:
+    fields = _validator()(line.removeprefix(_BOM))
+    if fields is None:
         return None
-    lat = b"null" if r.latency_ms is None else repr(r.latency_ms).encode()
+    ts, status, reason, latency, intent, entity, legacy = fields
+    lat = b"null" if latency is None else repr(latency).encode()
     rec = (
-        r.timestamp.strftime("%Y-%m-%dT%H").encode(),
-        r.status.encode(),
-        r.reason_code.encode(),
+        ts.strftime("%Y-%m-%dT%H").encode(),
+        status.encode(),
+        reason.encode(),
         lat,
-        _flag(r.intent_match),
-        _flag(r.entity_key_match),
+        _flag(intent),
+        _flag(entity),
     )
-    return (r.timestamp, rec), isinstance(r, LegacyLine) or "schema_" not in r.model_fields_set
+    return (ts, rec), legacy
 
 
-# -- legacy lines: what the original application wrote -------------------------------------
-class LegacyLine(BaseModel):
-    """A line of the original application's risk log: no ``schema``, and only the runbook's
-    fields are sure to be there (the runbook reads ``timestamp``, ``status`` and
-    ``reason_code``; the analyzer's figures need ``latency_ms``, ``intent_match`` and
-    ``entity_key_match``). Every other DESIGN field may be missing (read as null); types and
-    ranges are as strict as ``RiskLine``'s, and an unknown field, or a ``schema`` of any
-    value, still makes the line foreign: a line carrying a schema we do not know is another
-    writer's, not an old one of ours.
-    """
-
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
-
-    timestamp: Instant
-    status: str
-    reason_code: str
-    sampled: bool | None = None
-    latency_ms: Latency | None = None
-    intent_match: bool | None = None
-    entity_key_match: bool | None = None
-    corridor: Ident = None
-    command_key: Ident = None
-    sample_rate: Unit | None = None
-    profile_id: Ident = None
-    baseline_latency_ms: Latency | None = None
-    confidence: Unit | None = None
-    items_baseline: Items | None = None
-    items_llm: Items | None = None
-
-    @model_validator(mode="after")
-    def _known_outcome(self) -> LegacyLine:
-        if self.reason_code not in REASONS.get(self.status, ()):
-            raise ValueError("unknown status or a reason that status never has")
-        return self
-
-
-_ERRORS = (ValidationError, ValueError, OverflowError)
-
-
-def _validate(text: bytes) -> RiskLine | LegacyLine | None:
-    """Ours first (the common shape), then the original application's."""
+@functools.cache
+def _validator() -> Callable[[bytes], Fields | None]:
+    """The pydantic model when pydantic is installed, else ``validate_plain``."""
     try:
-        return RiskLine.model_validate_json(text)
-    except _ERRORS:
-        pass
+        from middleware.analysis.records_model import validate_model
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] not in {"pydantic", "pydantic_core"}:
+            raise
+        return validate_plain
+    return validate_model
+
+
+# -- the model's rules in the standard library (pydantic strict mode, JSON input) ---------
+#: every field of ``records_model.RiskLine`` but ``schema``, which has a default
+_REQUIRED: Final = frozenset(
+    ("timestamp", "corridor", "command_key", "status", "reason_code", "sampled", "sample_rate",
+     "profile_id", "latency_ms", "baseline_latency_ms", "intent_match", "entity_key_match",
+     "confidence", "items_baseline", "items_llm")
+)  # fmt: skip
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _real(value: object, top: float, *, top_included: bool) -> float | None:
+    """A strict float: null, or an int or float (never a bool), finite, in [0, top]/[0, top)."""
+    if value is None:
+        return None
+    if type(value) is not int and type(value) is not float:
+        raise ValueError("not a number")
+    real = float(value)  # OverflowError: an int beyond any float
+    if not (0.0 <= real <= top if top_included else 0.0 <= real < top):  # NaN fails too
+        raise ValueError("out of range")
+    return real
+
+
+def _items(value: object) -> None:
+    if value is not None and (type(value) is not int or not 0 <= value <= MAX_ITEMS):
+        raise ValueError("not an item count")
+
+
+def _tribool(value: object) -> bool | None:
+    if value is None or isinstance(value, bool):  # bool has no subclasses: exact
+        return value
+    raise ValueError("not a boolean")
+
+
+def validate_plain(data: bytes) -> Fields | None:
+    """``records_model.validate_model`` without pydantic: the same lines valid, same fields."""
     try:
-        return LegacyLine.model_validate_json(text)
-    except _ERRORS:
+        obj = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        if type(obj) is not dict:
+            return None
+        keys = obj.keys()
+        legacy = "schema" not in keys
+        if keys - {"schema"} != _REQUIRED and not (
+            legacy and LEGACY_REQUIRED.issubset(keys) and _REQUIRED.issuperset(keys)
+        ):
+            return None
+        status, reason = obj["status"], obj["reason_code"]
+        sampled = obj.get("sampled")
+        if (
+            obj.get("schema", SCHEMA) != SCHEMA
+            or type(status) is not str
+            or type(reason) is not str
+            or reason not in REASONS.get(status, ())
+            or not (type(sampled) is bool or (sampled is None and legacy))
+        ):
+            return None
+        for key in ("corridor", "command_key", "profile_id"):
+            _ident(obj.get(key))
+        for key in ("sample_rate", "confidence"):
+            _real(obj.get(key), 1.0, top_included=True)
+        _real(obj.get("baseline_latency_ms"), LATENCY_CAP_MS, top_included=False)
+        _items(obj.get("items_baseline"))
+        _items(obj.get("items_llm"))
+        return (
+            _instant(obj["timestamp"]),
+            status,
+            reason,
+            _real(obj.get("latency_ms"), LATENCY_CAP_MS, top_included=False),
+            _tribool(obj.get("intent_match")),
+            _tribool(obj.get("entity_key_match")),
+            legacy,
+        )
+    except (ValueError, OverflowError, RecursionError):  # JSONDecodeError, UnicodeError too
         return None
 
 
