@@ -169,9 +169,10 @@ def read_audit(path: Path) -> list[dict[str, Any]]:
     except OSError as exc:
         why = exc.strerror or exc
         raise DurationError(f"cannot read the flag audit log {str(path)!r}: {why}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DurationError(f"the flag audit log {str(path)!r} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DurationError(f"the flag audit log {str(path)!r} is not a regular file")
         out = []
         for line in f:
             if len(line) > MAX_AUDIT_LINE:
@@ -250,6 +251,4 @@ def from_run(stage: int, run: Run | None, source: str, end_of_view: datetime) ->
         return Duration(stage, required, None, None, None, "none")
     start, end = run
     elapsed = max(0, int(((end or end_of_view) - start).total_seconds()))
-    return Duration(
-        stage, required, elapsed, rfc3339(start), rfc3339(end) if end else None, source
-    )
+    return Duration(stage, required, elapsed, rfc3339(start), rfc3339(end) if end else None, source)
