@@ -45,11 +45,20 @@ def _parser() -> argparse.ArgumentParser:
     set_ = add("set", "pin one flag to a value (validated; atomic)")
     set_.add_argument("key", choices=list(flagfile.KNOWN_FLAGS))
     set_.add_argument("value")
-    for name, help_ in (
-        ("kill", "kill switch: partial-trust-enabled -> false, no restart"),
-        ("resume", "undo kill: partial-trust-enabled -> true"),
-    ):
-        add(name, help_).add_argument("--reason", default=None)
+    add("kill", "kill switch: partial-trust-enabled -> false, no restart").add_argument(
+        "--reason", default=None
+    )
+    resume = add(
+        "resume",
+        "undo kill: partial-trust-enabled -> true, and (the playbook) the sample rate back to "
+        "stage 1 (1%); --keep-rate keeps the rate it had",
+    )
+    resume.add_argument("--reason", default=None)
+    resume.add_argument(
+        "--keep-rate",
+        action="store_true",
+        help="resume at the sample rate the corridor had, not at stage 1 (recorded in the audit)",
+    )
     set_.add_argument("--reason", default=None, help="recorded in the flag's metadata")
     sub.add_parser("serve", help="the flag console (web UI); options: flags serve --help")
     return parser
@@ -97,7 +106,7 @@ def _change(args: argparse.Namespace, path: Path) -> int:
     if args.command == "kill":
         change = flagfile.kill(path, reason=args.reason)
     elif args.command == "resume":
-        change = flagfile.resume(path, reason=args.reason)
+        change = flagfile.resume(path, reason=args.reason, keep_rate=args.keep_rate)
     else:
         change = flagfile.set_flag(path, args.key, args.value, reason=args.reason)
     if change.replaced is not None:
@@ -106,6 +115,12 @@ def _change(args: argparse.Namespace, path: Path) -> int:
         f"{change.key}: {json.dumps(change.old)} -> {json.dumps(change.new)} "
         f"(variant {change.variant!r}) in {path}"
     )
+    if change.rate is not None:
+        old, new = change.rate
+        how = (
+            "kept" if change.kept_rate else "stage 1, the playbook's restart; --keep-rate keeps it"
+        )
+        print(f"{flagfile.SAMPLE_RATE}: {json.dumps(old)} -> {json.dumps(new)} ({how})")
     try:
         audit.record(audit.default_audit_path(), change, reason=args.reason or "", source="cli")
     except OSError as exc:  # the change is made; a missing audit line must not hide that

@@ -48,6 +48,7 @@ from flags.flagmodel import (
     parse_document,
 )
 from flags.saferead import UnsafeFileError, read_regular
+from middleware.thresholds import STAGES
 
 __all__ = [
     "CUSTOM_VARIANT",
@@ -56,6 +57,7 @@ __all__ = [
     "KNOWN_FLAGS",
     "PROFILE_ID",
     "SAMPLE_RATE",
+    "STAGE_ONE_RATE",
     "STARTER_FILE",
     "TIMEOUT_MS",
     "Change",
@@ -76,6 +78,8 @@ __all__ = [
 ]
 
 CUSTOM_VARIANT = "custom"
+#: where ``resume`` restarts the ladder (the playbook: after a kill or rollback, stage 1)
+STAGE_ONE_RATE: float = STAGES[1].sample_rate
 #: the shipped starter document (corridor off, stage 1 ready): what ``kill`` writes over a
 #: broken file; packaged with ``flags`` (``package-data``), so an installed CLI has it too
 STARTER_FILE = "partial-trust.flagd.json"
@@ -153,6 +157,9 @@ class Change:
     new: Scalar
     variant: str
     replaced: str | None = None
+    #: ``resume`` only: the sample rate served (before, after), and whether it was kept
+    rate: tuple[object, object] | None = None
+    kept_rate: bool | None = None
 
 
 def served_value(flag: FlagDefinition | None) -> tuple[object, str]:
@@ -313,6 +320,31 @@ def _replace_broken(target: Path, broken: str, reason: str) -> Change:
     return Change(ENABLED, None, False, variant, replaced=broken)
 
 
-def resume(path: str | os.PathLike[str], *, reason: str | None = None) -> Change:
-    """Undo ``kill``: ``partial-trust-enabled`` pinned to true (other flags untouched)."""
-    return set_flag(path, ENABLED, True, reason=reason or "resume")
+def resume(
+    path: str | os.PathLike[str], *, reason: str | None = None, keep_rate: bool = False
+) -> Change:
+    """Undo ``kill`` as the playbook says: ``partial-trust-enabled`` pinned to true and the
+    sample rate back to stage 1 (1%), in one atomic write: a corridor that was killed or
+    rolled back starts the ladder again. ``keep_rate`` keeps the rate it had. A corridor that
+    is already on keeps its rate (there is nothing to restart). Timeout and profile are never
+    touched. ``Change.rate`` is the served sample rate (before, after), ``kept_rate`` which."""
+    target = Path(path)
+    why = reason or "resume"
+    with _dir_lock(target.parent):
+        try:
+            raw, doc = parse_document(read_bytes(target), str(target))
+        except FlagFileError as exc:
+            raise FlagFileError(
+                f"{exc}. Fix or restore the file first (only 'kill' replaces a broken file)"
+            ) from None
+        old, _ = served_value(doc.flags.get(ENABLED))
+        old_rate, _ = served_value(doc.flags.get(SAMPLE_RATE))
+        keep = keep_rate or old is True
+        if not keep:
+            _apply(raw, SAMPLE_RATE, STAGE_ONE_RATE, why)
+        variant = _apply(raw, ENABLED, True, why)
+        after = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode()
+        parse_document(after, f"{target} (after the change)")
+        atomic_write(target, after)
+    new_rate = old_rate if keep else STAGE_ONE_RATE
+    return Change(ENABLED, old, True, variant, rate=(old_rate, new_rate), kept_rate=keep)

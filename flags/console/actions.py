@@ -7,24 +7,31 @@ one audit line; ``kill`` is ``flags.flagfile.kill``, which also works when the f
 audit log is opened before the flag file is touched, so an unwritable audit log refuses the
 change instead of leaving it unrecorded.
 
-Actions: ``kill`` (enabled → false), ``resume`` (enabled → true; refused with 409 during a
-rollback storm unless ``acknowledge_storm``), ``advance``/``retreat`` (the sample rate one
-preset along 1% → 5% → 10%; 409 at either end), ``set`` (``key`` one of the sample rate,
-timeout or profile flags, ``value`` as text or JSON scalar).
+Actions: ``kill`` (enabled → false), ``resume`` (enabled → true and, as the playbook says,
+the sample rate back to stage 1 unless ``keep_rate``: ``flags.flagfile.resume``; refused with
+409 during a rollback storm unless ``acknowledge_storm``), ``advance``/``retreat`` (the sample
+rate one preset along 1% → 5% → 10%; 409 at either end), ``set`` (``key`` one of the sample
+rate, timeout or profile flags, ``value`` as text or JSON scalar).
+
+``advance`` is refused (409, with ``verdict`` and ``why``) unless the gate for the current
+stage says GO (``stagetime``: HOLD while the stage's minimum duration runs, NO-GO, ROLLBACK,
+or no verdict at all), unless the body says ``override: true``; the override is recorded in
+its audit line (``override``, ``overridden_verdict``, ``gate_why``) with the body's reason.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flags import flagfile
-from flags.console import state, text
-from flags.console.audit import AuditLog, entry
+from flags.console import stagetime, state, text
+from flags.console.audit import AuditLog, entry, resume_fields
 from flags.console.webhook import AutoRollback, in_storm
 from middleware.config import EnvDefaults
 
@@ -45,6 +52,8 @@ class ChangeBody(BaseModel):
     key: str | None = None
     value: str | int | float | bool | None = None
     acknowledge_storm: bool = False
+    override: bool = False  # advance against the gate's verdict (audited as an override)
+    keep_rate: bool = False  # resume at the current sample rate, not at stage 1
 
     @field_validator("reason")
     @classmethod
@@ -69,9 +78,10 @@ class ChangeBody(BaseModel):
 class Refused(Exception):
     """A change the console will not make; ``status`` is the HTTP answer."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, **details: object) -> None:
         super().__init__(message)
         self.status = status
+        self.details = details  # extra fields of the JSON answer (advance: verdict, why)
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ class Context:
     audit: AuditLog
     defaults: EnvDefaults
     rollback: AutoRollback
+    #: the gate for the flags as read (``Console.gate_view``); None: no gate, advance refused
+    gate_view: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None)
 
 
 def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
@@ -115,13 +127,40 @@ def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
     return flagfile.SAMPLE_RATE, to
 
 
+def advance_check(ctx: Context, body: ChangeBody) -> dict[str, object]:
+    """The gate's word on "next stage": audit fields if it may go ahead, else ``Refused``."""
+    flags = state.read_flags(ctx.flags_file, ctx.defaults)
+    gate = ctx.gate_view(flags) if ctx.gate_view is not None and flags["ok"] else {}
+    verdict, why = stagetime.verdict_of(gate), stagetime.why(gate)
+    if verdict == "GO":
+        return {"gate_verdict": verdict}
+    if not body.override:
+        raise Refused(
+            409,
+            f"cannot advance: the gate says {verdict} ({why}); tick the override and give a "
+            "reason to advance anyway (it is audited as an override)",
+            verdict=verdict,
+            why=why,
+        )
+    return {
+        "gate_verdict": verdict,
+        "override": True,
+        "overridden_verdict": verdict,
+        "gate_why": why,
+    }
+
+
 def apply(ctx: Context, action: str, body: ChangeBody, client: str) -> dict[str, Any]:
     """Do ``action`` and return its audit line (blocking: run it in a worker thread)."""
     key, value = target(ctx, action, body)
+    extra = advance_check(ctx, body) if action == "advance" else {}
     fd = ctx.audit.open_fd()
     try:
         if action == "kill":
             change = flagfile.kill(ctx.flags_file, reason=body.reason)
+        elif action == "resume":
+            change = flagfile.resume(ctx.flags_file, reason=body.reason, keep_rate=body.keep_rate)
+            extra = resume_fields(change)
         else:
             change = flagfile.set_flag(ctx.flags_file, key, value, reason=body.reason)
         line = entry(
@@ -132,6 +171,7 @@ def apply(ctx: Context, action: str, body: ChangeBody, client: str) -> dict[str,
             action=action,
             client=client,
             file=str(ctx.flags_file),
+            **extra,
         )
         ctx.audit.write(fd, line)
     finally:

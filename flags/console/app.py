@@ -5,7 +5,7 @@ Routes (relative to where the app is mounted):
 | method | path | what | access |
 | --- | --- | --- | --- |
 | GET | ``/`` | the page (``page.html``: plain HTML, CSS and JS, no build step) | view |
-| GET | ``/api/state`` | flags, stage, gate verdict, audit log newest first | view |
+| GET | ``/api/state`` | flags, stage, gate verdict and stage clock, audit log newest first | view |
 | GET | ``/health`` | ``{"status": "ok"}`` | view |
 | GET | ``/metrics`` | the console's own Prometheus registry | view |
 | POST | ``/api/login`` | 204 if the bearer token is right (the page's login check) | change |
@@ -40,7 +40,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from flags import flagfile
-from flags.console import actions, state, text, webhook
+from flags.console import actions, stagetime, state, text, webhook
 from flags.console.audit import AuditLog
 from flags.console.auth import Access, Denied, json_body_required, read_body
 from flags.console.webhook import AutoRollback, Notification, Outcomes, RollbackCollector, in_storm
@@ -64,6 +64,7 @@ class Console:
     rollback: AutoRollback
     defaults: EnvDefaults
     gate: state.GateCache
+    clock: stagetime.StageClock
     registry: CollectorRegistry
     outcomes: Outcomes
     lock: anyio.Lock
@@ -98,7 +99,7 @@ class Console:
         flags = state.read_flags(self.flags_file, self.defaults)
         gate: dict[str, Any] = {"available": False, "why": "the flag file is unusable"}
         if flags["ok"]:
-            gate = self.gate.verdict(flags["sample_rate"], flags["on"], flags["rate_changed_at"])
+            gate = self.gate_view(flags)
         return {
             "flags_file": str(self.flags_file),
             "corridor": self.rollback.corridor,
@@ -109,6 +110,9 @@ class Console:
             "audit": self.audit.newest_first(100),
             "audit_file": str(self.audit.path),
         }
+
+    def gate_view(self, flags: dict[str, Any]) -> dict[str, Any]:
+        return gate_view(self.gate, self.clock, flags)
 
     async def health(self, request: Request) -> Response:
         if (denied := self.access.view(request)) is not None:
@@ -151,7 +155,7 @@ class Console:
                 run = partial(actions.apply, self.ctx, action, body, client)
                 line = await anyio.to_thread.run_sync(run)
         except actions.Refused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return JSONResponse({"error": str(exc), **exc.details}, status_code=exc.status)
         except flagfile.FlagFileError as exc:
             msg = f"refused: {exc}; the flag file was left unchanged"
             return JSONResponse({"error": msg}, status_code=422)
@@ -205,6 +209,15 @@ class Console:
         return JSONResponse(answer)
 
 
+def gate_view(
+    cache: state.GateCache, clock: stagetime.StageClock, flags: dict[str, Any]
+) -> dict[str, Any]:
+    """The gate for ``flags`` (``state.read_flags``) with the stage clock (blocking): what the
+    page shows and what ``advance`` obeys, so the two cannot disagree."""
+    gate = cache.verdict(flags["sample_rate"], flags["on"], flags["rate_changed_at"])
+    return stagetime.judge(gate, clock)
+
+
 def _page_template() -> str:
     return resources.files("flags.console").joinpath("page.html").read_text(encoding="utf-8")
 
@@ -223,17 +236,20 @@ def build(
     audit = AuditLog(audit_path)
     outcomes = Outcomes(registry)
     registry.register(RollbackCollector(audit, rollback))
+    gate = state.GateCache(risk_log_path)
+    clock = stagetime.StageClock(audit_path, risk_log_path)
     console = Console(
         flags_file=flags_file,
         audit=audit,
         access=access,
         rollback=rollback,
         defaults=defaults,
-        gate=state.GateCache(risk_log_path),
+        gate=gate,
+        clock=clock,
         registry=registry,
         outcomes=outcomes,
         lock=anyio.Lock(),
-        ctx=actions.Context(flags_file, audit, defaults, rollback),
+        ctx=actions.Context(flags_file, audit, defaults, rollback, partial(gate_view, gate, clock)),
     )
     routes = [
         Route("/", console.page, methods=["GET"]),

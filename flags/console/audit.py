@@ -8,6 +8,12 @@ by the CLI (``cli``, via ``record``) is one line::
      "new": false, "reason": "error spike", "variant": "off", "file": "/srv/flags.json",
      "client": "127.0.0.1"}
 
+Resume lines add ``resume_at`` (``stage 1``: the playbook's restart, or ``kept rate``),
+``sample_rate_old`` and ``sample_rate_new`` (``resume_fields``); the stage clock of
+``middleware.analysis.durations`` reads ``sample_rate_new`` as a sample-rate change. Console
+advance lines add ``gate_verdict``, and an advance against the gate adds ``override: true``,
+``overridden_verdict`` and ``gate_why``.
+
 Auto-rollback lines add ``fingerprint``, ``starts_at``, ``alertname`` and ``corridor``; the
 (fingerprint, starts_at) pair is how a repeated notification is recognised, across restarts
 and worker processes, because the log itself is the record. ``locked()`` takes an exclusive
@@ -68,6 +74,17 @@ def entry(
         }
     )
     return record
+
+
+def resume_fields(change: Change) -> dict[str, object]:
+    """What a resume did to the sample rate, for its audit line ({} for other changes)."""
+    if change.rate is None:
+        return {}
+    return {
+        "resume_at": "kept rate" if change.kept_rate else "stage 1",
+        "sample_rate_old": change.rate[0],
+        "sample_rate_new": change.rate[1],
+    }
 
 
 def _encode(record: Mapping[str, Any]) -> bytes:
@@ -173,9 +190,16 @@ def handled_alerts(records: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def record(
-    path: Path, change: Change, *, reason: str, actor: str | None = None, source: str = "cli"
+    path: Path,
+    change: Change,
+    *,
+    reason: str,
+    actor: str | None = None,
+    source: str = "cli",
+    **extra: object,
 ) -> dict[str, Any]:
-    """Append one line for a change already made (what ``partial-trust flags set`` calls)."""
+    """Append one line for a change already made (what ``partial-trust flags set`` calls);
+    a resume's rate fields (``resume_fields``) are added by itself."""
     if actor is None:
         import getpass
 
@@ -183,6 +207,8 @@ def record(
             actor = getpass.getuser()
         except (KeyError, OSError):
             actor = "unknown"
-    line = entry(change, source=source, actor=actor, reason=reason)
+    line = entry(
+        change, source=source, actor=actor, reason=reason, **resume_fields(change), **extra
+    )
     AuditLog(path).append(line)
     return line

@@ -41,9 +41,10 @@ from middleware.config import (
     parse_sample_rate,
     parse_timeout_ms,
 )
+from middleware.thresholds import STAGES
 
 #: sample rate of stage 1, 2, 3 (the runbook's 1% -> 5% -> 10%)
-STAGE_RATES: tuple[float, ...] = (0.01, 0.05, 0.10)
+STAGE_RATES: tuple[float, ...] = tuple(s.sample_rate for _, s in sorted(STAGES.items()))
 _EPS = 1e-9
 _ENV_NAMES = {
     flagfile.ENABLED: "PARTIAL_TRUST_ENABLED",

@@ -5,7 +5,8 @@ lines; 2 could not analyze (bad arguments, an unreadable, non-regular or oversiz
 an internal error). gate: 0 GO, 1 NO-GO (hold), 2 ROLLBACK, 3 the gate could not be
 evaluated (bad arguments, such an input, a log that is not evidence: see ``gate.unevaluable``,
 or an internal error): 2 is taken by ROLLBACK, and an operator's typo must never read as
-"roll back". Every failure is one line on stderr, never a traceback, whatever the input.
+"roll back". HOLD (the data say GO, the stage's minimum duration is not met) exits 1 too.
+Every failure is one line on stderr, never a traceback, whatever the input.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from middleware.analysis import durations, html, report, selftest
 from middleware.analysis import gate as gate_mod
-from middleware.analysis import html, report, selftest
 from middleware.analysis.figures import Figures, from_tally
 from middleware.analysis.limits import InputError
 from middleware.analysis.reader import expand, tally_files
@@ -158,7 +159,9 @@ def gate_main(argv: Sequence[str]) -> int:
         prog="partial-trust gate",
         description="The runbook's go / no-go / rollback decision for one rollout stage.",
         epilog=(gate_mod.__doc__ or "")
-        + "\nexit: 0 GO, 1 NO-GO (hold), 2 ROLLBACK, 3 could not evaluate (one line on "
+        + "\n"
+        + (durations.__doc__ or "")
+        + "\nexit: 0 GO, 1 NO-GO or HOLD (hold), 2 ROLLBACK, 3 could not evaluate (one line on "
         "stderr says why)\n\n" + report.DEFINITIONS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -187,27 +190,39 @@ def gate_main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--corridor", default="add_shopping_item", help="with --prometheus: the corridor label"
     )
+    p.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="the flag audit log that says when the stage's sample rate was set (default: "
+        f"{durations.AUDIT_ENV} or {durations.DEFAULT_AUDIT_LOG}); --since overrides it",
+    )
     args = p.parse_args(list(argv))
     if bool(args.risk_log) == bool(args.prometheus):
         p.error("give exactly one source: --risk-log PATH ... or --prometheus URL")
     fig = _prometheus_figures(p, args) if args.prometheus else _figures(args)
-    verdict, criteria, stab = gate_mod.evaluate(
+    data_verdict, criteria, stab = gate_mod.evaluate(
         fig,
         args.stage,
         window_hours=args.window_hours,
         min_window_sampled=args.min_window_sampled,
         min_sampled=args.min_sampled,
     )
+    duration = _duration(args)
+    verdict = gate_mod.held(data_verdict, duration)
     manual = gate_mod.STAGES[args.stage].manual
     why = gate_mod.unevaluable(fig)
     if why is not None:
         print(f"partial-trust gate: cannot evaluate: {why}", file=sys.stderr)
     elif args.output_json != "-":
         print(report.gate_table(args.stage, verdict, criteria, stab, manual))
+        label = "HOLD" if verdict is gate_mod.Verdict.HOLD else "duration"
+        print(f"{label}: {duration.summary()} (start from: {duration.source})")
     payload = {
         "stage": args.stage,
         "verdict": verdict.value,
         "exit_code": verdict.exit_code,
+        "data_verdict": data_verdict.value,
+        "duration": duration.to_json(),
         "cannot_evaluate": why,
         "criteria": [_criterion_json(c) for c in criteria],
         "manual_checks": list(manual),
@@ -220,6 +235,23 @@ def gate_main(argv: Sequence[str]) -> int:
     if args.html:
         _write_text(args.html, html.render(fig, [(args.stage, verdict, criteria)]))
     return verdict.exit_code
+
+
+def _duration(args: argparse.Namespace) -> durations.Duration:
+    """How long the stage has run at its rate (``durations``); ``--since`` wins."""
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    audit = Path(args.audit_log) if args.audit_log else durations.default_audit_log()
+    try:
+        return durations.stage_duration(
+            args.stage,
+            since=since,
+            audit_log=audit,
+            risk_logs=expand(args.risk_log) if args.risk_log else (),
+            until=until,
+        )
+    except durations.DurationError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def _prometheus_figures(p: argparse.ArgumentParser, args: argparse.Namespace) -> Figures:

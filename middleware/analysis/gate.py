@@ -30,6 +30,10 @@ one (a short last window with the previous one), so every window carries enough 
 Stable iff there are at least 2 windows and no window's acceptance_rate is more than 20%
 (relative) below the previous window's: rate[i] >= 0.8 * rate[i-1]. A drop of exactly 20%
 is still stable. Fewer than 2 windows is insufficient-data.
+
+HOLD (exit 1, like NO-GO): the data say GO but the stage has not yet run its minimum
+duration at its sample rate (``durations``: 3, 5, 7 days). ``held`` applies it to a verdict:
+only GO ever becomes HOLD; NO-GO, ROLLBACK and CANNOT-EVALUATE are never softened to it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from middleware import thresholds
+from middleware.analysis.durations import Duration
 from middleware.analysis.figures import Figures, HourCounts
 from middleware.analysis.limits import MAX_FOREIGN_SHARE, MIN_RECORDS
 from middleware.thresholds import TIMEOUT_SHARE_LINE, Bound, Stage, rollback_lines
@@ -64,10 +69,11 @@ class Verdict(enum.StrEnum):
     NO_GO = "NO-GO"
     ROLLBACK = "ROLLBACK"
     CANNOT_EVALUATE = "CANNOT-EVALUATE"  # the input is not evidence; see ``unevaluable``
+    HOLD = "HOLD"  # GO on the data, but the stage's minimum duration is not met: see ``held``
 
     @property
     def exit_code(self) -> int:
-        codes = {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.ROLLBACK: 2}
+        codes = {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.HOLD: 1, Verdict.ROLLBACK: 2}
         return codes.get(self, 3)
 
 
@@ -241,3 +247,9 @@ def evaluate(
     else:
         verdict = Verdict.NO_GO
     return verdict, out, stab
+
+
+def held(verdict: Verdict, duration: Duration) -> Verdict:
+    """GO becomes HOLD until ``duration`` is met (an unknown start is never met); any other
+    verdict is returned as it is: a NO-GO, ROLLBACK or CANNOT-EVALUATE is never softened."""
+    return Verdict.HOLD if verdict is Verdict.GO and not duration.done else verdict

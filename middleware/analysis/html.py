@@ -20,6 +20,7 @@ COLORS = {"accepted_llm": "#2e7d32", "fallback_deterministic": "#f9a825", "error
 VERDICT_COLORS = {
     Verdict.GO: "#2e7d32",
     Verdict.NO_GO: "#f9a825",
+    Verdict.HOLD: "#f9a825",
     Verdict.ROLLBACK: "#c62828",
     Verdict.CANNOT_EVALUATE: "#616161",
 }

@@ -128,6 +128,10 @@ def test_unreadable_input_is_a_clear_error_exit_2(tmp_path: Path, target: str) -
 def test_gate_exit_codes(tmp_path: Path) -> None:
     good = log(tmp_path / "good.jsonl", healthy_rows())
     proc = run(["gate", "--stage", "1", "--risk-log", str(good)])
+    # GO on the data, but nothing says stage 1 ran 3 days at 1% (the rows are at 5%): HOLD
+    assert proc.returncode == 1 and "verdict: HOLD" in proc.stdout, proc.stdout
+    since = ["--since", "2026-11-01T00:00:00Z"]  # the stage began a month ago
+    proc = run(["gate", "--stage", "1", "--risk-log", str(good), *since])
     assert proc.returncode == 0, proc.stdout
     assert "verdict: GO" in proc.stdout
     few = log(tmp_path / "few.jsonl", healthy_rows(49))

@@ -4,8 +4,9 @@
     file provider) -> llm-sim
 
 Log in, press the kill switch with a reason: the app makes no LLM call later than 300 ms after
-the press (traffic keeps flowing, sample rate 1). Set 1%, advance a stage: the page and the
-file show 5%; resume: the running app serves 5%. The audit log on the page shows the changes.
+the press (traffic keeps flowing, sample rate 1). Set 1%, advance a stage (with the override:
+a killed corridor has no gate verdict): the page and the file show 5%; resume keeping the
+rate: the running app serves 5%. The audit log on the page shows the changes.
 Screenshots go to ``artifacts/console/``.
 """
 
@@ -143,7 +144,7 @@ def test_phone_operator_kills_advances_and_reads_the_audit(tmp_path: Path) -> No
     flags = tmp_path / "partial-trust.flagd.json"
     shutil.copy(SHIPPED, flags)
     flagfile.set_flag(flags, flagfile.SAMPLE_RATE, 1.0, reason="test: every command")
-    flagfile.resume(flags, reason="test: on")
+    flagfile.resume(flags, reason="test: on", keep_rate=True)
     env = {"PARTIAL_TRUST_FLAGS_PROVIDER": "file", "PARTIAL_TRUST_FLAGS_FILE": str(flags)}
     with (
         llm_sim(tmp_path) as sim,
@@ -206,8 +207,10 @@ def test_phone_operator_kills_advances_and_reads_the_audit(tmp_path: Path) -> No
             page.fill("#rate", "0.01")
             page.click("#set-rate")
             expect(page.locator("#stage")).to_have_text("off (resumes at stage 1 (1%))")
-            expect(page.locator("#advance")).to_have_text("Next stage: 5%")
+            # off: no gate verdict, so "next stage" needs the override (test_stage_override)
+            expect(page.locator("#advance")).to_have_text("Next stage: 5% (gate: NOT-AVAILABLE)")
             page.fill("#reason", "stage 1 gate GO")
+            page.check("#override")
             page.click("#advance")
             expect(page.locator("#message")).to_contain_text("0.01 → 0.05")
             expect(page.locator("#flags")).to_contain_text("0.05")
@@ -215,6 +218,7 @@ def test_phone_operator_kills_advances_and_reads_the_audit(tmp_path: Path) -> No
             assert flagfile.served_value(doc.flags[flagfile.SAMPLE_RATE])[0] == 0.05
 
             page.fill("#reason", "cause fixed, resume at 5%")
+            page.check("#resume-keep")  # the playbook's default would be stage 1
             page.click("#resume")
             expect(page.locator("#status")).to_contain_text("ON: 5%")
             expect(page.locator("#stage")).to_have_text("stage 2 (5%)")

@@ -65,7 +65,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Se
     path = tmp / "partial-trust.flagd.json"
     shutil.copy(SHIPPED, path)
     flagfile.set_flag(path, flagfile.SAMPLE_RATE, 1.0)
-    flagfile.resume(path)
+    flagfile.resume(path, keep_rate=True)  # at 100%, not the playbook's stage 1
     env = {"PARTIAL_TRUST_FLAGS_PROVIDER": "file", "PARTIAL_TRUST_FLAGS_FILE": str(path)}
     with llm_sim(tmp) as sim, reference_app(tmp, f"{sim.url}/v1", **env) as (app, _):
         yield app, sim, path
@@ -130,7 +130,7 @@ def test_kill_stops_llm_calls_within_300ms_p99_over_20_toggles(
         for _ in range(20):
             flagfile.kill(path)
             latencies.append(calls_settle(sim, time.monotonic()))
-            flagfile.resume(path)
+            flagfile.resume(path, keep_rate=True)
             calls_grow(sim)
     p99 = sorted(latencies)[int(0.99 * (len(latencies) - 1))]
     print(
@@ -157,7 +157,7 @@ def test_cli_and_editor_rewrites_change_behaviour_without_restart(
         cli("kill", "--file", str(path), "--reason", "drill")
         assert calls_settle(sim, time.monotonic()) < LIMIT_S
         assert health_flags(app)["enabled"] is False
-        cli("resume", "--file", str(path))
+        cli("resume", "--file", str(path), "--keep-rate")
         calls_grow(sim)
         raw = json.loads(path.read_text())
         raw["flags"][flagfile.ENABLED]["defaultVariant"] = "off"

@@ -49,7 +49,7 @@ def served(tmp: Path, sim: Server, *, unprivileged: bool = False) -> Iterator[tu
     path.write_bytes(flagfile.starter_document())
     os.chmod(path, 0o644)
     flagfile.set_flag(path, flagfile.SAMPLE_RATE, 1.0)
-    flagfile.resume(path)
+    flagfile.resume(path, keep_rate=True)  # at 100%, not the playbook's stage 1
     port = free_port()
     env = {
         **BASE_ENV,
@@ -85,7 +85,7 @@ def restore(path: Path) -> None:
         path.rmdir()
     flagfile.kill(path)
     flagfile.set_flag(path, flagfile.SAMPLE_RATE, 1.0)
-    flagfile.resume(path)
+    flagfile.resume(path, keep_rate=True)  # at 100%, not the playbook's stage 1
 
 
 def _swap(path: Path, make: Callable[[Path], None]) -> None:
