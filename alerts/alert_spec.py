@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-PLAYBOOK = "alerts/playbooks.md"
+#: where ``runbook_url`` points unless ``generate.py --runbook-base-url`` says otherwise: a
+#: placeholder on a reserved domain (RFC 2606), never someone else's site. Set it to the URL
+#: your team reads ``alerts/playbooks.md`` at (e.g. its page on your forge); every alert's
+#: ``runbook_url`` is that base + ``#`` + the alert's heading anchor in playbooks.md.
+DEFAULT_RUNBOOK_BASE_URL = "https://partial-trust.example/alerts/playbooks.md"
 
 
 @dataclass(frozen=True)
@@ -26,12 +30,24 @@ class Alert:
     description: str
     anchor: str
     action: str
+    #: the table's figure and stage this rule judges (None: every stage), the comparison
+    #: (``{op}`` in ``expr``) and extra labels: rules of one name differ by stage or window
+    figure: str = ""
+    stage: int | None = None
+    op: str = ">"
+    labels: tuple[tuple[str, str], ...] = ()
 
     def render_expr(self) -> str:
-        return self.expr.format(threshold=_num(self.threshold), min_samples=self.min_samples)
+        return self.expr.format(
+            threshold=_num(self.threshold),
+            min_samples=self.min_samples,
+            stage=self.stage,
+            op=self.op,
+        )
 
     def render_text(self, text: str) -> str:
-        return text.replace("@T@", self.threshold_text).replace("@N@", str(self.min_samples))
+        text = text.replace("@T@", self.threshold_text).replace("@N@", str(self.min_samples))
+        return text.replace("@S@", str(self.stage))
 
     @property
     def threshold_text(self) -> str:
@@ -46,18 +62,20 @@ class Alert:
             return f"{self.threshold:g} s"
         return _num(self.threshold)
 
-    def rule(self, for_override: str | None = None) -> dict[str, Any]:
+    def rule(
+        self, for_override: str | None = None, runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    ) -> dict[str, Any]:
         """The alerting rule; ``for_override`` lets integration tests fire within seconds."""
         return {
             "alert": self.name,
             "expr": self.render_expr(),
             "for": for_override or self.for_,
-            "labels": {"severity": self.severity},
+            "labels": {"severity": self.severity, **dict(self.labels)},
             "annotations": {
                 "summary": self.render_text(self.summary),
                 "description": self.render_text(self.description),
                 "action": self.action,
-                "runbook_url": f"{PLAYBOOK}#{self.anchor}",
+                "runbook_url": f"{runbook_base_url}#{self.anchor}",
             },
         }
 

@@ -1,88 +1,71 @@
-"""Render ``alerts/partial-trust.rules.yml`` from ONE table of runbook thresholds.
+"""Render ``alerts/partial-trust.rules.yml`` and the dashboard's threshold lines from ONE table.
 
-The runbook's monitoring table is the source of every number here; change a threshold in
-``ALERTS`` (and nowhere else), run ``python alerts/generate.py``, and commit both files. A test
-(``tests/alerts/test_rules.py``) fails when the committed rules differ from this output, and the
-dashboard test checks that the dashboard's threshold lines use the same numbers.
+The table is ``middleware/thresholds.py`` (the rollout runbook's stages and monitoring table;
+the gate and the HTML report read it too); change a number there (and nowhere else), run
+``python alerts/generate.py``, and commit the rules file and the dashboard. Tests
+(``tests/alerts/test_rules.py``, ``tests/dashboards/test_dashboard.py``) fail when the
+committed files differ from this output.
 
-    python alerts/generate.py            # rewrite alerts/partial-trust.rules.yml
-    python alerts/generate.py --check    # exit 1 if the committed file is out of date
+    python alerts/generate.py            # rewrite the rules file and the dashboard thresholds
+    python alerts/generate.py --check    # exit 1 if a committed file is out of date
     python alerts/generate.py --for 5s --stdout   # a copy with short ``for:`` (integration tests)
+    python alerts/generate.py --runbook-base-url https://forge.example/org/repo/blob/main/alerts/playbooks.md
 
-This file holds the table and the command line only; the rest is derived from the table by
-``alert_spec.py`` (one row -> one alerting rule), ``recording_rules.py`` (the rates the
-alerts read, built from the shapes in ``promql.py``) and ``rules_yaml.py`` (the file's text).
+``runbook_url`` is absolute: ``--runbook-base-url`` + ``#`` + the alert's heading anchor in
+``alerts/playbooks.md``. The default, ``https://partial-trust.example/alerts/playbooks.md``, is
+a placeholder on a reserved domain: deployments set their own (where their people read the
+playbooks), and the committed file uses the default.
+
+This file holds the list of alerts and the command line; the rest is derived by
+``alert_spec.py`` (one row -> one alerting rule), ``stage_alerts.py`` (the per-stage rules),
+``recording_rules.py`` (the rates the alerts read, from the shapes in ``promql.py``),
+``rules_yaml.py`` (the file's text) and ``dashboard_thresholds.py`` (the dashboard's lines).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RULES_PATH = HERE / "partial-trust.rules.yml"
+DASHBOARD_PATH = HERE.parent / "dashboards" / "partial-trust-corridor.json"
 # ``python alerts/generate.py`` puts alerts/, not the checkout, on sys.path; the tests load
 # this file by path. Either way its siblings are imported as ``alerts.*`` from the checkout.
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from alerts import rules_yaml  # noqa: E402
-from alerts.alert_spec import Alert  # noqa: E402
+from alerts import dashboard_thresholds, rules_yaml  # noqa: E402
+from alerts.alert_spec import DEFAULT_RUNBOOK_BASE_URL, Alert  # noqa: E402
+from alerts.stage_alerts import go_warnings, outage_pages, rollback_pages  # noqa: E402
+from middleware import thresholds as table  # noqa: E402
 
-#: THE thresholds table (runbook, "Metrics to watch"). Everything else is derived from it.
+
+def _alarm(figure: str) -> float:
+    row = table.alarm(figure)
+    assert row is not None, figure
+    return row.limit
+
+
+def _stage(alerts: Iterable[Alert], figure: str) -> tuple[Alert, ...]:
+    return tuple(a for a in alerts if a.figure == figure)
+
+
+#: Every alert, in the order of the rules file. The numbers come from the table
+#: (``middleware/thresholds.py``); the stage-aware rules are built in ``stage_alerts.py``.
 ALERTS: tuple[Alert, ...] = (
-    Alert(
-        name="PartialTrustErrorRateHigh",
-        unit="ratio",
-        severity="critical",
-        threshold=0.05,
-        min_samples=20,
-        for_="2m",
-        expr=(
-            "corridor:partial_trust_error_rate:ratio_rate5m > {threshold}\n"
-            "and on (corridor) corridor:partial_trust_sampled:increase5m >= {min_samples}\n"
-            # the page asks for a rollback: once the kill switch is on it has been done
-            "and on (corridor) corridor:partial_trust_flag_enabled:max == 1"
-        ),
-        summary=(
-            "Partial trust corridor {{ $labels.corridor }}: "
-            "LLM error rate above @T@ - roll back now"
-        ),
-        description=(
-            "{{ $value | humanizePercentage }} of sampled requests in corridor "
-            "{{ $labels.corridor }} ended in error over the last 5m (threshold @T@, "
-            "at least @N@ sampled). Runbook: rollback immediately - run "
-            "`partial-trust flags kill`."
-        ),
-        anchor="partialtrusterrorratehigh",
-        action="Rollback immediately",
-    ),
-    Alert(
-        name="PartialTrustIntentMismatchHigh",
-        unit="ratio",
-        severity="warning",
-        threshold=0.10,
-        min_samples=20,
-        for_="10m",
-        expr=(
-            "corridor:partial_trust_intent_mismatch_rate:ratio_rate5m > {threshold}\n"
-            "and on (corridor) corridor:partial_trust_intent_checked:increase5m >= {min_samples}"
-        ),
-        summary="Partial trust corridor {{ $labels.corridor }}: intent mismatch rate above @T@",
-        description=(
-            "{{ $value | humanizePercentage }} of parsed LLM candidates in corridor "
-            "{{ $labels.corridor }} disagreed with the baseline intent over the last 5m "
-            "(threshold @T@, at least @N@ candidates). Investigate and reduce the sample rate."
-        ),
-        anchor="partialtrustintentmismatchhigh",
-        action="Investigate, reduce sample rate",
-    ),
+    *_stage(rollback_pages(), "error_rate"),
+    *outage_pages(),
+    *_stage(go_warnings(), "error_rate"),
+    *_stage(go_warnings(), "intent_mismatch_rate"),
+    *_stage(rollback_pages(), "intent_mismatch_rate"),
     Alert(
         name="PartialTrustEntityKeyMismatchHigh",
         unit="ratio",
         severity="warning",
-        threshold=0.20,
+        threshold=_alarm("entity_key_mismatch_rate"),
         min_samples=20,
         for_="10m",
         expr=(
@@ -98,32 +81,45 @@ ALERTS: tuple[Alert, ...] = (
         ),
         anchor="partialtrustentitykeymismatchhigh",
         action="Investigate acceptance rules",
+        figure="entity_key_mismatch_rate",
     ),
+    *_stage(go_warnings(), "latency_p95"),
+    *_stage(rollback_pages(), "latency_p95"),
+    # A p95 never exceeds the LLM timeout: while the timeout is at or below a latency line,
+    # calls that would cross it end as llm_timeout errors. More than 5% of them means the
+    # p95 reached the timeout (thresholds.TIMEOUT_SHARE_LINE = 1 - 0.95).
     Alert(
-        name="PartialTrustLLMLatencyHigh",
-        unit="seconds",
+        name="PartialTrustLLMTimeoutShareHigh",
+        unit="ratio",
         severity="warning",
-        threshold=0.5,
+        threshold=table.TIMEOUT_SHARE_LINE,
         min_samples=20,
         for_="10m",
         expr=(
-            "corridor:partial_trust_llm_latency_seconds:p95_rate5m > {threshold}\n"
-            "and on (corridor) corridor:partial_trust_llm_calls:increase5m >= {min_samples}"
+            "corridor:partial_trust_timeout_share:ratio_rate5m > {threshold}\n"
+            "and on (corridor) corridor:partial_trust_sampled:increase5m >= {min_samples}\n"
+            "and on (corridor) corridor:partial_trust_flag_enabled:max == 1"
         ),
-        summary="Partial trust corridor {{ $labels.corridor }}: LLM latency p95 above @T@",
+        summary=(
+            "Partial trust corridor {{ $labels.corridor }}: more than @T@ of LLM calls time "
+            "out - the p95 reached the timeout"
+        ),
         description=(
-            "The 95th percentile of LLM candidate latency in corridor {{ $labels.corridor }} "
-            "is {{ $value | humanizeDuration }} over the last 5m (threshold @T@, at least @N@ "
-            "calls). Reduce the timeout or the sample rate."
+            "{{ $value | humanizePercentage }} of sampled requests in corridor "
+            "{{ $labels.corridor }} ended as llm_timeout over the last 5m (threshold @T@, at "
+            "least @N@ sampled): the LLM latency p95 is at least the timeout. The p95 latency "
+            "lines (300/400/500 ms) cannot fire while the timeout is at or below them. Check "
+            "the provider's latency; raise the timeout only if the stage's latency line allows."
         ),
-        anchor="partialtrustllmlatencyhigh",
+        anchor="partialtrustllmtimeoutsharehigh",
         action="Reduce timeout or sample rate",
+        figure="timeout_share",
     ),
     Alert(
         name="PartialTrustAcceptanceRateDrop",
         unit="ratio",
         severity="warning",
-        threshold=0.20,
+        threshold=_alarm("acceptance_drop"),
         min_samples=20,
         for_="10m",
         expr=(
@@ -148,7 +144,7 @@ ALERTS: tuple[Alert, ...] = (
         name="PartialTrustRiskLogStale",
         unit="seconds",
         severity="warning",
-        threshold=3600,
+        threshold=_alarm("risk_log_age_seconds"),
         min_samples=5,
         for_="5m",
         expr=(
@@ -190,6 +186,36 @@ ALERTS: tuple[Alert, ...] = (
         anchor="partialtrustnosampledtraffic",
         action="Check application health",
     ),
+    # The absence page: no instance reports the corridor's metrics any more (the app
+    # crashed, its target is down or gone: Prometheus marks the series stale at the first
+    # failed scrape) while its last known state was enabled. Silent after a kill: the last
+    # state is then 0. The memory is a day: a corridor retired on purpose is killed first.
+    Alert(
+        name="PartialTrustTargetDown",
+        unit="count",
+        severity="critical",
+        threshold=1,
+        min_samples=4,
+        for_="2m",
+        expr=(
+            "max by (corridor) (last_over_time(partial_trust_flag_enabled[1d])) == {threshold}\n"
+            "and on (corridor)\n"
+            "max by (corridor) (count_over_time(partial_trust_flag_enabled[1d])) >= {min_samples}\n"
+            "unless on (corridor) max by (corridor) (partial_trust_flag_enabled)"
+        ),
+        summary=(
+            "Partial trust corridor {{ $labels.corridor }}: metrics gone while enabled - "
+            "the application or its scrape is down"
+        ),
+        description=(
+            "No instance of corridor {{ $labels.corridor }} has been scraped with its metrics "
+            "for 2m, and its last known state was enabled ({{ $value }} = on; at least @N@ "
+            "scrapes seen within the last day). Every other corridor alert is blind until the "
+            "metrics are back. Check the application's health and Prometheus' target (up)."
+        ),
+        anchor="partialtrusttargetdown",
+        action="Check application health",
+    ),
     # The flag console's (flags/console, scraped at /flags/metrics) rollback-storm gauge:
     # 1 while >= 3 auto-rollbacks of the corridor happened within 10 min. The threshold is the
     # gauge's 1; the guard is the console's auto-rollback total (min_samples = the console's
@@ -226,13 +252,18 @@ ALERTS: tuple[Alert, ...] = (
 )
 
 
-def thresholds() -> dict[str, float]:
-    """alert name -> threshold (the dashboard test reads this)."""
-    return {a.name: a.threshold for a in ALERTS}
+def thresholds() -> dict[str, tuple[float, ...]]:
+    """alert name -> its thresholds (one per stage for the stage-aware alerts), ascending."""
+    out: dict[str, set[float]] = {}
+    for a in ALERTS:
+        out.setdefault(a.name, set()).add(a.threshold)
+    return {name: tuple(sorted(values)) for name, values in out.items()}
 
 
-def render(for_override: str | None = None) -> str:
-    return rules_yaml.render(ALERTS, for_override)
+def render(
+    for_override: str | None = None, runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+) -> str:
+    return rules_yaml.render(ALERTS, for_override, runbook_base_url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,17 +271,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed file differs")
     parser.add_argument("--stdout", action="store_true", help="print instead of writing")
     parser.add_argument("--for", dest="for_", help="override every alert's for: (tests)")
+    parser.add_argument(
+        "--runbook-base-url",
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        help="where alerts/playbooks.md is read; runbook_url = this + '#' + anchor "
+        f"(default: {DEFAULT_RUNBOOK_BASE_URL}, a placeholder)",
+    )
     args = parser.parse_args(argv)
-    text = render(args.for_)
+    text = render(args.for_, args.runbook_base_url.rstrip("#"))
+    board = dashboard_thresholds.render(DASHBOARD_PATH.read_text())
     if args.check:
-        if RULES_PATH.read_text() != text:
-            print(f"{RULES_PATH} is out of date: run python alerts/generate.py", file=sys.stderr)
-            return 1
-        return 0
+        stale = [p for p, t in ((RULES_PATH, text), (DASHBOARD_PATH, board)) if p.read_text() != t]
+        for path in stale:
+            print(f"{path} is out of date: run python alerts/generate.py", file=sys.stderr)
+        return 1 if stale else 0
     if args.stdout:
         sys.stdout.write(text)
     else:
         RULES_PATH.write_text(text)
+        DASHBOARD_PATH.write_text(board)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alerts.promql import ratio, summed
+from middleware import thresholds
 
 DECISIONS = "partial_trust_decisions_total"
 CANDIDATES = "partial_trust_candidates_total"
@@ -27,7 +28,16 @@ Rule = tuple[str, str]  # (record, expr)
 
 
 def recording_rules() -> list[dict[str, str]]:
-    sections = (_rates(), _checked(), _latency(), _hour_before(), _traffic(), _flags())
+    sections = (
+        _rates(),
+        _checked(),
+        _latency(),
+        _hour_before(),
+        _traffic(),
+        _flags(),
+        _outage(),
+        _stage(),
+    )
     return [{"record": name, "expr": expr} for rules in sections for name, expr in rules]
 
 
@@ -125,3 +135,36 @@ def _flags() -> Iterator[Rule]:
             f"corridor:partial_trust_flag_{flag}:max",
             f"max by (corridor) (partial_trust_flag_{flag})",
         )
+
+
+def _outage() -> Iterator[Rule]:
+    """The short window of the outage page and the timeout share (see middleware.thresholds):
+    an LLM that went down is seen in one minute, a timeout that hides latency in five."""
+    w = thresholds.OUTAGE_WINDOW
+    yield f"corridor:partial_trust_sampled:rate{w}", summed("rate", DECISIONS, SAMPLED, w)
+    yield f"corridor:partial_trust_errors:rate{w}", summed("rate", DECISIONS, 'status="error"', w)
+    yield (
+        f"corridor:partial_trust_error_rate:ratio_rate{w}",
+        ratio(f"corridor:partial_trust_errors:rate{w}", f"corridor:partial_trust_sampled:rate{w}"),
+    )
+    yield f"corridor:partial_trust_sampled:increase{w}", summed("increase", DECISIONS, SAMPLED, w)
+    yield (
+        "corridor:partial_trust_timeout_share:ratio_rate5m",
+        ratio(
+            summed("rate", DECISIONS, 'status="error",reason="llm_timeout"', "5m"),
+            "corridor:partial_trust_sampled:rate5m",
+        ),
+    )
+
+
+def _stage() -> Iterator[Rule]:
+    """The rollout stage from the sample rate (``thresholds.stage_for_rate``): the lowest stage
+    whose rate is at or above it. A corridor with decisions but no sample-rate gauge is judged
+    by the strictest stage: a missing gauge must never silence the pages."""
+    rate = "corridor:partial_trust_flag_sample_rate:max"
+    stages = sorted(thresholds.STAGES.items())
+    parts = [f"({rate} <= {s.sample_rate:g}) * 0 + {n}" for n, s in stages[:-1]]
+    top = stages[-1][0]
+    parts.append(f"{rate} * 0 + {top}")
+    parts.append(f"corridor:partial_trust_sampled:increase5m * 0 + {top}")
+    yield "corridor:partial_trust_rollout_stage:from_sample_rate", "\nor ".join(parts)

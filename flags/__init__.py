@@ -40,4 +40,5 @@ def build_settings_source(
         provider_factory=lambda: provider,
         policy_default=policy_default,
         flags_file=flags_file_path(env) if kind == "file" else None,
+        service=(env.get("OTEL_SERVICE_NAME") or "").strip() or None,
     )

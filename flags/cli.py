@@ -1,11 +1,14 @@
 """``partial-trust flags``: show, set, kill, resume, editing the flag file atomically.
 
 ``flags kill`` is the runbook's kill switch in one command and needs no restart: services on the
-``file`` provider reload within ~50 ms. Exit codes: 0 done, 2 refused or failed (the file is
-then exactly as it was). ``--file`` defaults to ``PARTIAL_TRUST_FLAGS_FILE`` or the default path,
-the same rule the service uses. Every change is also appended to the console's audit
-log (``PARTIAL_TRUST_FLAGS_AUDIT_LOG``) with source ``cli``. ``flags serve`` runs the flag
-console (see ``flags/console/README.md``).
+``file`` provider reload within ~50-300 ms. It works on a broken file too (unreadable, a FIFO or
+device at the path, oversized, invalid): the path is then replaced by a fresh copy of the
+shipped flag file with the switch off, and the output and the audit line say what was wrong.
+``set`` and ``resume`` refuse a broken file (they would reset every other flag silently).
+Exit codes: 0 done, 2 refused or failed (the file is then exactly as it was). ``--file``
+defaults to ``PARTIAL_TRUST_FLAGS_FILE`` or the default path, the same rule the service uses.
+Every change is also appended to the console's audit log (``PARTIAL_TRUST_FLAGS_AUDIT_LOG``)
+with source ``cli``. ``flags serve`` runs the flag console (see ``flags/console/README.md``).
 """
 
 from __future__ import annotations
@@ -53,24 +56,40 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _show(path: Path, as_json: bool) -> int:
+    """The file's values, then the effective ones with THIS shell's environment ceilings
+    (``middleware.config.apply_ceiling``; a service with other variables may differ)."""
+    from flags.console import state
+    from middleware.config import EnvDefaults
+
     doc = flagfile.load(path)
+    seen = state.read_flags(path, EnvDefaults.from_env(os.environ))
+    limited = {row["key"]: row["limited_by"] for row in seen.get("rows", [])}
     rows = []
     for key in flagfile.KNOWN_FLAGS:
         flag = doc.flags.get(key)
         value, note = flagfile.served_value(flag)
         variant = flag.default_variant if flag is not None else None
-        rows.append({"flag": key, "value": value, "variant": variant, "note": note})
+        row = {"flag": key, "value": value, "variant": variant, "note": note}
+        rows.append({**row, "limited_by": limited.get(key, "")})
+    effective = {**seen.get("effective", {}), "limits": seen.get("limits", {})}
     if as_json:
-        print(json.dumps({"file": str(path), "flags": rows}, indent=2))
+        print(json.dumps({"file": str(path), "flags": rows, "effective": effective}, indent=2))
         return 0
     print(f"flag file: {path}")
     width = max(len(key) for key in flagfile.KNOWN_FLAGS)
     for row in rows:
         shown = json.dumps(row["value"]) if row["value"] is not None else "-"
         extra = f"  ({row['note']})" if row["note"] else ""
+        if row["limited_by"]:
+            extra += f"  [limited by {row['limited_by']}]"
         print(f"  {row['flag']:<{width}}  {shown:<8} variant={row['variant']}{extra}")
     for key in (k for k in doc.flags if k not in flagfile.KNOWN_FLAGS):
         print(f"  {key:<{width}}  (not a corridor flag; left as it is)")
+    limits = effective["limits"]
+    print("effective with this shell's PARTIAL_TRUST_* variables (set ones are ceilings):")
+    for name in ("enabled", "sample_rate", "timeout_ms", "profile_id"):
+        value = json.dumps(effective.get(name))
+        print(f"  {name:<{width}}  {value:<8} decided by {limits.get(name, '-')}")
     return 0
 
 
@@ -81,6 +100,8 @@ def _change(args: argparse.Namespace, path: Path) -> int:
         change = flagfile.resume(path, reason=args.reason)
     else:
         change = flagfile.set_flag(path, args.key, args.value, reason=args.reason)
+    if change.replaced is not None:
+        print(f"the flag file was broken and has been replaced: {change.replaced}")
     print(
         f"{change.key}: {json.dumps(change.old)} -> {json.dumps(change.new)} "
         f"(variant {change.variant!r}) in {path}"
@@ -115,12 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"partial-trust flags {args.command}: refused: {exc}{hint}", file=sys.stderr)
         if args.command != "show":
             print("the flag file was left unchanged", file=sys.stderr)
-        if args.command == "kill":  # its value is always valid: the file is the problem
-            print(
-                "services reading this file already fail closed (corridor off); restore a "
-                "valid file (e.g. from flags/partial-trust.flagd.json) and run kill again",
-                file=sys.stderr,
-            )
         return 2
     except OSError as exc:
         print(f"partial-trust flags {args.command}: {exc}", file=sys.stderr)

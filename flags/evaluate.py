@@ -4,14 +4,24 @@ This runs when flags may have changed (a provider event or the refresh interval)
 request: one evaluation costs ~12 µs and the whole not-sampled budget is 15 µs.
 
 Rules, the same for every provider:
-* a flag the provider does not define (or serves with no value: flagd ``DISABLED`` state or no
-  ``defaultVariant``) → the environment default, because that default is what we pass in;
-* a value of the wrong type → as if the runbook had read garbage: enable → false (fail closed),
-  sample rate → the environment default, timeout → 0 (corridor off), profile → default profile.
-  Numbers of the other numeric type (an int sample rate, a float timeout) are re-evaluated as
-  that type and parsed, so ``7`` clamps to 1.0 like the environment variable would (the extra
-  evaluation happens only for such a malformed value);
-* the provider not ready or fatal → ``ProviderUnavailable`` (the caller fails closed).
+* a flag the provider does not serve (undefined, flagd ``DISABLED`` state, no
+  ``defaultVariant``) → not served, so the environment decides (``config.apply_ceiling``);
+  the environment's value is also the default passed in, so a provider that answers such a
+  flag with the default instead of saying "not found" gives the same effective value;
+* a value of the wrong type (``TYPE_MISMATCH``) → as if the runbook had read garbage: enable →
+  false (fail closed), sample rate → the environment default, timeout → 0 (corridor off),
+  profile → default profile. Numbers of the other numeric type (an int sample rate, a float
+  timeout) are re-evaluated as that type and parsed, so ``7`` clamps to 1.0 like the
+  environment variable would (the extra evaluation happens only for such a malformed value);
+* the provider not ready or fatal → ``ProviderUnavailable``; any other error code
+  (``TARGETING_KEY_MISSING``, ``INVALID_CONTEXT``, ``PARSE_ERROR``, ``GENERAL``) →
+  ``ProviderError``, naming the flag and the code: the caller fails closed and shows it.
+Then ``config.apply_ceiling``: environment variables that are set are ceilings.
+
+Every evaluation carries ``context`` (``evaluation_context``): a stable per-corridor targeting
+key and the attributes ``corridor`` and ``service``, nothing from a request, so providers
+that require a targeting key (LaunchDarkly's answers ``TARGETING_KEY_MISSING`` without one)
+serve the corridor.
 """
 
 from __future__ import annotations
@@ -19,73 +29,121 @@ from __future__ import annotations
 from typing import Any
 
 from openfeature.client import OpenFeatureClient
+from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import Reason
 
 from flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from middleware.config import (
     EffectiveSettings,
     EnvDefaults,
-    parse_profile_id,
+    FlagValues,
+    apply_ceiling,
     parse_sample_rate,
     parse_timeout_ms,
 )
 
 _UNAVAILABLE = frozenset({ErrorCode.PROVIDER_NOT_READY, ErrorCode.PROVIDER_FATAL})
-_OK = frozenset({None, ErrorCode.FLAG_NOT_FOUND})
+_MESSAGE_MAX = 200
 
 
 class ProviderUnavailable(Exception):
     """The provider answered "not ready" or "fatal" while we evaluated."""
 
 
-def _checked(details: Any) -> tuple[bool, object]:
-    """(usable, value): usable is False for a value that is not of the flag's type."""
-    code = details.error_code
-    if code in _UNAVAILABLE:
-        raise ProviderUnavailable(f"{details.flag_key}: {code.value}")
-    return code in _OK, details.value
+class ProviderError(Exception):
+    """The provider answered an error code other than a type mismatch (the flag and code)."""
+
+
+def evaluation_context(corridor: str, service: str) -> EvaluationContext:
+    """The context of every evaluation: no raw data, the same for every request."""
+    return EvaluationContext(
+        targeting_key=f"partial-trust/{corridor}",
+        attributes={"corridor": corridor, "service": service},
+    )
+
+
+class _Reader:
+    """One evaluation pass: the client, the context and the error rules."""
+
+    def __init__(self, client: OpenFeatureClient, context: EvaluationContext | None) -> None:
+        self.client = client
+        self.context = context
+
+    def get(self, kind: str, key: str, default: Any) -> tuple[bool, object]:
+        """(served, value); value ``_GARBAGE`` for a value not of the flag's type."""
+        method = getattr(self.client, f"get_{kind}_details")
+        details = method(key, default, evaluation_context=self.context)
+        code = details.error_code
+        if code in _UNAVAILABLE:
+            raise ProviderUnavailable(f"{key}: {code.value}")
+        if code == ErrorCode.FLAG_NOT_FOUND or details.reason == Reason.DISABLED:
+            return False, None
+        if code == ErrorCode.TYPE_MISMATCH:
+            return True, _GARBAGE
+        if code is not None:
+            message = (details.error_message or "").strip()[:_MESSAGE_MAX]
+            raise ProviderError(f"{key}: {code.value}" + (f" ({message})" if message else ""))
+        if (
+            details.reason == Reason.DEFAULT
+            and details.variant is None
+            and details.value == default
+        ):
+            return False, None  # flagd without a defaultVariant: nothing served
+        return True, details.value
+
+
+_GARBAGE = object()
+
+
+def read_flags(
+    client: OpenFeatureClient, defaults: EnvDefaults, context: EvaluationContext | None = None
+) -> FlagValues:
+    """The four flags as served, parsed with the runbook's rules (``None``: not served)."""
+    r = _Reader(client, context)
+    served, value = r.get("boolean", ENABLED, defaults.enabled)
+    enabled = (value is True) if served else None
+
+    served, rate = r.get("float", SAMPLE_RATE, float(defaults.sample_rate))
+    if rate is _GARBAGE:  # an int (7) fails a float flag's type check in some providers
+        served, rate = r.get("integer", SAMPLE_RATE, 0)
+    sample_rate = None
+    if served:
+        raw = None if rate is _GARBAGE else rate
+        sample_rate = parse_sample_rate(raw, default=defaults.sample_rate)
+
+    served, timeout = r.get("integer", TIMEOUT_MS, defaults.timeout_ms)
+    if timeout is _GARBAGE:  # 250.0 is a whole number of ms; "abc" is not
+        served, timeout = r.get("float", TIMEOUT_MS, 0.0)
+    timeout_ms = None
+    if served:
+        timeout_ms = 0 if timeout is _GARBAGE else parse_timeout_ms(timeout, defaults.timeout_ms)
+
+    served, profile = r.get("string", PROFILE_ID, defaults.profile_id or "")
+    profile_id = None
+    if served:
+        profile_id = profile if isinstance(profile, str) else ""
+    return FlagValues(enabled, sample_rate, timeout_ms, profile_id)
 
 
 def evaluate(
-    client: OpenFeatureClient, defaults: EnvDefaults, policy_enabled: bool, source: str
+    client: OpenFeatureClient,
+    defaults: EnvDefaults,
+    policy_default: bool,
+    source: str,
+    context: EvaluationContext | None = None,
 ) -> EffectiveSettings:
-    """Evaluate the four flags once and build the frozen settings the engine reads."""
-    ok, enabled = _checked(client.get_boolean_details(ENABLED, defaults.enabled))
-    enabled_value = ok and enabled is True
-
-    ok, rate = _checked(client.get_float_details(SAMPLE_RATE, float(defaults.sample_rate)))
-    if not ok:  # an int (7) fails a float flag's type check in some providers: parse it
-        ok, rate = _checked(client.get_integer_details(SAMPLE_RATE, 0))
-    sample_rate = parse_sample_rate(rate if ok else None, default=defaults.sample_rate)
-
-    ok, timeout = _checked(client.get_integer_details(TIMEOUT_MS, defaults.timeout_ms))
-    if not ok:  # 250.0 is a whole number of ms; "abc" is not
-        ok, timeout = _checked(client.get_float_details(TIMEOUT_MS, 0.0))
-    timeout_ms = parse_timeout_ms(timeout, default=defaults.timeout_ms) if ok else 0
-
-    ok, profile = _checked(client.get_string_details(PROFILE_ID, defaults.profile_id or ""))
-    profile_id = parse_profile_id(profile) if ok else None
-
-    return EffectiveSettings.build(
-        enabled=enabled_value,
-        intent=defaults.intent,
-        sample_rate=sample_rate,
-        timeout_ms=timeout_ms,
-        profile_id=profile_id,
-        policy_enabled=policy_enabled,
+    """Evaluate the four flags once, apply the environment's ceilings, freeze the result."""
+    return apply_ceiling(
+        read_flags(client, defaults, context),
+        defaults,
+        policy_default=policy_default,
         source=source,
     )
 
 
-def unavailable(defaults: EnvDefaults, policy_enabled: bool, source: str) -> EffectiveSettings:
+def unavailable(defaults: EnvDefaults, policy_default: bool, source: str) -> EffectiveSettings:
     """Fail closed: the corridor off, with ``flags_available=False`` for the engine's reason."""
-    return EffectiveSettings.build(
-        enabled=False,
-        intent=defaults.intent,
-        sample_rate=0.0,
-        timeout_ms=0,
-        profile_id=None,
-        policy_enabled=policy_enabled,
-        flags_available=False,
-        source=source,
+    return apply_ceiling(
+        FlagValues(), defaults, policy_default=policy_default, source=source, flags_available=False
     )

@@ -1,55 +1,45 @@
-"""Our own look at the flag file, next to the provider's.
+"""Is the file provider serving exactly the content the flag file guard validated?
 
-The flagd FILE resolver keeps the last good flags when the file breaks, and accepts JSON that
-is not ours (``{"flagz": ...}`` reads as "no flags", so env defaults). ``FileCheck`` validates the
-file whenever its inode, size or mtime changes, and tracks whether the provider has reloaded
-what is on disk, so the source can hold its snapshot meanwhile and fail closed if the provider
-never catches up (flagd reloads only on a newer mtime).
+The guard (``flags.guard``) knows what the operator's file holds and whether it is usable; the
+flagd resolver serves the guard's snapshot once it has reloaded it (within one poll). The
+snapshot carries its content hash as the flag ``SNAPSHOT_FLAG``, so evaluating that flag says
+which content flagd serves, with no reliance on mtimes or event timing. ``check()`` is cheap
+(a lock and one in-memory evaluation): the source calls it on the event loop.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
+from typing import Any
 
-from flags import flagfile
+from flags.guard import SNAPSHOT_FLAG, FlagFileGuard
 
 
 class FileCheck:
-    """Is the file valid, and has the provider caught up with it? (module docstring)"""
+    """The guard's verdict, and how long the provider has been behind it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seen: tuple[int, int, int] | None = None
-        self._loaded: tuple[int, int, int] | None = None
-        self._changed_at = 0.0
-        self._error: str | None = None
+    def __init__(self, guard: FlagFileGuard, client: Any) -> None:
+        self.guard = guard
+        self._client = client
 
-    def _key(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
+    @property
+    def path(self) -> object:
+        return self.guard.path
+
+    def served(self) -> str | None:
+        """The content hash flagd serves now (None if it serves no snapshot)."""
+        details = self._client.get_string_details(SNAPSHOT_FLAG, "")
+        if details.error_code is not None or not isinstance(details.value, str):
             return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return details.value or None
 
-    def mark_loaded(self) -> None:
-        """The provider has just (re)loaded the file: what is on disk now is what it serves."""
-        self._loaded = self._key()
-
-    def check(self) -> tuple[str | None, float]:
-        """(problem, seconds the provider has been behind the file, 0 when in step)."""
-        key = self._key()
-        if key is None:
-            self._seen = None
-            return f"flag file {self.path} is missing or unreadable", 0.0
-        if key != self._seen:
-            self._seen, self._changed_at = key, time.monotonic()
-            try:
-                flagfile.load(self.path)
-                self._error = None
-            except flagfile.FlagFileError as exc:
-                self._error = str(exc)
-        if self._error is not None:
-            return self._error, 0.0
-        return None, 0.0 if key == self._loaded else time.monotonic() - self._changed_at
+    def check(self) -> tuple[str | None, float, str | None]:
+        """(problem, seconds the provider has been behind the file, the hash to expect)."""
+        state = self.guard.state()
+        if state.error is not None:
+            return state.error, 0.0, None
+        if state.digest is None:
+            return "the flag file has not been read yet", 0.0, None
+        if self.served() == state.digest:
+            return None, 0.0, state.digest
+        return None, max(time.monotonic() - state.changed_at, 1e-9), state.digest

@@ -12,6 +12,11 @@ that value (``0.05`` → ``stage2``) it becomes the ``defaultVariant``; otherwis
 removes ``targeting`` from that flag (a targeting rule would override ``defaultVariant``, and a
 kill switch that a rule can override is not one), and records ``--reason`` and the time in the
 flag's ``metadata`` (flagd passes flag metadata through untouched).
+
+Reading goes through ``flags.saferead`` (regular files only, 1 MiB, 1 s), so a FIFO or a device
+at the path never hangs the CLI or the console. ``kill`` replaces a broken file with the shipped
+starter document (switch off); ``set`` and ``resume`` refuse it. The model and the bounds on
+numbers live in ``flags.flagmodel`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,101 +26,80 @@ import fcntl
 import json
 import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from flags.flagmodel import (
+    ENABLED,
+    FLAGD_SCHEMA,
+    KNOWN_FLAGS,
+    PROFILE_ID,
+    SAMPLE_RATE,
+    TIMEOUT_MS,
+    FlagdDocument,
+    FlagDefinition,
+    FlagFileError,
+    Scalar,
+    parse_document,
+)
+from flags.saferead import UnsafeFileError, read_regular
 
-ENABLED = "partial-trust-enabled"
-SAMPLE_RATE = "partial-trust-sample-rate"
-TIMEOUT_MS = "partial-trust-timeout-ms"
-PROFILE_ID = "partial-trust-profile-id"
-#: flag key -> the flagd type it must have
-KNOWN_FLAGS: dict[str, str] = {
-    ENABLED: "boolean",
-    SAMPLE_RATE: "float",
-    TIMEOUT_MS: "integer",
-    PROFILE_ID: "string",
-}
+__all__ = [
+    "CUSTOM_VARIANT",
+    "ENABLED",
+    "FLAGD_SCHEMA",
+    "KNOWN_FLAGS",
+    "PROFILE_ID",
+    "SAMPLE_RATE",
+    "STARTER_FILE",
+    "TIMEOUT_MS",
+    "Change",
+    "FlagDefinition",
+    "FlagFileError",
+    "FlagdDocument",
+    "Scalar",
+    "atomic_write",
+    "coerce_value",
+    "kill",
+    "load",
+    "parse_document",
+    "read_bytes",
+    "resume",
+    "served_value",
+    "set_flag",
+    "starter_document",
+]
+
 CUSTOM_VARIANT = "custom"
-FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
+#: the shipped starter document (corridor off, stage 1 ready): what ``kill`` writes over a
+#: broken file; packaged with ``flags`` (``package-data``), so an installed CLI has it too
+STARTER_FILE = "partial-trust.flagd.json"
+_FRESH_MODE = 0o644  # a replaced file's mode: the service may run as another user
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
-Scalar = str | int | float | bool
 
-
-class FlagFileError(ValueError):
-    """The file cannot be used or a value is refused; the message names the flag and field."""
-
-
-class FlagDefinition(BaseModel):
-    """One flag as flagd defines it (state, variants, defaultVariant, optional targeting)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
-
-    state: Literal["ENABLED", "DISABLED"]
-    variants: dict[str, JsonValue] = Field(min_length=1)
-    default_variant: str | None = Field(default=None, alias="defaultVariant")
-    targeting: dict[str, JsonValue] | None = None
-    metadata: dict[str, Scalar] | None = None
-
-    @model_validator(mode="after")
-    def _default_variant_exists(self) -> FlagDefinition:
-        if self.default_variant and self.default_variant not in self.variants:
-            known = ", ".join(sorted(self.variants))
-            raise ValueError(f"defaultVariant {self.default_variant!r} is not one of: {known}")
-        return self
-
-
-class FlagdDocument(BaseModel):
-    """The whole file. ``$evaluators`` is flagd's shared targeting; it is kept as it is."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
-
-    schema_url: str | None = Field(default=None, alias="$schema")
-    evaluators: dict[str, JsonValue] | None = Field(default=None, alias="$evaluators")
-    metadata: dict[str, Scalar] | None = None
-    flags: dict[str, FlagDefinition]
-
-
-def _describe(error: ValidationError) -> str:
-    """pydantic's locations, rewritten as "flag 'x', field 'y'" so an operator can find them."""
-    lines = []
-    for item in error.errors():
-        loc = [str(part) for part in item["loc"]]
-        if len(loc) >= 2 and loc[0] == "flags":
-            where = f"flag {loc[1]!r}" + (f", field {'.'.join(loc[2:])!r}" if loc[2:] else "")
-        else:
-            where = f"field {'.'.join(loc)!r}" if loc else "file"
-        lines.append(f"{where}: {item['msg']}")
-    return "; ".join(lines)
-
-
-def parse_document(data: bytes, origin: str = "flag file") -> tuple[dict[str, Any], FlagdDocument]:
-    """Raw dict (kept for rewriting: key order and unknown-to-us content survive) and model."""
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes through ``flags.saferead`` (regular file, size cap, deadline)."""
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FlagFileError(f"{origin}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise FlagFileError(f"{origin}: the top level must be a JSON object")
-    try:
-        return raw, FlagdDocument.model_validate(raw)
-    except ValidationError as exc:
-        raise FlagFileError(f"{origin}: {_describe(exc)}") from None
+        return read_regular(path)
+    except UnsafeFileError as exc:
+        raise FlagFileError(str(exc)) from None
 
 
 def load(path: str | os.PathLike[str]) -> FlagdDocument:
     """Read and validate the file; any problem is a ``FlagFileError`` with a clear message."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise FlagFileError(f"{path}: cannot read the flag file ({exc.strerror})") from None
-    return parse_document(data, str(path))[1]
+    return parse_document(read_bytes(path), str(path))[1]
+
+
+def starter_document() -> bytes:
+    """The shipped flag file, from the installed package."""
+    return resources.files("flags").joinpath(STARTER_FILE).read_bytes()
 
 
 def coerce_value(key: str, value: object) -> Scalar:
@@ -158,12 +142,17 @@ def _same(a: object, b: object) -> bool:
 
 @dataclass(frozen=True)
 class Change:
-    """What an edit did, for the CLI's message and the audit trail."""
+    """What an edit did, for the CLI's message and the audit trail.
+
+    ``replaced`` is set when ``kill`` found the file unusable and wrote a fresh one: it says
+    what was wrong with the old file (``old`` is then None: its value was unknown).
+    """
 
     key: str
     old: object
     new: Scalar
     variant: str
+    replaced: str | None = None
 
 
 def served_value(flag: FlagDefinition | None) -> tuple[object, str]:
@@ -211,20 +200,31 @@ def _dir_lock(directory: Path) -> Any:
         os.close(fd)
 
 
-def _inherit(old: Path, tmp: Path) -> None:
-    """Keep the old file's mode, and make the new mtime strictly later than the old one: the
-    flagd FILE resolver reloads only when mtime increases, and two edits inside one coarse
-    clock tick (a few ms) would otherwise leave it serving the first edit indefinitely."""
-    before = old.stat()
-    os.chmod(tmp, before.st_mode & 0o777)
-    after = tmp.stat().st_mtime_ns
-    if after <= before.st_mtime_ns:
+def _inherit(old: Path, tmp: Path, mode: int | None) -> None:
+    """Keep the old file's mode (or set ``mode``), and make the new mtime strictly later than
+    the old one: a flagd daemon's file sync and other mtime watchers reload only when mtime
+    increases, and two edits inside one coarse clock tick (a few ms) would otherwise look like
+    one. The service itself reloads on any change of content (``flags.guard``)."""
+    try:
+        before: os.stat_result | None = old.stat()
+    except OSError:
+        before = None
+    if before is not None and not stat.S_ISREG(before.st_mode):
+        before = None  # a device's or a FIFO's mode and times are nothing to inherit
+    if mode is None:
+        kept = before.st_mode & 0o777 if before is not None else 0
+        mode = kept if kept & 0o444 else _FRESH_MODE  # a file nobody may read is no policy
+    os.chmod(tmp, mode)
+    if before is not None and tmp.stat().st_mtime_ns <= before.st_mtime_ns:
         bumped = before.st_mtime_ns + 1_000_000
         os.utime(tmp, ns=(bumped, bumped))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over, fsync the directory."""
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Temp file in the same directory, fsync, rename over, fsync the directory.
+
+    ``mode`` None keeps the old file's mode (``0o644`` for a new file, or when nobody could
+    read the old one)."""
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
@@ -232,8 +232,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            _inherit(path, Path(tmp))
+        _inherit(path, Path(tmp), mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -246,32 +245,72 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _write_change(
+    target: Path, raw: dict[str, Any], doc: FlagdDocument, key: str, new: Scalar, reason: str | None
+) -> Change:
+    """Change, validate, replace; the caller holds the directory lock."""
+    old, _ = served_value(doc.flags.get(key))
+    variant = _apply(raw, key, new, reason)
+    after = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode()
+    parse_document(after, f"{target} (after the change)")
+    atomic_write(target, after)
+    return Change(key, old, new, variant)
+
+
 def set_flag(
     path: str | os.PathLike[str], key: str, value: object, *, reason: str | None = None
 ) -> Change:
     """Validate the value and the resulting file, then replace the file atomically.
 
-    Any refusal raises ``FlagFileError`` (a ``ValueError``) before the file is touched.
+    Any refusal raises ``FlagFileError`` (a ``ValueError``) before the file is touched. A file
+    that cannot be used is refused too, never reset: a reset would silently change every other
+    flag. Only ``kill`` replaces a broken file (see ``kill``).
     """
     target = Path(path)
     new = coerce_value(key, value)
     with _dir_lock(target.parent):
         try:
-            before = target.read_bytes()
-        except OSError as exc:
-            raise FlagFileError(f"{target}: cannot read the flag file ({exc.strerror})") from None
-        raw, doc = parse_document(before, str(target))
-        old, _ = served_value(doc.flags.get(key))
-        variant = _apply(raw, key, new, reason)
-        after = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode()
-        parse_document(after, f"{target} (after the change)")
-        atomic_write(target, after)
-    return Change(key, old, new, variant)
+            raw, doc = parse_document(read_bytes(target), str(target))
+        except FlagFileError as exc:
+            raise FlagFileError(
+                f"{exc}. Fix or restore the file first (only 'kill' replaces a broken file; "
+                "services reading it already fail closed: corridor off)"
+            ) from None
+        return _write_change(target, raw, doc, key, new, reason)
 
 
 def kill(path: str | os.PathLike[str], *, reason: str | None = None) -> Change:
-    """The runbook's kill switch: ``partial-trust-enabled`` pinned to false."""
-    return set_flag(path, ENABLED, False, reason=reason or "kill switch")
+    """The runbook's kill switch: ``partial-trust-enabled`` pinned to false.
+
+    It must work exactly when the file is broken (unreadable, a FIFO or a device at the path,
+    oversized, invalid): then the path is replaced by the shipped starter document with the
+    switch off, and the returned ``Change.replaced`` says what was wrong, for the audit log.
+    A path that cannot be replaced (a directory) is a ``FlagFileError`` that says so.
+    """
+    target = Path(path)
+    why = reason or "kill switch"
+    with _dir_lock(target.parent):
+        try:
+            raw, doc = parse_document(read_bytes(target), str(target))
+        except FlagFileError as exc:
+            return _replace_broken(target, str(exc), why)
+        return _write_change(target, raw, doc, ENABLED, False, why)
+
+
+def _replace_broken(target: Path, broken: str, reason: str) -> Change:
+    raw = json.loads(starter_document())
+    variant = _apply(raw, ENABLED, False, reason)
+    data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode()
+    parse_document(data, "the starter flag file")
+    try:
+        atomic_write(target, data, mode=_FRESH_MODE)
+    except OSError as exc:
+        raise FlagFileError(
+            f"{broken}; it could not be replaced with a fresh file either "
+            f"({exc.strerror or exc}). Services reading this path already fail closed "
+            "(corridor off); fix the path by hand"
+        ) from None
+    return Change(ENABLED, None, False, variant, replaced=broken)
 
 
 def resume(path: str | os.PathLike[str], *, reason: str | None = None) -> Change:

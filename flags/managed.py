@@ -28,7 +28,11 @@ class ManagedSettingsSource(Protocol):
 
 
 class EnvSettingsSource(StaticSettings):
-    """``PARTIAL_TRUST_FLAGS_PROVIDER=env``: the runbook's variables, read once, never change."""
+    """``PARTIAL_TRUST_FLAGS_PROVIDER=env``: the runbook's variables, read once, never change.
+
+    No flag is served, so every value is the variable's (``limits`` says ``env <VARIABLE>``
+    for a set one, ``default`` for an unset one): the same ``config.apply_ceiling`` as every
+    provider, with nothing above the ceiling."""
 
     def __init__(self, settings: EffectiveSettings) -> None:
         super().__init__(settings)
@@ -57,6 +61,8 @@ class EnvSettingsSource(StaticSettings):
             "sample_rate": s.sample_rate,
             "timeout_ms": s.timeout_ms,
             "profile_id": s.profile_id,
+            "limits": dict(s.limits),
+            "targeting_key": None,
             "last_change": None,
             "last_error": None,
         }

@@ -1,19 +1,28 @@
 """Which OpenFeature provider serves the corridor's flags (``PARTIAL_TRUST_FLAGS_PROVIDER``).
 
-* ``file`` (default): the flagd provider's FILE resolver, in-process, reading
+* ``file`` (default): the flagd provider's FILE resolver, in-process, serving
   ``PARTIAL_TRUST_FLAGS_FILE`` (default ``flags/partial-trust.flagd.json`` relative to the
-  working directory). It polls the file's mtime every ``FILE_POLL_MS``; 50 ms keeps a change
-  (and a kill) well inside the 300 ms the runbook allows, at the cost of one ``stat`` per poll.
+  working directory) through the flag file guard (``flags.guard``): the guard reads the file
+  on its own thread every ``FILE_POLL_MS`` (regular files only, at most 1 MiB, within 1 s),
+  and flagd reads the guard's private, validated snapshot, which it also polls every
+  ``FILE_POLL_MS``. 50 ms keeps a change (and a kill) well inside the 300 ms the runbook
+  allows, at the cost of one ``stat`` per poll (and a read of the file while it is changing).
 * ``flagd``: a flagd daemon. Host, port, TLS and resolver come from the flagd provider's own
   ``FLAGD_*`` variables (``FLAGD_HOST``, ``FLAGD_PORT``, ``FLAGD_RESOLVER``...), so the
   deployment configures it the way flagd's documentation says.
-* ``unleash``: an Unleash server through ``openfeature-provider-unleash`` (the ``unleash``
-  extra): ``UNLEASH_URL``, ``UNLEASH_API_TOKEN``, ``UNLEASH_APP_NAME``. Mapping: the enable
-  flag is a toggle; the other three are toggles with one variant whose payload carries the
-  value. Flags are evaluated into a snapshot without a per-request context, so Unleash's own
-  rollout percentage must stay at 100% (stickiness irrelevant); sampling is the corridor's
-  keyed hash of ``command_id``, which is the stickiness that matters and is identical in every
-  pod. If a rollout strategy is used anyway, set its stickiness to ``command_id``.
+* ``unleash``: an Unleash server (the ``unleash`` extra) through ``flags.unleash``, which
+  fails closed: ``UNLEASH_URL`` (…/api), ``UNLEASH_API_TOKEN`` (a backend token),
+  ``UNLEASH_APP_NAME``, ``UNLEASH_REFRESH_INTERVAL`` (whole seconds, 1–60, default 1: a kill
+  reaches the corridor within ~2 s; no successful fetch for 3 intervals → STALE → off; a token
+  refused, or no fetch ever → ERROR → off; ``/health`` says why; the next good fetch → on).
+  Mapping: the enable flag is a toggle, and a toggle Unleash does not have (archived, deleted)
+  is off, never the environment default; the other three are toggles whose strategy carries
+  one variant whose payload is the value (a missing or disabled one → the environment
+  default). Flags are evaluated into a snapshot without a per-request context, so Unleash's
+  own rollout percentage must stay at 100% (stickiness irrelevant); sampling is the
+  corridor's keyed hash of ``command_id``, which is the stickiness that matters and is
+  identical in every pod. If a rollout strategy is used anyway, set its stickiness to
+  ``command_id``.
 * ``env``: no provider; the runbook's environment variables alone.
 """
 
@@ -26,9 +35,14 @@ from typing import Any
 
 PROVIDER_ENV = "PARTIAL_TRUST_FLAGS_PROVIDER"
 FILE_ENV = "PARTIAL_TRUST_FLAGS_FILE"
+#: Relative to the working directory, unlike the packaged policy default: the flag file is
+#: live state that ``flags kill`` rewrites, so it cannot live in a read-only site-packages.
+#: A missing file is no error: the corridor stays off and ``/health`` names the file
+#: (``partial-trust init`` writes one; ``PARTIAL_TRUST_FLAGS_FILE`` points at it).
 DEFAULT_FLAGS_FILE = "flags/partial-trust.flagd.json"
 PROVIDER_KINDS = ("file", "flagd", "unleash", "env")
 FILE_POLL_MS = 50
+UNLEASH_INTERVAL_ENV = "UNLEASH_REFRESH_INTERVAL"
 
 
 def provider_kind(environ: Mapping[str, str] | None = None) -> str:
@@ -47,15 +61,10 @@ def flags_file_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def make_file_provider(path: Path, poll_ms: int = FILE_POLL_MS) -> Any:
-    """The in-process flagd FILE resolver on ``path``."""
-    from openfeature.contrib.provider.flagd import FlagdProvider
-    from openfeature.contrib.provider.flagd.config import ResolverType
+    """The in-process flagd FILE resolver serving ``path`` through the flag file guard."""
+    from flags.fileprovider import GuardedFileProvider
 
-    return FlagdProvider(
-        resolver_type=ResolverType.FILE,
-        offline_flag_source_path=str(path),
-        deadline_ms=poll_ms,
-    )
+    return GuardedFileProvider(path, poll_ms)
 
 
 def make_flagd_provider() -> Any:
@@ -65,23 +74,37 @@ def make_flagd_provider() -> Any:
     return FlagdProvider()
 
 
+def unleash_refresh_interval(environ: Mapping[str, str] | None = None) -> int:
+    """``UNLEASH_REFRESH_INTERVAL`` in whole seconds (1–60, default 1); anything else stops
+    start-up: a typo must not quietly become a 15 s kill switch."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(UNLEASH_INTERVAL_ENV) or "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or not 1 <= int(raw) <= 60:
+        raise ValueError(f"{UNLEASH_INTERVAL_ENV}={raw!r}: expected whole seconds from 1 to 60")
+    return int(raw)
+
+
 def make_unleash_provider(environ: Mapping[str, str] | None = None) -> Any:
-    """An Unleash provider; a missing extra or URL is a clear error, not an ImportError."""
+    """The fail-closed Unleash provider (``flags.unleash``); a missing extra, URL or a bad
+    interval is a clear error at start-up, not an ImportError or a silent default."""
     env = os.environ if environ is None else environ
     try:
-        from openfeature.contrib.provider.unleash import UnleashProvider
+        from flags.unleash import UnleashFlagProvider
     except ImportError as exc:
         raise RuntimeError(
             "PARTIAL_TRUST_FLAGS_PROVIDER=unleash needs the 'unleash' extra: "
             "pip install 'partial-trust-corridor[unleash]'"
         ) from exc
     url = env.get("UNLEASH_URL", "").strip()
-    if not url:
-        raise ValueError("PARTIAL_TRUST_FLAGS_PROVIDER=unleash needs UNLEASH_URL (…/api)")
-    return UnleashProvider(
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("PARTIAL_TRUST_FLAGS_PROVIDER=unleash needs UNLEASH_URL (http(s)://…/api)")
+    return UnleashFlagProvider(
         url=url,
         app_name=env.get("UNLEASH_APP_NAME") or "partial-trust",
         api_token=env.get("UNLEASH_API_TOKEN", ""),
+        refresh_interval_s=unleash_refresh_interval(env),
     )
 
 

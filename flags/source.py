@@ -6,9 +6,19 @@ provider says something happened (READY, CONFIGURATION_CHANGED, ERROR, STALE) an
 ``refresh_interval_s`` for providers that emit no events.
 
 Fail closed, watched by us rather than trusted to the provider: provider status not READY, a
-snapshot older than ``stale_after_s``, or (file provider) a flag file that is missing or does
-not validate → corridor off with ``flags_available=False``. The extra file check exists because
-the flagd FILE resolver keeps serving the last good flags from a broken file.
+snapshot older than ``stale_after_s``, or (file provider) anything wrong with the flag file
+(missing, unreadable, not a regular file, oversized, invalid, too slow to read: the guard's
+``state().error``, see ``flags.guard``) → corridor off with ``flags_available=False`` and the
+reason in ``status()["last_error"]`` (logged once per new reason). With the file provider the
+values are used only when flagd serves the very content the guard validated last (its hash);
+while flagd catches up (one poll) the previous snapshot is held, for at most ``stale_after_s``.
+Nothing here reads a file: the guard reads on its own thread and tells us when it changes.
+
+Every evaluation carries an evaluation context without raw data (``flags.evaluate``): the
+targeting key ``partial-trust/<corridor>`` and the attributes ``corridor`` and ``service``. An
+error the provider answers for a flag (``TARGETING_KEY_MISSING`` and the like) fails closed
+and is named in ``last_error``. The environment's ceilings (``config.apply_ceiling``) apply
+to whatever the provider serves; ``status()["limits"]`` says what decided each value.
 
 Provider rule: the corridor evaluates through its own OpenFeature domain (``partial-trust``),
 so it never touches the host app's default provider. If the host already bound a provider to
@@ -35,13 +45,21 @@ from openfeature.provider.no_op_provider import NoOpProvider
 from opentelemetry import trace
 
 from flags import logthrottle
-from flags.evaluate import ProviderUnavailable, evaluate, unavailable
+from flags.evaluate import (
+    ProviderError,
+    ProviderUnavailable,
+    evaluate,
+    evaluation_context,
+    unavailable,
+)
 from flags.filecheck import FileCheck
-from middleware.config import EffectiveSettings, EnvDefaults
+from flags.guard import FlagFileGuard
+from middleware.config import DEFAULT_INTENT, EffectiveSettings, EnvDefaults
 
 logger = logging.getLogger("partial_trust.flags")
 _tracer = trace.get_tracer("partial_trust.flags")
 DOMAIN = "partial-trust"
+DEFAULT_SERVICE = "partial-trust"
 _EVENTS = tuple(ProviderEvent)
 _FIELDS = ("flags_available", "enabled", "sample_rate", "timeout_ms", "profile_id")
 #: What stop() leaves bound to our domain: recognised as "nothing bound" by the next start().
@@ -73,15 +91,18 @@ class FlagSettingsSource:
         refresh_interval_s: float = 0.25,
         stale_after_s: float = 2.0,
         ready_timeout_s: float = 2.0,
+        corridor: str | None = None,
+        service: str | None = None,
     ) -> None:
         self.kind = kind
         self._defaults = defaults
-        self._policy = (
-            defaults.policy_enabled if defaults.policy_enabled is not None else policy_default
+        self._policy = policy_default
+        self._context = evaluation_context(
+            corridor or defaults.intent or DEFAULT_INTENT, service or DEFAULT_SERVICE
         )
         self._factory = provider_factory
-        self._flags_file = FileCheck(flags_file) if flags_file is not None else None
-        self._file: FileCheck | None = None  # only while we run our own file provider
+        self._flags_file = flags_file
+        self._file: FileCheck | None = None  # only while we run our own guarded file provider
         self._interval = refresh_interval_s
         self._stale_after = stale_after_s
         self._ready_timeout = ready_timeout_s
@@ -113,7 +134,10 @@ class FlagSettingsSource:
         bound = self._client.provider
         if bound is _UNBOUND or bound is api.get_client().provider:  # nothing bound to us
             self._owned = self._factory()
-            self._file = self._flags_file
+            guard = getattr(self._owned, "guard", None)
+            if isinstance(guard, FlagFileGuard):
+                self._file = FileCheck(guard, self._client)
+                guard.add_listener(self._on_guard)
             api.set_provider(self._owned, DOMAIN)  # initializes on a thread; status NOT_READY
             deadline = time.monotonic() + self._ready_timeout
             while (
@@ -123,8 +147,6 @@ class FlagSettingsSource:
                 await asyncio.sleep(0.01)
         self._client.add_hooks(_tracing_hooks())
         self._running = True
-        if self._file is not None and self._client.get_provider_status() is ProviderStatus.READY:
-            self._file.mark_loaded()
         for event in _EVENTS:
             self._client.add_handler(event, self._on_event)
         self.refresh()
@@ -142,6 +164,8 @@ class FlagSettingsSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._file is not None:
+            self._file.guard.remove_listener(self._on_guard)
         if self._owned is not None:
             api.set_provider(_UNBOUND, DOMAIN)
             await asyncio.to_thread(self._owned.shutdown)
@@ -162,9 +186,12 @@ class FlagSettingsSource:
     def _on_event(self, details: EventDetails) -> None:
         if not self._running:
             return
-        if self._file is not None and self._client.get_provider_status() is ProviderStatus.READY:
-            self._file.mark_loaded()  # READY/CONFIGURATION_CHANGED both follow a (re)load
         self.refresh()
+
+    def _on_guard(self) -> None:
+        """The guard saw the flag file change (its thread): act now, not at the next tick."""
+        if self._running:
+            self.refresh()
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -189,21 +216,29 @@ class FlagSettingsSource:
             return new
 
     def _compute(self) -> tuple[EffectiveSettings, str | None]:
+        expected = None
+        if self._file is not None:
+            error, behind, expected = self._file.check()
+            if error is not None:  # before the provider's status: the file is the reason
+                return self._off, error
         status = self._client.get_provider_status()
         if status is not ProviderStatus.READY:
-            return self._off, f"provider {status.value}"
+            why = getattr(self._client.provider, "status_detail", None)  # flags.unleash: why
+            return self._off, f"provider {status.value}" + (f": {why}" if why else "")
         if self._file is not None:
-            error, behind = self._file.check()
-            if error is not None:
-                return self._off, error
             if behind > self._stale_after:
                 return self._off, "the provider did not reload the changed flag file"
             if behind > 0:
                 return self._snapshot, self._last_error  # hold until the provider reloads
         try:
-            return evaluate(self._client, self._defaults, self._policy, self.kind), None
+            new = evaluate(self._client, self._defaults, self._policy, self.kind, self._context)
         except ProviderUnavailable as exc:
             return self._off, f"provider unavailable ({exc})"
+        except ProviderError as exc:  # e.g. TARGETING_KEY_MISSING: fail closed, say which
+            return self._off, f"provider error ({exc})"
+        if self._file is not None and self._file.served() != expected:
+            return self._snapshot, self._last_error  # reloaded while we evaluated: next time
+        return new, None
 
     def _publish(self, new: EffectiveSettings, error: str | None) -> None:
         previous_error, self._last_error = self._last_error, error  # before the snapshot:
@@ -238,12 +273,14 @@ class FlagSettingsSource:
             "provider_name": provider.get_metadata().name,
             "provider_status": self._client.get_provider_status().value,
             "provider_owned": self._owned is not None,
-            "flags_file": str(self._flags_file.path) if self._flags_file is not None else None,
+            "flags_file": str(self._flags_file) if self._flags_file is not None else None,
             "flags_available": snap.flags_available,
             "enabled": snap.enabled,
             "sample_rate": snap.sample_rate,
             "timeout_ms": snap.timeout_ms,
             "profile_id": snap.profile_id,
+            "limits": dict(snap.limits),
+            "targeting_key": self._context.targeting_key,
             "last_change": self._last_change.isoformat() if self._last_change else None,
             "last_error": self._last_error,
         }

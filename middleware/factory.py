@@ -3,6 +3,11 @@
 ``CorridorStack`` owns the long-lived parts (settings source, LLM client, circuit breaker,
 risk log, metrics) and their lifecycle. A host app builds one, wraps its router with
 ``stack.wrap(app, paths=[...])`` and calls ``start``/``stop`` from its lifespan.
+
+The risk log's ``command_key`` secret is resolved here, because its default home is next to
+the risk log (``middleware.hash_key``); a refused key file stops the app at construction.
+While started, the stack keeps raw LLM traffic out of the HTTP libraries' logs
+(``middleware.log_privacy``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -19,15 +24,18 @@ from starlette.types import ASGIApp
 
 import flags
 from flags import ManagedSettingsSource
+from middleware import log_privacy
 from middleware.asgi import PartialTrustMiddleware
 from middleware.circuit import CircuitBreaker
 from middleware.config import EnvDefaults
 from middleware.corridor import Corridor, ShoppingCorridor
 from middleware.engine import CorridorEngine
+from middleware.hash_key import resolve_hash_key
 from middleware.llm_client import LLMClient
 from middleware.metrics import CorridorMetrics
 from middleware.policy import DEFAULT_POLICY_PATH, PolicyRegistry
 from middleware.risk_log import RiskLog
+from middleware.sampling import CommandKeyer
 
 logger = logging.getLogger("partial_trust")
 
@@ -42,6 +50,7 @@ class CorridorStack:
     risk_log: RiskLog
     metrics: CorridorMetrics
     circuit: CircuitBreaker
+    _redacting: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def from_env(
@@ -60,6 +69,7 @@ class CorridorStack:
         if source is None:
             source = flags.build_settings_source(env, policy_default=policy.enabled)
         risk_log = RiskLog(defaults.risk_log_path, on_result=metrics.risk_log_result)
+        keyer = CommandKeyer(resolve_hash_key(env, defaults.risk_log_path))
         llm = LLMClient(
             env.get("LLM_BASE_URL") or DEFAULT_LLM_BASE_URL,
             api_key=env.get("LLM_API_KEY") or None,
@@ -76,6 +86,7 @@ class CorridorStack:
             circuit=circuit,
             risk_log=risk_log,
             metrics=metrics,
+            keyer=keyer,
         )
         return cls(engine, source, llm, risk_log, metrics, circuit)
 
@@ -83,6 +94,9 @@ class CorridorStack:
         return PartialTrustMiddleware(app, engine=self.engine, paths=paths)
 
     async def start(self) -> None:
+        if not self._redacting:  # idempotent: one hold per stack, however often it starts
+            log_privacy.install()
+            self._redacting = True
         self.risk_log.start()
         await self.source.start()
         corridor = self.engine.corridor.name
@@ -98,9 +112,14 @@ class CorridorStack:
             await self.stop()
 
     async def stop(self) -> None:
-        await self.source.stop()
-        await self.llm.aclose()
-        await self.risk_log.aclose()
+        try:
+            await self.source.stop()
+            await self.llm.aclose()
+            await self.risk_log.aclose()
+        finally:
+            if self._redacting:  # after the LLM client closed: its last traces are covered
+                self._redacting = False
+                log_privacy.uninstall()
 
     def status(self) -> dict[str, Any]:
         """The corridor's part of ``GET /health``."""
@@ -119,4 +138,5 @@ class CorridorStack:
             },
             "llm_circuit": self.circuit.state,
             "risk_log": self.risk_log.status(),
+            "hash_key": self.engine.keyer.status(),
         }

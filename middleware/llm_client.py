@@ -30,7 +30,9 @@ import httpcore
 import httpx
 from opentelemetry.propagate import inject
 
+from middleware import log_privacy
 from middleware.completion import CANDIDATE_ERROR_REASONS, CandidateError, parse_completion
+from middleware.llm_framing import AmbiguousFraming, ambiguous_framing
 from middleware.llm_pool import ConnectionLimitError, OriginPool
 from middleware.outcome import Reason
 
@@ -42,6 +44,11 @@ __all__ = [
     "proxy_configured",
 ]
 
+
+# The HTTP libraries under this client log raw traffic at DEBUG (status lines, headers, the
+# bytes of a bad answer): redacted for as long as the process may use this client, also when
+# the library is used without ``CorridorStack`` (which holds its own reference).
+log_privacy.install()
 
 #: What a keep-alive connection closed under us looks like to httpcore.
 _STALE = (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError)
@@ -163,6 +170,8 @@ class LLMClient:
             raise CandidateError(Reason.LLM_TIMEOUT, "deadline") from None
         except httpx.DecodingError:
             raise CandidateError(Reason.LLM_INVALID_RESPONSE, "bad content encoding") from None
+        except AmbiguousFraming:
+            raise CandidateError(Reason.LLM_INVALID_RESPONSE, "ambiguous framing") from None
         except ConnectionLimitError:
             raise CandidateError(Reason.LLM_UNAVAILABLE, "connection limit") from None
         except (
@@ -206,7 +215,8 @@ class LLMClient:
                 body = await self._read(response.status, declared, response.aiter_stream())
             finally:
                 await response.aclose()
-            reusable = True
+            # Reused only when nothing but this answer crossed it (see clean_after_answer).
+            reusable = pool.answered(conn, response.extensions.get("network_stream"))
             return body
         except _STALE as exc:
             if reused and not answered:  # never true on a fresh connection
@@ -229,6 +239,8 @@ class LLMClient:
         async with client.stream(
             "POST", self.url, content=content, headers=headers, timeout=httpx.Timeout(timeout_s)
         ) as response:
+            if ambiguous_framing(response.headers.raw):
+                raise CandidateError(Reason.LLM_INVALID_RESPONSE, "ambiguous framing")
             declared = response.headers.get("content-length", "").encode("latin-1")
             return await self._read(response.status_code, declared, response.aiter_bytes())
 

@@ -11,11 +11,15 @@ round trips. The connections themselves are ``llm_transport``'s.
 from __future__ import annotations
 
 import ssl
+import time
 
 import anyio
 import httpcore
 
 from middleware.llm_transport import AsyncioBackend
+
+#: How long an upstream that sent stray bytes gets a fresh connection for every call.
+QUARANTINE_S = 300.0
 
 
 class ConnectionLimitError(Exception):
@@ -55,13 +59,29 @@ class OriginPool:
         self._backend = network_backend or AsyncioBackend()
         self._idle: list[httpcore.AsyncHTTPConnection] = []
         self._closed = False
+        self._stray_at = -float("inf")
         self.in_use = 0
+
+    @property
+    def quarantined(self) -> bool:
+        """Whether this upstream sent stray bytes lately: then no connection is reused, so
+        a copy still on its way can never land inside the next call's exchange."""
+        seen = max(
+            self._stray_at,
+            getattr(getattr(self._backend, "upstream", None), "stray_bytes_at", -float("inf")),
+        )
+        return time.monotonic() - seen < QUARANTINE_S
 
     def acquire(self, *, fresh: bool = False) -> httpcore.AsyncHTTPConnection:
         """The newest usable idle connection, or a new one (always new with ``fresh``)."""
         if self.in_use >= self._max_connections:
             raise ConnectionLimitError(f"{self._max_connections} LLM calls already in flight")
         idle = self._idle
+        if idle and not fresh and self.quarantined:
+            fresh = True
+            for conn in idle:
+                _close_soon(conn)
+            idle.clear()
         while idle and not fresh:
             conn = idle.pop()
             if conn.is_idle() and not conn.has_expired():
@@ -78,10 +98,43 @@ class OriginPool:
         skip_lock_round_trips(conn)
         return conn
 
+    def answered(self, conn: httpcore.AsyncHTTPConnection, stream: object) -> bool:
+        """Whether ``conn``, whose answer was just read in full, carries nothing more.
+
+        Two places can hold bytes the server sent past its answer: our stream's buffer (and
+        anything arriving from now on, see ``AsyncioStream.settle``) and h11's receive
+        buffer, which takes whole reads. h11 exposes the latter as ``trailing_data``;
+        httpcore keeps its h11 connection private, so it is looked up defensively, and a
+        layout where it cannot be found counts as dirty: the connection is closed, never
+        reused on a guess. Stray bytes quarantine the upstream (``quarantined``).
+        """
+        settle = getattr(stream, "settle", None)
+        if settle is not None:
+            if not settle():
+                return False
+        elif not isinstance(stream, httpcore.AsyncNetworkStream) or stream.get_extra_info(
+            "is_readable"
+        ):
+            return False  # another backend's stream: at least nothing may be waiting on it
+        h11_state = getattr(getattr(conn, "_connection", None), "_h11_state", None)
+        trailing = getattr(h11_state, "trailing_data", None)
+        if not isinstance(trailing, tuple):
+            return False
+        data, closed = trailing
+        if data:
+            self._stray_at = time.monotonic()
+        return not data and not closed
+
     def release(self, conn: httpcore.AsyncHTTPConnection, *, reusable: bool) -> None:
         self.in_use -= 1
         # After ``aclose`` a call still in flight may release: close it, never keep it.
-        if reusable and not self._closed and conn.is_idle() and len(self._idle) < self._max_idle:
+        if (
+            reusable
+            and not self._closed
+            and conn.is_idle()
+            and len(self._idle) < self._max_idle
+            and not self.quarantined
+        ):
             skip_lock_round_trips(conn)  # its HTTP/1.1 layer exists now that it has connected
             self._idle.append(conn)
         else:

@@ -20,11 +20,13 @@ import select
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 
+from middleware.llm_framing import AmbiguousFraming, Upstream, ambiguous_framing, head_fields
 from middleware.resolver import AddressCache, connect_host
 
 #: Bytes of a request held back before they are sent without waiting for the read.
@@ -34,10 +36,25 @@ _WRITE_COALESCE = 64 * 1024
 _READ_HIGH_WATER = 256 * 1024
 
 
-class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
-    """One TCP (or TLS) connection as httpcore wants it: ``read``, ``write``, ``aclose``."""
+#: The most of a response's header block looked at for its framing headers.
+_HEAD_LIMIT = 64 * 1024
 
-    def __init__(self) -> None:
+
+class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
+    """One TCP (or TLS) connection as httpcore wants it: ``read``, ``write``, ``aclose``.
+
+    It also keeps the rule that makes a keep-alive connection safe to share between users:
+    the only bytes it may carry are the answer to the request just sent. Bytes that arrive
+    while no request is outstanding (an upstream or proxy that answered twice, or sent more
+    than it framed) make the stream *dirty*: its next read fails and ``settle`` refuses it,
+    so one command's answer can never be read as another's.
+    """
+
+    def __init__(self, upstream: Upstream | None = None) -> None:
+        self._upstream = upstream
+        self._head = bytearray()  # the current answer's header block, until it is complete
+        self._head_done = False
+        self._framing_error = False
         self._transport: asyncio.Transport | None = None
         self._tcp: asyncio.Transport | None = None  # under TLS, the socket's own transport
         self._buffer = bytearray()
@@ -48,17 +65,49 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._drained: asyncio.Future[None] | None = None
         self._pending: list[bytes] = []
         self._pending_size = 0
+        self._awaiting = False  # a request has been sent and its answer is not complete
+        self._dirty = False  # bytes arrived that no outstanding request asked for
 
     # -- asyncio.Protocol callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Duck-typed: uvloop's transports have every method used here but do not derive
+        # from ``asyncio.Transport``, so an isinstance check would refuse every connection.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if not self._awaiting:
+            self._stray()
+        elif not self._head_done:
+            self._scan_head(data)
         self._buffer += data
         if len(self._buffer) > _READ_HIGH_WATER and self._transport is not None:
             self._transport.pause_reading()
         self._wake()
+
+    def _stray(self) -> None:
+        self._dirty = True
+        if self._upstream is not None:
+            self._upstream.stray_bytes_at = time.monotonic()
+
+    def _scan_head(self, data: bytes) -> None:
+        """Check the answer's framing headers as they came over the wire: h11 merges
+        duplicates before anyone above it can see them."""
+        self._head += data
+        while True:
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._head) > _HEAD_LIMIT:
+                    self._framing_error = True
+                    self._head_done = True
+                return
+            head = bytes(self._head[:end])
+            if head.startswith(b"HTTP/1.1 1") and not head.startswith(b"HTTP/1.1 101"):
+                del self._head[: end + 4]  # an interim 1xx answer: the final one follows
+                continue
+            self._head_done = True
+            self._head.clear()
+            self._framing_error = ambiguous_framing(head_fields(head))
+            return
 
     def eof_received(self) -> bool | None:
         self._eof = True
@@ -97,6 +146,8 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         # per-phase ``timeout`` httpcore passes along is not used.
         if self._pending:
             await self._flush()
+        if self._dirty:
+            raise httpcore.ReadError("unsolicited bytes on the connection")
         while not self._buffer:
             if self._eof:
                 if self._error is not None:
@@ -104,6 +155,8 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
                 return b""
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
+        if self._framing_error:
+            raise AmbiguousFraming("ambiguous framing headers")
         data = bytes(self._buffer[:max_bytes])
         del self._buffer[:max_bytes]
         transport = self._transport
@@ -125,13 +178,26 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         transport = self._transport
         if transport is None or transport.is_closing():
             raise httpcore.WriteError("connection closed")
+        if self._dirty:
+            raise httpcore.WriteError("unsolicited bytes on the connection")
         data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
         self._pending.clear()
         self._pending_size = 0
+        self._awaiting = True
+        self._head_done = self._framing_error = False
+        self._head.clear()
         transport.write(data)
         while self._paused and not transport.is_closing():
             self._drained = asyncio.get_running_loop().create_future()
             await self._drained
+
+    def settle(self) -> bool:
+        """The answer has been read in full: from now on any byte is unsolicited. True when
+        the connection is clean (nothing buffered, no EOF, no stray bytes) and may be reused."""
+        self._awaiting = False
+        if self._buffer:
+            self._stray()
+        return not (self._eof or self._dirty or self._pending)
 
     async def aclose(self) -> None:
         # No await: closing must also work while a cancellation unwinds the caller.
@@ -168,7 +234,7 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             # An idle keep-alive connection with bytes or EOF pending is unusable. The loop
             # may not have seen the server's FIN yet (it is running us, not polling), so ask
             # the kernel too: reusing a connection the server just closed fails the call.
-            return bool(self._buffer) or self._eof or self._socket_readable()
+            return bool(self._buffer) or self._eof or self._dirty or self._socket_readable()
         if self._transport is None:
             return None
         key = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
@@ -208,6 +274,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, addresses: AddressCache | None = None) -> None:
         self.addresses = addresses if addresses is not None else AddressCache()
+        self.upstream = Upstream()
+
+    def _stream(self) -> AsyncioStream:
+        return AsyncioStream(self.upstream)
 
     async def connect_tcp(
         self,
@@ -227,7 +297,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         for address in candidates:  # in getaddrinfo's order, as asyncio itself tries them
             try:
                 _, stream = await loop.create_connection(
-                    AsyncioStream, connect_host(address), port, family=address[0], local_addr=local
+                    self._stream, connect_host(address), port, family=address[0], local_addr=local
                 )
                 break
             except OSError as exc:
@@ -249,7 +319,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         try:
-            _, stream = await loop.create_unix_connection(AsyncioStream, path)
+            _, stream = await loop.create_unix_connection(self._stream, path)
         except OSError as exc:
             raise httpcore.ConnectError(type(exc).__name__) from None
         return stream

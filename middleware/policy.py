@@ -2,18 +2,27 @@
 
 A malformed policy file must stop the app at start-up with the file and the field named;
 finding out at 3 a.m. through a wall of ``policy_disabled`` outcomes is worse.
+
+Where it comes from: ``LLM_POLICY_PATH`` when set, else the registry shipped in the package
+(``llm_policy/llm-policy.yaml``, located with ``importlib.resources``), so an installed
+``partial-trust serve`` works from any directory. In a checkout that packaged file is the
+repository's own ``llm_policy/llm-policy.yaml``: there is one copy, never a stale twin.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-DEFAULT_POLICY_PATH = "llm_policy/llm-policy.yaml"
+from llm_policy import POLICY_FILE
+
+#: The shipped registry as a file path (a wheel installs package data as plain files).
+DEFAULT_POLICY_PATH = Path(str(resources.files("llm_policy").joinpath(POLICY_FILE)))
 
 
 class _Strict(BaseModel):

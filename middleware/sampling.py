@@ -5,20 +5,24 @@ monotone in the rate (a command sampled at 1% stays sampled at 5% and 10%), so i
 BLAKE2b hash of (corridor, command_id) mapped to [0, 1) and compared with the rate. Python's
 ``hash()`` is salted per process (PYTHONHASHSEED) and would not do.
 
-``command_key`` is what the risk log stores instead of the id: a hash under a separate secret
-key, so the log can join records of one command without ever holding the id itself.
+The sampling key is a fixed, public constant on purpose: every pod must agree without sharing
+a secret, and a generated per-host key would break that. It is not a secret and need not be:
+the sampling decision is not an identifier, and the risk log never links it to an id.
+
+``command_key`` is what the risk log stores instead of the id: a hash under a separate
+*secret* key (``middleware.hash_key``: ``PARTIAL_TRUST_HASH_KEY``, else a generated key file
+next to the risk log), so the log can join records of one command without ever holding the
+id, and nobody without the key can test guesses against it. There is no built-in key.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 
-logger = logging.getLogger("partial_trust.sampling")
+from middleware.hash_key import ENV_VAR, HashKey, ephemeral_key, from_env
 
 _SAMPLING_KEY = b"partial-trust-corridor/sampling/v1"
-_DEFAULT_HASH_KEY = b"partial-trust-corridor/command-key/v1"
 _SCALE = float(1 << 64)
 #: Keying BLAKE2b hashes the key block; ``copy()`` of a hasher that already did it is ~0.3 µs
 #: cheaper per call on the hot path and gives the very same digest.
@@ -44,23 +48,22 @@ def is_sampled(corridor: str, command_id: str, rate: float) -> bool:
 class CommandKeyer:
     """Turns command ids into short keyed hashes for the risk log.
 
-    The key comes from ``PARTIAL_TRUST_HASH_KEY``. Without it a built-in key is used and a
-    warning is logged once: ids that are guessable could then be matched by anyone who has the
-    package, so production deployments should set their own.
+    ``key`` is bytes (tests, tools), a resolved ``HashKey`` (``CorridorStack``: environment or
+    key file), or ``None``: ``PARTIAL_TRUST_HASH_KEY``, else a per-process random key with a
+    warning (a library user who builds an engine by hand never gets a guessable key).
     """
 
-    def __init__(self, key: bytes | None = None) -> None:
+    def __init__(self, key: bytes | HashKey | None = None) -> None:
         if key is None:
-            env = os.environ.get("PARTIAL_TRUST_HASH_KEY", "")
-            if env:
-                key = env.encode()
-            else:
-                logger.warning("PARTIAL_TRUST_HASH_KEY is not set; using the built-in key")
-                key = _DEFAULT_HASH_KEY
-        if not 1 <= len(key) <= 64:
-            raise ValueError("PARTIAL_TRUST_HASH_KEY must be 1 to 64 bytes long")
-        self._key = key
-        self._hasher = hashlib.blake2b(key=key, digest_size=12)  # pre-keyed, see _SAMPLER
+            key = from_env(os.environ) or ephemeral_key(f"{ENV_VAR} is not set")
+        elif isinstance(key, bytes):
+            key = HashKey(key, "given")
+        self.origin = key
+        self._hasher = hashlib.blake2b(key=key.key, digest_size=12)  # pre-keyed, see _SAMPLER
+
+    def status(self) -> dict[str, str]:
+        """Where the key comes from, for ``/health``; never the key."""
+        return self.origin.status()
 
     def __call__(self, command_id: str) -> str:
         hasher = self._hasher.copy()

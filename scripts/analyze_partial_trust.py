@@ -4,7 +4,9 @@
 The rollout runbook (and people's shell history) run ``python3
 scripts/analyze_partial_trust.py --risk-log ... --output-json ...`` and ``--self-test`` from
 a checkout, often without the package installed, so this puts the repository root on
-``sys.path`` and hands every argument to the one real implementation.
+``sys.path`` and hands every argument to the one real implementation. That path imports only
+the standard library (pydantic when present), so a bare ``python3`` 3.11 runs it;
+``tests/packaging/test_bare_python.py`` keeps it so.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """The console's controls as plain functions: what a change body asks, and doing it.
 
 Every action is one ``flags.flagfile.set_flag`` (the CLI's validation, the atomic write) and
-one audit line. The audit log is opened before the flag file is touched, so an unwritable
-audit log refuses the change instead of leaving it unrecorded.
+one audit line; ``kill`` is ``flags.flagfile.kill``, which also works when the file is broken
+(it then writes a fresh file with the switch off, and the audit line's
+``replaced_broken_file`` says what was wrong). Every other action refuses a broken file. The
+audit log is opened before the flag file is touched, so an unwritable audit log refuses the
+change instead of leaving it unrecorded.
 
 Actions: ``kill`` (enabled → false), ``resume`` (enabled → true; refused with 409 during a
 rollback storm unless ``acknowledge_storm``), ``advance``/``retreat`` (the sample rate one
@@ -20,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flags import flagfile
-from flags.console import state
+from flags.console import state, text
 from flags.console.audit import AuditLog, entry
 from flags.console.webhook import AutoRollback, in_storm
 from middleware.config import EnvDefaults
@@ -29,11 +32,9 @@ ACTIONS = frozenset({"kill", "resume", "advance", "retreat", "set"})
 SETTABLE = (flagfile.SAMPLE_RATE, flagfile.TIMEOUT_MS, flagfile.PROFILE_ID)
 
 
-def _one_line(value: str) -> str:
-    value = value.strip()
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("must be one line of plain text")
-    return value
+def _one_line(value: str, limit: int = text.MAX_REASON) -> str:
+    """Stripped; controls, bidi and invisible format characters refused (``flags.console.text``)."""
+    return text.check(value, limit=limit)
 
 
 class ChangeBody(BaseModel):
@@ -56,7 +57,13 @@ class ChangeBody(BaseModel):
     @field_validator("actor")
     @classmethod
     def _actor(cls, value: str | None) -> str | None:
-        return (_one_line(value) or None) if value is not None else None
+        return (_one_line(value, text.MAX_ACTOR) or None) if value is not None else None
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | int | float | bool | None) -> str | int | float | bool | None:
+        # a profile id is text that the audit log records as ``new``
+        return _one_line(value) if isinstance(value, str) else value
 
 
 class Refused(Exception):
@@ -113,7 +120,10 @@ def apply(ctx: Context, action: str, body: ChangeBody, client: str) -> dict[str,
     key, value = target(ctx, action, body)
     fd = ctx.audit.open_fd()
     try:
-        change = flagfile.set_flag(ctx.flags_file, key, value, reason=body.reason)
+        if action == "kill":
+            change = flagfile.kill(ctx.flags_file, reason=body.reason)
+        else:
+            change = flagfile.set_flag(ctx.flags_file, key, value, reason=body.reason)
         line = entry(
             change,
             source="ui",

@@ -13,8 +13,11 @@ Routes (relative to where the app is mounted):
 | POST | ``/api/set`` | ``{"key", "value"}``: sample rate, timeout or profile | change |
 | POST | ``/alertmanager`` | Alertmanager webhook (see ``webhook``) | webhook token |
 
-A change body is JSON ``{"reason": "...", "actor": "name"?, ...}``; the reason is required (one
-line, at most 200 characters). Values are validated by ``flags.flagfile`` (the CLI's rules) and
+A change body is JSON ``{"reason": "...", "actor": "name"?, ...}`` of at most 16 KiB (413);
+the reason is required (one line, at most 200 characters); reason, actor and a text value
+refuse control, bidi and invisible format characters (422, ``flags.console.text``), and every
+string the console shows (audit log, flag file) is escaped, so an old log cannot spoof it.
+Values are validated by ``flags.flagfile`` (the CLI's rules) and
 written atomically; a refusal is 422 and the file stays byte for byte as it was. File I/O runs
 in worker threads: mounted in the reference app, the console never blocks the corridor's loop.
 """
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -37,13 +40,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from flags import flagfile
-from flags.console import actions, state
+from flags.console import actions, state, text, webhook
 from flags.console.audit import AuditLog
-from flags.console.auth import Access, Denied, json_body_required
+from flags.console.auth import Access, Denied, json_body_required, read_body
 from flags.console.webhook import AutoRollback, Notification, Outcomes, RollbackCollector, in_storm
-from flags.console.webhook import handle as handle_alerts
 from middleware.config import EnvDefaults
 
+#: a change body is a reason, an actor and a value: 16 KiB is plenty (413 above)
+MAX_CHANGE_BODY_BYTES = 16 * 1024
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -87,6 +91,10 @@ class Console:
         return JSONResponse(body, headers=_SECURITY_HEADERS)
 
     def _state(self) -> dict[str, Any]:
+        # escaped as a whole: the audit log's strings and the flag file's hand-edited ones
+        return cast(dict[str, Any], text.escape_all(self._raw_state()))
+
+    def _raw_state(self) -> dict[str, Any]:
         flags = state.read_flags(self.flags_file, self.defaults)
         gate: dict[str, Any] = {"available": False, "why": "the flag file is unusable"}
         if flags["ok"]:
@@ -124,8 +132,11 @@ class Console:
         denied = self.access.change(request) or json_body_required(request)
         if denied is not None:
             return denied.response()
+        raw = await read_body(request, MAX_CHANGE_BODY_BYTES)
+        if isinstance(raw, Denied):
+            return raw.response()
         try:
-            body = actions.ChangeBody.model_validate_json(await request.body())
+            body = actions.ChangeBody.model_validate_json(raw)
         except ValidationError as exc:
             why = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
@@ -154,30 +165,44 @@ class Console:
         denied = self.access.webhook(request) or json_body_required(request)
         if denied is not None:
             return denied.response()
+        raw = await read_body(request, webhook.MAX_BODY_BYTES)
+        if isinstance(raw, Denied):
+            return raw.response()
         try:
-            notification = Notification.model_validate_json(await request.body())
+            notification = await anyio.to_thread.run_sync(Notification.model_validate_json, raw)
         except ValidationError as exc:
             return JSONResponse(
                 {"error": f"not an Alertmanager v4 webhook: {exc.error_count()} problem(s)"},
                 status_code=400,
             )
+        # Decided without the change lock (it only reads); the lock covers the one kill.
+        decide = partial(webhook.decide, notification, audit=self.audit, config=self.rollback)
+        decision = await anyio.to_thread.run_sync(decide)
         run = partial(
-            handle_alerts,
-            notification,
+            webhook.apply,
+            decision,
             flags_file=self.flags_file,
             audit=self.audit,
             config=self.rollback,
         )
         try:
-            async with self.lock:
-                results = await anyio.to_thread.run_sync(run)
+            if decision.to_kill:
+                async with self.lock:
+                    await anyio.to_thread.run_sync(run)
         except (flagfile.FlagFileError, OSError) as exc:
             self.outcomes.count("failed")
             # 5xx: Alertmanager retries, and the kill may succeed once the file is fixed.
             return JSONResponse({"error": f"rollback failed: {exc}"}, status_code=500)
-        for item in results:
+        for item in decision.results:
             self.outcomes.count(item["result"])
-        return JSONResponse({"alerts": results})
+        self.outcomes.count("over_limit", decision.ignored)
+        answer: dict[str, Any] = {"alerts": decision.results, "ignored": decision.ignored}
+        if decision.ignored:
+            answer["note"] = (
+                f"only the first {webhook.MAX_ALERTS} alerts were looked at; "
+                f"{decision.ignored} ignored"
+            )
+        return JSONResponse(answer)
 
 
 def _page_template() -> str:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flags.console import text
 from flags.flagfile import Change
 
 SCHEMA = "partial-trust-flag-audit/1"
@@ -49,18 +50,24 @@ def entry(
     """One audit record for a change made by ``flags.flagfile``."""
     if source not in SOURCES:
         raise ValueError(f"audit source {source!r}: expected one of {sorted(SOURCES)}")
-    return {
-        "time": now_rfc3339(),
-        "schema": SCHEMA,
-        "source": source,
-        "actor": actor,
-        "key": change.key,
-        "old": change.old,
-        "new": change.new,
-        "reason": reason,
-        "variant": change.variant,
-        **{k: v for k, v in extra.items() if v is not None},
-    }
+    # The console refuses spoofing characters (422); what other writers pass (the CLI's
+    # reason and login name, Alertmanager's labels) is escaped, so no line ever carries one.
+    record: dict[str, Any] = text.escape_all(
+        {
+            "time": now_rfc3339(),
+            "schema": SCHEMA,
+            "source": source,
+            "actor": actor,
+            "key": change.key,
+            "old": change.old,
+            "new": change.new,
+            "reason": reason,
+            "variant": change.variant,
+            **({"replaced_broken_file": change.replaced} if change.replaced is not None else {}),
+            **{k: v for k, v in extra.items() if v is not None},
+        }
+    )
+    return record
 
 
 def _encode(record: Mapping[str, Any]) -> bytes:
@@ -102,30 +109,34 @@ class AuditLog:
 
     def records(self) -> list[dict[str, Any]]:
         """Oldest first; a line that is not a JSON object (a hand edit) is skipped."""
+        return self.read_from(0)[0]
+
+    def read_from(self, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """The records of the lines that start at or after byte ``offset``, and the offset
+        after the last complete line (where the next call should start)."""
         try:
-            data = self.path.read_bytes()
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
         except FileNotFoundError:
-            return []
+            return [], 0
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
         out = []
-        for line in data.splitlines():
+        for line in data[:end].splitlines():
             try:
                 item = json.loads(line)
             except (UnicodeDecodeError, json.JSONDecodeError):
                 continue
             if isinstance(item, dict):
                 out.append(item)
-        return out
+        return out, offset + end
 
     def newest_first(self, limit: int = 100) -> list[dict[str, Any]]:
-        return list(reversed(self.records()))[:limit]
+        """For display: every string escaped (``text.escape``), whoever wrote the line."""
+        return [text.escape_all(r) for r in list(reversed(self.records()))[:limit]]
 
     def handled(self, fingerprint: str, starts_at: str) -> bool:
-        return any(
-            r.get("source") == "auto-rollback"
-            and r.get("fingerprint") == fingerprint
-            and r.get("starts_at") == starts_at
-            for r in self.records()
-        )
+        return (fingerprint, starts_at) in handled_alerts(self.records())
 
     def auto_rollbacks(self, corridor: str | None = None) -> list[datetime]:
         """Times of the auto-rollback records (for one corridor, if given)."""
@@ -144,6 +155,21 @@ class AuditLog:
     def recent_auto_rollbacks(self, window: timedelta, corridor: str | None = None) -> int:
         since = datetime.now(UTC) - window
         return sum(1 for t in self.auto_rollbacks(corridor) if t >= since)
+
+
+def handled_alerts(records: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The (fingerprint, starts_at) pairs that auto-rollback lines have handled: the line's
+    own pair and those it lists under ``handled`` (one kill for several alerts)."""
+    out: set[tuple[str, str]] = set()
+    for r in records:
+        if r.get("source") != "auto-rollback":
+            continue
+        out.add((str(r.get("fingerprint")), str(r.get("starts_at"))))
+        also = r.get("handled")
+        for pair in also if isinstance(also, list) else []:
+            if isinstance(pair, list) and len(pair) == 2:
+                out.add((str(pair[0]), str(pair[1])))
+    return out
 
 
 def record(

@@ -25,7 +25,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 
@@ -122,3 +122,22 @@ def json_body_required(request: Request) -> Denied | None:
     if kind != "application/json":
         return Denied(415, "the body must be application/json")
     return None
+
+
+async def read_body(request: Request, limit: int) -> bytes | Denied:
+    """The body, or 413 once it passes ``limit`` bytes (declared or actually sent): a POST
+    never makes the console buffer more than ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return Denied(413, f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return Denied(413, f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off by serve's body deadline: nobody to answer
+        return Denied(400, "the client went away before the body was complete")
+    return b"".join(chunks)

@@ -2,8 +2,10 @@
 
 Tokens come from the environment only (``PARTIAL_TRUST_CONSOLE_TOKEN``,
 ``PARTIAL_TRUST_WEBHOOK_TOKEN``), never from the command line, where ``ps`` would show them.
-Bound to a loopback address (the default), the console also refuses requests whose ``Host``
-is not a loopback name, which defeats DNS rebinding.
+Whatever the bind address, the page and ``/api/*`` refuse a ``Host`` that is not a loopback
+name, the bind address, an ``--allowed-host`` or in ``PARTIAL_TRUST_CONSOLE_ALLOWED_HOSTS``
+(``flags.console.hosts``: DNS rebinding). The server has the same connection, header and body
+timeouts and concurrency limit as ``partial-trust serve`` (``middleware.serve_limits``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from starlette.types import ASGIApp
 
 from flags.console.audit import default_audit_path
 from flags.console.webhook import CRITICAL_ALERT
-
-_LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+from middleware.serve_limits import add_arguments, from_args
 
 
 def _is_loopback(host: str) -> bool:
@@ -60,8 +61,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="another Host name to accept when bound to loopback (a reverse proxy that "
-        "passes the public Host); repeatable",
+        help="another Host name for the page and /api (the machine's name, a reverse proxy's "
+        "public name, *.example.com); repeatable; also PARTIAL_TRUST_CONSOLE_ALLOWED_HOSTS",
     )
     p.add_argument(
         "--rollback-alertname",
@@ -70,14 +71,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-auto-rollback", action="store_true", help="webhook acts on nothing")
     p.add_argument("--log-level", default="info")
+    add_arguments(p)
     return p
 
 
 def build_app(args: argparse.Namespace) -> ASGIApp:
-    """The console for parsed arguments (Host check included when bound to loopback)."""
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-    from flags.console import TOKEN_ENV, WEBHOOK_TOKEN_ENV, create_console_app
+    """The console for parsed arguments, behind its ``Host`` allow-list."""
+    from flags.console import TOKEN_ENV, WEBHOOK_TOKEN_ENV, create_console_app, hosts
     from flags.console.webhook import AutoRollback
 
     log = logging.getLogger("partial_trust.console")
@@ -100,21 +100,42 @@ def build_app(args: argparse.Namespace) -> ASGIApp:
             matchers={"alertname": args.rollback_alertname, "severity": "critical"},
         ),
     )
-    if _is_loopback(args.host):
-        return TrustedHostMiddleware(app, allowed_hosts=[*_LOOPBACK_NAMES, *args.allowed_host])
-    if not (args.allow_remote_read or args.allow_remote_changes):
+    guarded = hosts.guard(app, bind_host=args.host, extra=args.allowed_host)
+    if not _is_loopback(args.host):
+        if not (args.allow_remote_read or args.allow_remote_changes):
+            print(
+                f"note: bound to {args.host}, but other hosts get 403 without --allow-remote-read",
+                file=sys.stderr,
+            )
         print(
-            f"note: bound to {args.host}, but other hosts get 403 without --allow-remote-read",
+            f"note: the page and /api answer only Host {', '.join(guarded.allowed)}; add the "
+            f"names browsers use with --allowed-host or {hosts.ALLOWED_HOSTS_ENV}",
             file=sys.stderr,
         )
-    return app
+    return guarded
 
 
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        limits = from_args(args)
+    except ValueError as exc:
+        p.error(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = build_app(args)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    try:
+        app = build_app(args)
+    except ValueError as exc:  # a malformed allowed host name
+        p.error(str(exc))
+    limits.export()
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        **limits.uvicorn_options(),
+    )
     return 0

@@ -2,7 +2,10 @@
 
 Everything is read from the flag file with ``flags.flagfile`` (the same parser the CLI and the
 services use) and the runbook's environment defaults (``middleware.config.EnvDefaults``): a
-flag the file does not serve falls back to its environment default, exactly as the services do.
+flag the file does not serve falls back to its environment default, and a variable that is
+set is a ceiling (``middleware.config.apply_ceiling``), exactly as the services do. The
+console applies ITS OWN environment: run it with the services' ``PARTIAL_TRUST_*`` variables
+to see what they see. ``limits`` (and each row's ``limited_by``) name what decided a value.
 
 Stages are presets of the sample rate: off (the kill switch, or a rate of 0), stage 1 (1%),
 stage 2 (5%), stage 3 (10%), anything else "custom". Advance/retreat moves one preset along
@@ -21,13 +24,19 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from flags import flagfile
 from middleware.config import (
+    ENV_ENABLED,
+    ENV_INTENT,
+    ENV_TIMEOUT_MS,
     EnvDefaults,
+    FlagValues,
+    apply_ceiling,
+    ceilinged,
     parse_profile_id,
     parse_sample_rate,
     parse_timeout_ms,
@@ -81,6 +90,7 @@ class FlagRow:
     served: object  # what the file serves (None: not served)
     source: str
     note: str
+    limited_by: str = ""  # "env <VARIABLE>" when a set variable holds the value below the file's
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +99,7 @@ class FlagRow:
             "served": self.served,
             "source": self.source,
             "note": self.note,
+            "limited_by": self.limited_by,
         }
 
 
@@ -120,22 +131,26 @@ def read_flags(path: Path, defaults: EnvDefaults) -> dict[str, Any]:
             variant = flag.default_variant if flag is not None else None
             raw, source = served, f"flag file, variant {variant!r}"
         rows[key] = FlagRow(key, _parse(key, raw, defaults), served, source, note)
-    enabled = rows[flagfile.ENABLED].value is True
-    rate = float(rows[flagfile.SAMPLE_RATE].value)  # type: ignore[arg-type]
-    timeout = int(rows[flagfile.TIMEOUT_MS].value)  # type: ignore[call-overload]
-    on = enabled and timeout > 0 and defaults.intent is not None
+    file_rate = float(rows[flagfile.SAMPLE_RATE].value)  # type: ignore[arg-type]
+    file_values = _flag_values(rows)
+    per_field = ceilinged(file_values, defaults)
+    effective = apply_ceiling(file_values, defaults)
+    for key, (value, by) in (
+        (flagfile.ENABLED, per_field.enabled),
+        (flagfile.SAMPLE_RATE, per_field.sample_rate),
+        (flagfile.TIMEOUT_MS, per_field.timeout_ms),
+        (flagfile.PROFILE_ID, per_field.profile_id),
+    ):
+        if by.startswith("env ") and rows[key].served is not None:  # the variable holds it
+            rows[key] = replace(rows[key], value=value if value is not None else "", limited_by=by)
+    enabled, rate = per_field.enabled[0], per_field.sample_rate[0]
+    on = effective.enabled
     changed_at = None
     rate_flag = doc.flags.get(flagfile.SAMPLE_RATE)
     if rate_flag is not None and rate_flag.metadata:
         changed = rate_flag.metadata.get("changedAt")
         changed_at = changed if isinstance(changed, str) else None
-    why_off = ""
-    if not enabled:
-        why_off = "the kill switch is on (partial-trust-enabled is false)"
-    elif timeout <= 0:
-        why_off = "the timeout is 0: the corridor is disabled"
-    elif defaults.intent is None:
-        why_off = "PARTIAL_TRUST_INTENT is not on the allowlist"
+    why_off = "" if on else _why_off(dict(effective.limits)["enabled"])
     return {
         "ok": True,
         "error": "",
@@ -145,12 +160,51 @@ def read_flags(path: Path, defaults: EnvDefaults) -> dict[str, Any]:
         "sample_rate": rate,
         "stage": stage_label(on, rate),
         "stage_number": stage_number(rate),
-        "advance_to": next_rate(rate, "advance"),
-        "retreat_to": next_rate(rate, "retreat"),
+        "advance_to": next_rate(file_rate, "advance"),
+        "retreat_to": next_rate(file_rate, "retreat"),
         "rate_changed_at": changed_at,
         "profiles": _variants(doc, flagfile.PROFILE_ID),
         "rows": [row.to_json() for row in rows.values()],
+        "effective": {
+            "enabled": effective.enabled,
+            "sample_rate": effective.sample_rate,
+            "timeout_ms": effective.timeout_ms,
+            "profile_id": effective.profile_id,
+        },
+        # the console reads no policy file: a "policy file" limit would be a guess
+        "limits": {k: v for k, v in effective.limits if v != "policy file"},
     }
+
+
+def _flag_values(rows: dict[str, FlagRow]) -> FlagValues:
+    """What the file serves, parsed (``None``: not served), for the ceiling."""
+
+    def served(key: str) -> object:
+        return rows[key].value if rows[key].served is not None else None
+
+    enabled, rate = served(flagfile.ENABLED), served(flagfile.SAMPLE_RATE)
+    timeout, profile = served(flagfile.TIMEOUT_MS), served(flagfile.PROFILE_ID)
+    return FlagValues(
+        enabled if isinstance(enabled, bool) else None,
+        float(rate) if isinstance(rate, float | int) else None,
+        timeout if isinstance(timeout, int) else None,
+        profile if isinstance(profile, str) else None,
+    )
+
+
+def _why_off(by: str) -> str:
+    """The page's one line for why the corridor is off, from ``limits["enabled"]``."""
+    if by == f"env {ENV_INTENT}":
+        return f"{ENV_INTENT} is not on the allowlist"
+    if by == f"env {ENV_ENABLED}":
+        return f"{ENV_ENABLED} is set to false in the environment: a ceiling the flags cannot lift"
+    if by == f"env {ENV_TIMEOUT_MS}":
+        return f"{ENV_TIMEOUT_MS} is set to 0 or garbage in the environment: the corridor is off"
+    if by == f"flag {flagfile.TIMEOUT_MS}":
+        return "the timeout is 0: the corridor is disabled"
+    if by == "default":
+        return f"partial-trust-enabled is not served and {ENV_ENABLED} is unset (default: off)"
+    return "the kill switch is on (partial-trust-enabled is false)"
 
 
 def _parse(key: str, raw: object, defaults: EnvDefaults) -> object:

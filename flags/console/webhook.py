@@ -13,6 +13,15 @@ and on every group change; the same (fingerprint, startsAt) is handled once, so 
 who resumed on purpose is not overruled by a re-send. A new firing of the same alert (a new
 ``startsAt``) rolls back again.
 
+Bounded work, never in the operator's way: only the first ``MAX_ALERTS`` (100) alerts of a
+notification are looked at (the rest are counted ``over_limit`` and the answer says how many),
+the body is at most 1 MiB (413), and the decision (which alerts are new firings) is made
+without the console's change lock. The lock is taken only for the one resulting change: a
+single kill, however many alerts fired, with one audit line that lists every (fingerprint,
+startsAt) it handled. So an operator's kill never waits behind a webhook for more than one
+file write. Labels and annotations recorded from the request are escaped
+(``flags.console.text``) and bounded: a spoofing character in a label never blocks a kill.
+
 Rollback storm: ``storm_threshold`` auto-rollbacks (default 3) of one corridor within
 ``storm_window`` (10 min) set ``partial_trust_console_rollback_storm{corridor}`` to 1: someone
 keeps resuming into a broken corridor. While it is 1 the console refuses resume and advance
@@ -37,10 +46,16 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
 from flags import flagfile
-from flags.console.audit import AuditLog, entry
+from flags.console import text
+from flags.console.audit import AuditLog, entry, handled_alerts
 
 CRITICAL_ALERT = "PartialTrustErrorRateHigh"
 DEFAULT_MATCHERS: Mapping[str, str] = {"alertname": CRITICAL_ALERT, "severity": "critical"}
+#: alerts looked at per notification; the rest are counted as ``over_limit`` and named in the
+#: answer (one kill is all a notification can cause, however many alerts it carries)
+MAX_ALERTS = 100
+#: the largest webhook body read (413 above)
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class Alert(BaseModel):
@@ -94,9 +109,11 @@ class Outcomes:
         for result in ("rolled_back", "repeat", "resolved", "not_matching", "other_corridor"):
             self.counter.labels(result)
         self.counter.labels("disabled")
+        self.counter.labels("over_limit")
 
-    def count(self, result: str) -> None:
-        self.counter.labels(result).inc()
+    def count(self, result: str, amount: int = 1) -> None:
+        if amount:
+            self.counter.labels(result).inc(amount)
 
 
 class RollbackCollector(Collector):
@@ -134,17 +151,37 @@ def _matches(alert: Alert, config: AutoRollback) -> bool:
     return all(alert.labels.get(k) == v for k, v in config.matchers.items())
 
 
-def handle(
-    notification: Notification, *, flags_file: Path, audit: AuditLog, config: AutoRollback
-) -> list[dict[str, Any]]:
-    """Act on every alert; blocking (file I/O, locks): call it from a worker thread.
+@dataclass
+class Decision:
+    """What a notification asks, decided without the change lock (reads only)."""
 
-    Returns one ``{"fingerprint", "result"}`` per alert. A failed kill raises
-    ``FlagFileError`` (the caller answers 500 so that Alertmanager retries).
+    results: list[dict[str, Any]]
+    to_kill: list[tuple[int, Alert]]  # (index in results, alert)
+    ignored: int
+    audit_offset: int
+
+
+def _pair(alert: Alert) -> tuple[str, str]:
+    """The alert's (fingerprint, startsAt) as recorded: escaped and bounded like any free text
+    from a request, so that a label cannot spoof the audit display and repeats still match."""
+    return (
+        text.escape(alert.key(), limit=text.MAX_RECORDED),
+        text.escape(alert.starts_at, limit=text.MAX_RECORDED),
+    )
+
+
+def decide(notification: Notification, *, audit: AuditLog, config: AutoRollback) -> Decision:
+    """Classify the first ``MAX_ALERTS`` alerts (blocking: reads the audit log once).
+
+    Returns one ``{"fingerprint", "result"}`` per alert acted on; the new firings to roll back
+    get ``rolled_back`` provisionally (``apply`` may turn them into ``repeat``).
     """
-    results = []
-    for alert in notification.alerts:
-        fingerprint = alert.key()
+    records, offset = audit.read_from(0)
+    done = handled_alerts(records)
+    results: list[dict[str, Any]] = []
+    to_kill: list[tuple[int, Alert]] = []
+    for alert in notification.alerts[:MAX_ALERTS]:
+        pair = _pair(alert)
         if not config.enabled:
             result = "disabled"
         elif alert.status == "resolved":
@@ -153,32 +190,66 @@ def handle(
             result = "not_matching"
         elif alert.labels.get("corridor") != config.corridor:
             result = "other_corridor"
+        elif pair in done:
+            result = "repeat"
         else:
-            result = _roll_back(alert, fingerprint, flags_file, audit, config)
-        results.append({"fingerprint": fingerprint, "result": result})
-    return results
+            result = "rolled_back"
+            done.add(pair)  # the same alert twice in one notification is one rollback
+            to_kill.append((len(results), alert))
+        results.append({"fingerprint": pair[0], "result": result})
+    ignored = max(0, len(notification.alerts) - MAX_ALERTS)
+    return Decision(results, to_kill, ignored, offset)
 
 
-def _roll_back(
-    alert: Alert, fingerprint: str, flags_file: Path, audit: AuditLog, config: AutoRollback
-) -> str:
-    alertname = alert.labels.get("alertname", "")
-    with audit.locked() as fd:  # "handled already?" and "handle it" as one step
-        if audit.handled(fingerprint, alert.starts_at):
-            return "repeat"
+def apply(decision: Decision, *, flags_file: Path, audit: AuditLog, config: AutoRollback) -> None:
+    """The one kill for every new firing in ``decision``, and one audit line (blocking: run
+    it in a worker thread, under the console's change lock).
+
+    Under the audit log's ``flock``, only the lines written since ``decide`` are read again:
+    another request or worker that handled the same alerts meanwhile turns them into
+    ``repeat`` here, so "handled already?" and "handle it" stay one step without holding the
+    lock while 100 alerts are looked at. A failed kill raises ``FlagFileError``/``OSError``
+    (the caller answers 500 so that Alertmanager retries).
+    """
+    if not decision.to_kill:
+        return
+    with audit.locked() as fd:
+        since, _ = audit.read_from(decision.audit_offset)
+        done = handled_alerts(since)
+        fresh = []
+        for index, alert in decision.to_kill:
+            if _pair(alert) in done:
+                decision.results[index]["result"] = "repeat"
+            else:
+                fresh.append(alert)
+        if not fresh:
+            return
+        first = fresh[0]
+        fingerprint, starts_at = _pair(first)
+        alertname = text.escape(first.labels.get("alertname", ""), limit=text.MAX_RECORDED)
         reason = f"auto-rollback: {alertname} firing for corridor {config.corridor}"
         change = flagfile.kill(flags_file, reason=f"{reason} (fingerprint {fingerprint})")
+        summary = first.annotations.get("summary")
         line = entry(
             change,
             source="auto-rollback",
             actor="alertmanager",
             reason=reason,
             fingerprint=fingerprint,
-            starts_at=alert.starts_at,
+            starts_at=starts_at,
             alertname=alertname,
             corridor=config.corridor,
-            summary=alert.annotations.get("summary"),
+            summary=text.escape(summary, limit=text.MAX_RECORDED) if summary else None,
+            handled=[list(_pair(a)) for a in fresh[1:]] or None,
             file=str(flags_file),
         )
         audit.write(fd, line)
-    return "rolled_back"
+
+
+def handle(
+    notification: Notification, *, flags_file: Path, audit: AuditLog, config: AutoRollback
+) -> list[dict[str, Any]]:
+    """``decide`` then ``apply`` in one call (blocking), for callers without a change lock."""
+    decision = decide(notification, audit=audit, config=config)
+    apply(decision, flags_file=flags_file, audit=audit, config=config)
+    return decision.results

@@ -1,27 +1,65 @@
 """``partial-trust analyze`` and ``partial-trust gate`` (and the runbook's script shim).
 
 Exit codes. analyze: 0 report written; 1 ``--self-test`` failed or ``--strict`` found odd
-lines; 2 bad arguments or an unreadable input. gate: 0 GO, 1 NO-GO (hold), 2 ROLLBACK,
-3 the gate could not be evaluated (bad arguments, unreadable input): 2 is taken by
-ROLLBACK, and an operator's typo must never read as "roll back".
+lines; 2 could not analyze (bad arguments, an unreadable, non-regular or oversized input, or
+an internal error). gate: 0 GO, 1 NO-GO (hold), 2 ROLLBACK, 3 the gate could not be
+evaluated (bad arguments, such an input, a log that is not evidence: see ``gate.unevaluable``,
+or an internal error): 2 is taken by ROLLBACK, and an operator's typo must never read as
+"roll back". Every failure is one line on stderr, never a traceback, whatever the input.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from middleware.analysis import gate as gate_mod
-from middleware.analysis import html, prometheus, report, selftest
+from middleware.analysis import html, report, selftest
 from middleware.analysis.figures import Figures, from_tally
-from middleware.analysis.reader import InputError, expand, tally_files
+from middleware.analysis.limits import InputError
+from middleware.analysis.reader import expand, tally_files
 from middleware.analysis.tally import Window, parse_time
 
+ANALYZE_ERROR = 2
 GATE_ERROR = 3
+
+
+def _one_line_errors(prog: str, code: int) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Any failure of ``main`` becomes one line on stderr and ``code``: never a traceback.
+
+    An input error names the input; anything else is a bug, reported by type and message so
+    that an operator can paste it into an issue. argparse's own exits pass through.
+    """
+
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(argv: Sequence[str], *a: Any, **kw: Any) -> int:
+            try:
+                return main(argv, *a, **kw)
+            except InputError as exc:
+                message = str(exc)
+            except KeyboardInterrupt:
+                message = "interrupted"
+            except BrokenPipeError:
+                return code  # the reader went away (``| head``): nothing left to tell it
+            except Exception as exc:
+                message = f"internal error: {type(exc).__name__}: {exc}"
+            print(f"{prog}: {_oneline(message)}", file=sys.stderr)
+            return code
+
+        return run
+
+    return wrap
+
+
+def _oneline(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,8 +105,8 @@ def _figures(args: argparse.Namespace) -> Figures:
 
 
 def _write_json(target: str | None, payload: dict[str, Any]) -> None:
-    if target:
-        _write_text(target, json.dumps(payload, indent=2) + "\n")
+    if target:  # strict JSON: a NaN or Infinity is a bug to report, never output
+        _write_text(target, json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
 def _write_text(target: str, text: str) -> None:
@@ -79,12 +117,14 @@ def _write_text(target: str, text: str) -> None:
     Path(target).write_text(text, encoding="utf-8")
 
 
+@_one_line_errors("partial-trust analyze", ANALYZE_ERROR)
 def analyze_main(argv: Sequence[str]) -> int:
     p = _Parser(
         prog="partial-trust analyze",
         description="Report the runbook's figures from partial-trust risk logs (streaming).",
         epilog=report.DEFINITIONS + "\n\nexit: 0 ok; 1 self-test failed or --strict found "
-        "foreign/torn lines; 2 bad arguments or unreadable input",
+        "foreign/torn lines; 2 could not analyze (bad arguments; a missing, unreadable, "
+        "non-regular or oversized input; an internal error), with one line on stderr",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _source_args(p)
@@ -95,11 +135,7 @@ def analyze_main(argv: Sequence[str]) -> int:
         return 0 if selftest.run() else 1
     if not args.risk_log:
         p.error("--risk-log is required (or --self-test)")
-    try:
-        fig = _figures(args)
-    except InputError as exc:
-        print(f"partial-trust analyze: {exc}", file=sys.stderr)
-        return 2
+    fig = _figures(args)
     if args.output_json != "-":
         print(report.analysis_table(fig))
     _write_json(args.output_json, fig.to_json())
@@ -108,17 +144,22 @@ def analyze_main(argv: Sequence[str]) -> int:
         _write_text(args.html, html.render(fig, gates))
     odd = fig.input.get("foreign_lines", 0) + fig.input.get("torn_lines", 0)
     if odd:
-        print(f"warning: {odd} line(s) were not risk records (see the table)", file=sys.stderr)
+        share = fig.input.get("foreign_share", 0.0)
+        print(
+            f"warning: {odd} line(s) ({share:.2%}) were not valid risk records (see the table)",
+            file=sys.stderr,
+        )
     return 1 if args.strict and odd else 0
 
 
+@_one_line_errors("partial-trust gate", GATE_ERROR)
 def gate_main(argv: Sequence[str]) -> int:
     p = _Parser(
         prog="partial-trust gate",
         description="The runbook's go / no-go / rollback decision for one rollout stage.",
         epilog=(gate_mod.__doc__ or "")
-        + "\nexit: 0 GO, 1 NO-GO (hold), 2 ROLLBACK, 3 could not evaluate\n\n"
-        + report.DEFINITIONS,
+        + "\nexit: 0 GO, 1 NO-GO (hold), 2 ROLLBACK, 3 could not evaluate (one line on "
+        "stderr says why)\n\n" + report.DEFINITIONS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.error_code = GATE_ERROR
@@ -149,11 +190,7 @@ def gate_main(argv: Sequence[str]) -> int:
     args = p.parse_args(list(argv))
     if bool(args.risk_log) == bool(args.prometheus):
         p.error("give exactly one source: --risk-log PATH ... or --prometheus URL")
-    try:
-        fig = _prometheus_figures(p, args) if args.prometheus else _figures(args)
-    except (InputError, prometheus.PrometheusError) as exc:
-        print(f"partial-trust gate: {exc}", file=sys.stderr)
-        return GATE_ERROR
+    fig = _prometheus_figures(p, args) if args.prometheus else _figures(args)
     verdict, criteria, stab = gate_mod.evaluate(
         fig,
         args.stage,
@@ -162,12 +199,16 @@ def gate_main(argv: Sequence[str]) -> int:
         min_sampled=args.min_sampled,
     )
     manual = gate_mod.STAGES[args.stage].manual
-    if args.output_json != "-":
+    why = gate_mod.unevaluable(fig)
+    if why is not None:
+        print(f"partial-trust gate: cannot evaluate: {why}", file=sys.stderr)
+    elif args.output_json != "-":
         print(report.gate_table(args.stage, verdict, criteria, stab, manual))
     payload = {
         "stage": args.stage,
         "verdict": verdict.value,
         "exit_code": verdict.exit_code,
+        "cannot_evaluate": why,
         "criteria": [_criterion_json(c) for c in criteria],
         "manual_checks": list(manual),
         "stability_windows": [
@@ -182,13 +223,19 @@ def gate_main(argv: Sequence[str]) -> int:
 
 
 def _prometheus_figures(p: argparse.ArgumentParser, args: argparse.Namespace) -> Figures:
+    # Imported here: it needs httpx, which a bare ``python3 scripts/...`` may not have.
+    from middleware.analysis import prometheus
+
     if args.since or args.until:
         p.error("--since/--until apply to --risk-log; use --window with --prometheus")
     try:
         window_s = prometheus.parse_window(args.window)
     except ValueError as exc:
         p.error(str(exc))
-    return prometheus.fetch(args.prometheus, window_s=window_s, corridor=args.corridor)
+    try:
+        return prometheus.fetch(args.prometheus, window_s=window_s, corridor=args.corridor)
+    except prometheus.PrometheusError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def _criterion_json(c: gate_mod.Criterion) -> dict[str, Any]:

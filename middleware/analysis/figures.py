@@ -15,6 +15,13 @@ Definitions (numerator / denominator; a zero denominator gives ``None``, never 0
   by linear interpolation between closest ranks: with the n values sorted ascending
   (0-based), h = (n - 1) * 0.95 and p95 = x[floor h] + (h - floor h) * (x[ceil h] - x[floor h])
   (the "C = 1" variant; numpy's and Excel PERCENTILE.INC's default)
+
+Input quality (risk log only, in ``input``): ``foreign_share`` = (foreign + torn lines) /
+non-blank lines; the gate refuses to judge a log where it exceeds ``MAX_FOREIGN_SHARE``.
+``latency_p95_exact`` is false only past ``MAX_LATENCY_KEYS`` distinct latencies.
+``legacy_records`` counts the records (in the window) that carry no ``schema``: the original
+application's lines (``records_model.LegacyLine``, ``records.LEGACY_REQUIRED``); they count
+in every figure like ours.
 """
 
 from __future__ import annotations
@@ -178,12 +185,20 @@ def from_tally(tally: Tally, input_info: Mapping[str, Any] | None = None) -> Fig
     for (st, token), n in tally.latencies.items():
         if token != b"null" and st.decode() in SAMPLED:
             values[float(token)] += n
+    odd = tally.foreign + tally.torn
+    judged = tally.lines - tally.blank  # every line that was, or could have been, a record
     info = {
         "lines": tally.lines,
         "foreign_lines": tally.foreign,
+        "foreign_share": round(odd / judged, 6) if judged else 0.0,
+        "overlong_lines": tally.overlong,
+        "latency_p95_exact": tally.latency_exact,
         "torn_lines": tally.torn,
         "blank_lines": tally.blank,
         "outside_window": tally.outside_window,
+        # Records without a ``schema`` (the original application's lines): read and counted
+        # like ours, reported so that an operator knows which writer the figures come from.
+        "legacy_records": tally.legacy,
         **(input_info or {}),
     }
     return Figures(

@@ -6,13 +6,22 @@ missing (zero denominator, no latencies, too few windows) is ``insufficient-data
 passes, so missing data or too few samples can never give GO; it never fires a rollback
 either, because absence of evidence is a reason to hold, not to roll back.
 
-Rollback lines. Stage 1 and 2 are the runbook's. Stage 2's "regression vs Stage 1 metrics"
-is read as "fails a stage-1 go bar": its explicit lines (error_rate > 0.05,
-intent_mismatch_rate > 0.10) are exactly those bars, and latency_p95 > 500 ms completes the
-set (also the runbook's latency alarm). Stage 3 is defined the same way, one stage up: it
-rolls back when it regresses past the stage-2 go bars that admitted it (error_rate > 0.03,
-intent_mismatch_rate > 0.05, latency_p95 > 400 ms). Rollback lines need no minimum sample:
-a canary that fails on its first requests should come back; rolling back is cheap.
+Cannot evaluate (exit 3, never GO): a risk log where more than 1% of the non-blank lines are
+not valid risk records (foreign or torn), or with fewer than 10 valid records in the window.
+Garbage is not evidence, and a wrong file or window must not read as "hold" or "go".
+
+Lines. Every number is in ``middleware.thresholds`` (the one table the alerts, the HTML
+report and the dashboard read too). Rollback lines are the effective ones of the one rule
+there: the stricter of the stage's own line and the monitoring table's rollback line, so
+stage 1 rolls back above 5% errors (the monitoring table's "Rollback immediately"), not 10%,
+and the gate says ROLLBACK exactly where the alerts page. Stage 2's "regression vs Stage 1
+metrics" is read as "fails a stage-1 go bar"; stage 3 rolls back when it regresses past the
+stage-2 go bars that admitted it. Rollback lines need no minimum sample: a canary that fails
+on its first requests should come back; rolling back is cheap.
+
+Timeout. A p95 cannot exceed the LLM timeout (default 200 ms, capped by the profile at
+500 ms), so a latency line at or above it cannot fail; the criterion says so, and the go line
+``timeout_share <= 0.05`` (llm_timeout / sampled) shows when the p95 reached the timeout.
 
 Stable acceptance_rate (stages 2 and 3). Sampled records are grouped into consecutive UTC
 windows of ``window_hours`` (default 24: calendar days, the runbook's daily check). A window
@@ -30,11 +39,16 @@ import enum
 import itertools
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
+from middleware import thresholds
 from middleware.analysis.figures import Figures, HourCounts
+from middleware.analysis.limits import MAX_FOREIGN_SHARE, MIN_RECORDS
+from middleware.thresholds import TIMEOUT_SHARE_LINE, Bound, Stage, rollback_lines
+
+__all__ = ["STAGES", "Bound", "Criterion", "Result", "Stage", "Verdict", "evaluate"]
 
 MAX_RELATIVE_DROP: Final = 0.20
 
@@ -49,77 +63,26 @@ class Verdict(enum.StrEnum):
     GO = "GO"
     NO_GO = "NO-GO"
     ROLLBACK = "ROLLBACK"
+    CANNOT_EVALUATE = "CANNOT-EVALUATE"  # the input is not evidence; see ``unevaluable``
 
     @property
     def exit_code(self) -> int:
-        return {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.ROLLBACK: 2}[self]
+        codes = {Verdict.GO: 0, Verdict.NO_GO: 1, Verdict.ROLLBACK: 2}
+        return codes.get(self, 3)
 
 
-@dataclass(frozen=True, slots=True)
-class Bound:
-    """``figure <op> limit``: for go bounds the condition to meet, for rollback the trigger."""
-
-    figure: str  # error_rate | intent_mismatch_rate | latency_p95 | sampled | stable_acceptance
-    op: str  # "<", ">", ">="
-    limit: float
-
-
-@dataclass(frozen=True, slots=True)
-class Stage:
-    number: int
-    go: tuple[Bound, ...]
-    rollback: tuple[Bound, ...]
-    manual: tuple[str, ...]  # runbook checks no log can answer; listed, never judged
-
-
+#: every stage's go and rollback lines come from the one table (``middleware.thresholds``):
+#: rollback lines are the effective ones (the stricter of the stage's and the monitoring
+#: table's), plus a go line on the timeout share that shows when the timeout hides latency.
+TIMEOUT_SHARE: Final = Bound("timeout_share", "<=", TIMEOUT_SHARE_LINE)
 STAGES: Final = {
-    1: Stage(
-        1,
-        go=(
-            Bound("error_rate", "<", 0.05),
-            Bound("intent_mismatch_rate", "<", 0.10),
-            Bound("latency_p95", "<", 500),
-            Bound("sampled", ">=", 50),
-        ),
-        rollback=(Bound("error_rate", ">", 0.10),),
-        manual=("no user-reported incidents", "no LLM provider outage"),
-    ),
-    2: Stage(
-        2,
-        go=(
-            Bound("error_rate", "<", 0.03),
-            Bound("intent_mismatch_rate", "<", 0.05),
-            Bound("latency_p95", "<", 400),
-            Bound("stable_acceptance", ">=", 1),
-            Bound("sampled", ">=", 200),
-        ),
-        rollback=(
-            Bound("error_rate", ">", 0.05),
-            Bound("intent_mismatch_rate", ">", 0.10),
-            Bound("latency_p95", ">", 500),
-        ),
-        manual=("no user-reported incidents",),
-    ),
-    3: Stage(
-        3,
-        go=(
-            Bound("error_rate", "<", 0.02),
-            Bound("intent_mismatch_rate", "<", 0.05),
-            Bound("latency_p95", "<", 300),
-            Bound("stable_acceptance", ">=", 1),
-            Bound("sampled", ">=", 200),
-        ),
-        rollback=(
-            Bound("error_rate", ">", 0.03),
-            Bound("intent_mismatch_rate", ">", 0.05),
-            Bound("latency_p95", ">", 400),
-        ),
-        manual=("no user-reported incidents",),
-    ),
+    n: replace(s, go=(*s.go, TIMEOUT_SHARE), rollback=rollback_lines(n))
+    for n, s in thresholds.STAGES.items()
 }
 
 _OPS: Final[dict[str, Callable[[float, float], bool]]] = {
     "<": operator.lt,
+    "<=": operator.le,
     ">": operator.gt,
     ">=": operator.ge,
 }
@@ -138,6 +101,8 @@ class Criterion:
         b = self.bound
         if b.figure == "stable_acceptance":
             return "acceptance_rate stable (no window drop > 20%)"
+        if b.figure == "timeout_share":
+            return f"timeout_share (llm_timeout / sampled) {b.op} {b.limit:g}"
         unit = " ms" if b.figure == "latency_p95" else ""
         return f"{b.figure} {b.op} {b.limit:g}{unit}"
 
@@ -194,7 +159,42 @@ def _value(figures: Figures, figure: str, stab: Stability) -> float | None:
         return float(figures.sampled)
     if figure == "stable_acceptance":
         return None if stab.stable is None else float(stab.stable)
+    if figure == "timeout_share":
+        timeouts = figures.reason_counts.get("llm_timeout", 0)
+        return timeouts / figures.sampled if figures.sampled else None
     return figures.rates()[figure].value
+
+
+def _timeout_note(limit_ms: float, timeout_ms: int | None) -> str:
+    """Why a latency line may be unable to fail: a p95 never exceeds the LLM timeout."""
+    share = f"timeout_share > {TIMEOUT_SHARE_LINE:g} shows the p95 reached the timeout"
+    if timeout_ms is None:
+        return (
+            f"cannot fail while the LLM timeout is <= {limit_ms:g} ms (default "
+            f"{thresholds.DEFAULT_TIMEOUT_MS} ms, profile cap {thresholds.DEFAULT_PROFILE_CAP_MS}"
+            f" ms): {share}"
+        )
+    if not thresholds.latency_line_reachable(limit_ms, timeout_ms):
+        return f"cannot fail: the LLM timeout ({timeout_ms} ms) is not above it; {share}"
+    return ""
+
+
+def unevaluable(figures: Figures) -> str | None:
+    """Why ``figures`` cannot be judged at all (see the module docstring), or None."""
+    info = figures.input
+    odd = int(info.get("foreign_lines", 0)) + int(info.get("torn_lines", 0))
+    judged = int(info.get("lines", 0)) - int(info.get("blank_lines", 0))
+    if odd and odd > MAX_FOREIGN_SHARE * judged:
+        return (
+            f"{odd:,} of {judged:,} lines ({odd / max(judged, 1):.1%}) are not valid risk "
+            f"records (the bound is {MAX_FOREIGN_SHARE:.0%})"
+        )
+    if figures.records < MIN_RECORDS:
+        return (
+            f"{figures.records:,} valid risk record(s) in the window, fewer than {MIN_RECORDS}: "
+            "wrong file or window?"
+        )
+    return None
 
 
 def evaluate(
@@ -204,8 +204,12 @@ def evaluate(
     window_hours: int = 24,
     min_window_sampled: int = 50,
     min_sampled: int | None = None,
+    timeout_ms: int | None = None,
 ) -> tuple[Verdict, list[Criterion], Stability]:
-    """Judge ``figures`` against ``stage``; see the module docstring for the rules."""
+    """Judge ``figures`` against ``stage``; see the module docstring for the rules.
+
+    ``timeout_ms``: the LLM timeout in force, when the caller knows it; latency criteria it
+    hides say so (unknown: they say which timeout would hide them)."""
     spec = STAGES[stage]
     stab = stability(figures.hours, window_hours, min_window_sampled)
     out: list[Criterion] = []
@@ -225,8 +229,12 @@ def evaluate(
                 detail = f"{len(stab.windows)} windows, worst drop {stab.worst_drop:.1%}"
             elif bound.figure == "stable_acceptance":
                 detail = f"{len(stab.windows)} window(s) with >= {min_window_sampled} sampled"
+            elif bound.figure == "latency_p95":
+                detail = _timeout_note(bound.limit, timeout_ms)
             out.append(Criterion(kind, bound, value, result, detail))
-    if any(c.kind == "rollback" and c.result is Result.FAIL for c in out):
+    if unevaluable(figures) is not None:
+        verdict = Verdict.CANNOT_EVALUATE
+    elif any(c.kind == "rollback" and c.result is Result.FAIL for c in out):
         verdict = Verdict.ROLLBACK
     elif all(c.result is Result.PASS for c in out if c.kind == "go"):
         verdict = Verdict.GO

@@ -11,19 +11,56 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from middleware import thresholds
 from middleware.analysis.figures import Figures
-from middleware.analysis.gate import Criterion, Verdict
+from middleware.analysis.gate import Criterion, Verdict, unevaluable
 
 W = 900
 COLORS = {"accepted_llm": "#2e7d32", "fallback_deterministic": "#f9a825", "error": "#c62828"}
-VERDICT_COLORS = {Verdict.GO: "#2e7d32", Verdict.NO_GO: "#f9a825", Verdict.ROLLBACK: "#c62828"}
-#: rate -> ((threshold, label), ...): the runbook's lines, drawn as ticks on the rate's bar.
-THRESHOLDS: dict[str, tuple[tuple[float, str], ...]] = {
-    "error_rate": ((0.02, "S3 go"), (0.03, "S2 go"), (0.05, "S1 go"), (0.10, "S1 rollback")),
-    "intent_mismatch_rate": ((0.05, "S2/S3 go"), (0.10, "S1 go / S2 rollback")),
-    "entity_key_mismatch_rate": ((0.20, "alarm"),),
-    "acceptance_rate": (),
+VERDICT_COLORS = {
+    Verdict.GO: "#2e7d32",
+    Verdict.NO_GO: "#f9a825",
+    Verdict.ROLLBACK: "#c62828",
+    Verdict.CANNOT_EVALUATE: "#616161",
 }
+
+
+def table_lines(figure: str) -> tuple[tuple[float, str], ...]:
+    """The table's lines for ``figure`` (``middleware.thresholds``), each labelled with the
+    stages it is a go or (effective) rollback line of, and "alarm" for a monitoring row."""
+    kinds: dict[float, dict[str, list[str]]] = {}
+    for n in sorted(thresholds.STAGES):
+        for kind, line in (
+            ("go", thresholds.go_line(n, figure)),
+            ("rollback", thresholds.rollback_line(n, figure)),
+        ):
+            if line is not None:
+                kinds.setdefault(line, {}).setdefault(kind, []).append(str(n))
+    row = thresholds.alarm(figure)
+    if row is not None and not row.rollback:
+        kinds.setdefault(row.limit, {})["alarm"] = []
+    return tuple(
+        (line, " · ".join(f"{k} S{'/'.join(s)}" if s else k for k, s in by_kind.items()))
+        for line, by_kind in sorted(kinds.items())
+    )
+
+
+#: rate -> ((threshold, label), ...): the table's lines, drawn as ticks on the rate's bar.
+THRESHOLDS: dict[str, tuple[tuple[float, str], ...]] = {
+    name: table_lines(name)
+    for name in (
+        "error_rate",
+        "intent_mismatch_rate",
+        "entity_key_mismatch_rate",
+        "acceptance_rate",
+    )
+}
+#: the stages' p95 go lines in ms, drawn on the latency histogram
+LATENCY_LINES: tuple[tuple[float, str], ...] = tuple(
+    (line, f"stage {n}")
+    for n in sorted(thresholds.STAGES, reverse=True)
+    if (line := thresholds.go_line(n, "latency_p95")) is not None
+)
 Gate = tuple[int, Verdict, Sequence[Criterion]]
 
 
@@ -99,10 +136,10 @@ def latency_chart(fig: Figures) -> str:
             f'height="{height:.1f}" fill="#1565c0"><title>{escape(label)}</title></rect>'
         )
         lower = hi
-    for k, (ms, stage) in enumerate(((300, "stage 3"), (400, "stage 2"), (500, "stage 1"))):
+    for k, (ms, stage) in enumerate(LATENCY_LINES):
         x = x_of(ms)
         parts.append(_vline(x, top, h - 30, 'stroke="#555" stroke-dasharray="4 3"'))
-        parts.append(_text(x + 3, top + 10 + 13 * k, f"{ms} ms ({stage})"))
+        parts.append(_text(x + 3, top + 10 + 13 * k, f"{ms:g} ms ({stage})"))
     if fig.latency_p95 is not None:
         x = x_of(fig.latency_p95)
         parts.append(_vline(x, top, h - 30, 'stroke="#c62828" stroke-width="2"'))
@@ -140,8 +177,11 @@ def rates_chart(fig: Figures) -> str:
     return _svg(24 + len(fig.rates()) * row, "".join(parts), "rates against thresholds")
 
 
-def _gate_html(gates: Sequence[Gate]) -> str:
+def _gate_html(gates: Sequence[Gate], fig: Figures) -> str:
     out = []
+    why = unevaluable(fig)
+    if why is not None:
+        out.append(f'<p class="fail">Cannot evaluate: {escape(why)}</p>')
     for stage, verdict, criteria in gates:
         rows = "".join(
             f"<tr><td>{c.kind}</td><td>{escape(c.text)}</td>"
@@ -179,7 +219,7 @@ svg {{ display: block; margin: 8px 0 20px; background: #fafafa; }}
 </style></head><body>
 <h1>{escape(title)}</h1>
 <p>{fig.records:,} records, {fig.sampled:,} sampled, latency_p95 {p95}. Source: {files}</p>
-<h2>Gate verdicts</h2>{_gate_html(gates)}
+<h2>Gate verdicts</h2>{_gate_html(gates, fig)}
 <h2>Outcomes over time (sampled records per UTC hour)</h2>{outcomes_chart(fig)}
 <h2>LLM latency distribution</h2>{latency_chart(fig)}
 <h2>Rates against thresholds</h2>{rates_chart(fig)}

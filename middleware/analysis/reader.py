@@ -4,14 +4,19 @@ Files are read in fixed-size blocks, never whole, so memory stays flat whatever 
 size. Large plain files are cut into byte ranges on line boundaries that worker processes
 count independently (counts merge exactly), because one CPython core tops out well below the
 1M lines/s budget. Gzip streams cannot be split, so each is one task. Every input is opened
-before any counting starts, so a missing or unreadable file fails fast with its name.
+before any counting starts, so a missing, unreadable or non-regular input (FIFO, device,
+directory, socket) fails fast with its name (``source.py``).
+
+Bounds (``limits.py``): a line longer than ``MAX_LINE`` is skipped as it streams past, never
+held; a gzip stream may inflate to ``GZIP_RATIO`` times its size plus ``GZIP_ALLOWANCE`` (and
+never past ``MAX_GZIP_BYTES``), so a gzip bomb is refused after a bounded read.
 """
 
 from __future__ import annotations
 
-import glob
 import gzip
 import os
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +24,17 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from middleware.analysis.limits import (
+    GZIP_ALLOWANCE,
+    GZIP_RATIO,
+    MAX_GZIP_BYTES,
+    MAX_LINE,
+    InputError,
+)
+from middleware.analysis.source import expand, open_regular
 from middleware.analysis.tally import Tally, Window
+
+__all__ = ["InputError", "Task", "count_task", "expand", "plan", "tally_files"]
 
 BLOCK: Final = 1 << 20  # bytes read at a time: big enough for C-speed scans, small for memory
 TASK: Final = 64 << 20  # bytes per worker task: progress granularity and load balance
@@ -27,52 +42,20 @@ PARALLEL_MIN: Final = 96 << 20  # below this, worker start-up costs more than it
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
-class InputError(Exception):
-    """A risk-log argument that cannot be read; the CLI reports it and exits 2."""
-
-
 @dataclass(frozen=True, slots=True)
 class Task:
     path: str
     start: int
-    end: int  # exclusive; lines *starting* in [start, end) belong to this task
+    end: int  # exclusive; lines *starting* in [start, end) belong to this task (gzip: size)
     gz: bool
-
-
-def expand(patterns: Iterable[str]) -> list[Path]:
-    """Paths from files, globs and folders (a folder means its ``*.jsonl*`` files), in order."""
-    out: list[Path] = []
-    for pattern in patterns:
-        if glob.has_magic(pattern):
-            found = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
-            if not found:
-                raise InputError(f"no risk log matches {pattern!r}")
-        elif Path(pattern).is_dir():
-            found = sorted(p for p in Path(pattern).glob("*.jsonl*") if p.is_file())
-            if not found:
-                raise InputError(f"no risk log (*.jsonl*) in folder {pattern!r}")
-        else:
-            found = [Path(pattern)]
-        out += [p for p in found if p not in out]
-    for path in out:
-        _check_readable(path)
-    return out
-
-
-def _check_readable(path: Path) -> None:
-    try:
-        with path.open("rb") as f:
-            f.read(1)
-    except OSError as exc:
-        raise InputError(f"cannot read risk log {str(path)!r}: {exc.strerror or exc}") from exc
 
 
 def plan(paths: Sequence[Path], task_size: int = TASK) -> list[Task]:
     """Cut plain files into ~``task_size`` byte ranges; each gzip file is one task."""
     tasks: list[Task] = []
     for path in paths:
-        size = path.stat().st_size
-        with path.open("rb") as f:
+        f, size = open_regular(path)
+        with f:
             gz = f.read(2) == _GZIP_MAGIC
         if gz or size <= task_size:
             tasks.append(Task(str(path), 0, size, gz))
@@ -83,47 +66,95 @@ def plan(paths: Sequence[Path], task_size: int = TASK) -> list[Task]:
     return tasks
 
 
+def gzip_cap(compressed: int) -> int:
+    """Most bytes a gzip file of ``compressed`` bytes may inflate to (see ``limits.py``)."""
+    return min(MAX_GZIP_BYTES, GZIP_ALLOWANCE + GZIP_RATIO * compressed)
+
+
 def count_task(task: Task, window: Window) -> Tally:
     """Count the lines that start inside ``task``'s range (the whole stream for gzip)."""
     tally = Tally(window)
+    f, size = open_regular(task.path)
     try:
-        if task.gz:
-            with gzip.open(task.path, "rb") as f:
-                _count_stream(f, 0, None, tally)
-        else:
-            with open(task.path, "rb") as f:
+        with f:
+            if task.gz:
+                cap = gzip_cap(max(size, task.end))
+                with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+                    if _count_stream(gz, 0, None, tally, cap):
+                        raise InputError(
+                            f"risk log {task.path!r} inflates to more than {cap:,} bytes "
+                            f"({GZIP_RATIO}x its size + {GZIP_ALLOWANCE >> 20} MiB): "
+                            "refused as a possible gzip bomb"
+                        )
+            else:
                 _count_stream(f, task.start, task.end, tally)
-    except (OSError, EOFError) as exc:  # EOFError: a gzip stream cut short
+    except (OSError, EOFError, zlib.error) as exc:  # EOFError: a gzip stream cut short
         raise InputError(f"cannot read risk log {task.path!r}: {exc}") from exc
     return tally
 
 
-def _count_stream(f: BinaryIO | gzip.GzipFile, start: int, end: int | None, tally: Tally) -> None:
-    """Lines starting in [start, end) of ``f``; each block is scanned in place, not copied."""
-    pos = 0  # file offset of the first byte not yet consumed (the start of ``rest``)
+def _skip_line(f: BinaryIO | gzip.GzipFile) -> int:
+    """Consume up to and including the next newline, in bounded reads; the bytes consumed."""
+    used = 0
+    while block := f.read(BLOCK):
+        at = block.find(b"\n")
+        if at >= 0:
+            f.seek(at + 1 - len(block), os.SEEK_CUR)
+            return used + at + 1
+        used += len(block)
+    return used
+
+
+def _count_stream(
+    f: BinaryIO | gzip.GzipFile,
+    start: int,
+    end: int | None,
+    tally: Tally,
+    cap: int | None = None,
+) -> bool:
+    """Lines starting in [start, end) of ``f``; True if ``cap`` bytes were read first.
+
+    Each block is scanned in place, not copied. A line longer than ``MAX_LINE`` is dropped as
+    it streams past (``long``), so neither memory nor time depends on line length.
+    """
+    offset = start  # stream offset of the next block's first byte
     if start > 0:
         f.seek(start - 1)
-        pos = start - 1 + len(f.readline())  # finish the line that began in the previous range
-    rest = b""
+        offset = start - 1 + _skip_line(f)  # finish the line that began in the previous range
+    line_start = offset  # where the pending line (``rest``) begins
+    rest, long = b"", False
     limit = end if end is not None else 1 << 62
-    while pos < limit:
+    while line_start < limit:
+        if cap is not None and offset > cap:
+            return True
         block = f.read(BLOCK)
         if not block:
-            tally.add_tail(rest)  # starts before ``limit``: the loop condition guarantees it
-            return
+            if long:
+                tally.add_overlong(final=True)
+            else:
+                tally.add_tail(rest)  # starts before ``limit``: the loop condition says so
+            return False
         first = block.find(b"\n") + 1
         if not first:
-            rest += block
+            offset += len(block)
+            long = long or len(rest) + len(block) > MAX_LINE
+            rest = b"" if long else rest + block  # bounded: at most MAX_LINE + BLOCK
             continue
-        tally.add_chunk(rest + block[:first])  # the line that straddled two blocks
-        base = pos + len(rest)  # file offset of block[0]
+        if long or len(rest) + first - 1 > MAX_LINE:
+            tally.add_overlong()
+        else:
+            tally.add_chunk(rest + block[:first])  # the line that straddled two blocks
+        long = False
         cut = block.rfind(b"\n") + 1
-        if limit - base < cut:  # the range ends inside this block
-            if limit - base > first:
-                tally.add_chunk(block, first, block.find(b"\n", limit - base - 1) + 1)
-            return
+        if limit - offset < cut:  # the range ends inside this block
+            if limit - offset > first:
+                tally.add_chunk(block, first, block.find(b"\n", limit - offset - 1) + 1)
+            return False
         tally.add_chunk(block, first, cut)
-        rest, pos = block[cut:], base + cut
+        rest = block[cut:]
+        offset += len(block)
+        line_start = offset - len(rest)
+    return False
 
 
 def _count_one(args: tuple[Task, Window]) -> Tally:

@@ -26,9 +26,25 @@ Figures (a zero denominator gives ``null``):
   seed for each run) and every command's (status, reason, final decision) must be identical;
   timestamps and latencies are never compared.
 
-Exit: 0 when disagreement_rate <= --max-disagreement (default 0.01, seed-002's "<= 1%") and
-both runs agree; 1 otherwise (also when no command entered the corridor: no evidence is not
-a pass); 2 bad input (unreadable or malformed corpus, bad options, missing policy file).
+Lines (a FAIL names each one crossed):
+
+* disagreement_rate <= --max-disagreement (default 0.01: seed-002's "<= 1% on fixed-seed
+  regression"); the shipped corpus has 240 corridor commands, so up to 2 may disagree;
+* error_rate = error / corridor commands <= --max-error-rate (default 0.05: the runbook's
+  error_rate alarm, "> 0.05: rollback immediately", also stage 1's go bar);
+* both runs agree on every command.
+
+The default run is a drill, not a model check: the in-process llm-sim disagrees on purpose
+(mode ``disagree``: one more of the first item, a candidate every acceptance rule takes) on a
+seeded --sim-disagree-rate share of calls (default 0.02). With the shipped corpus and seed 0
+that is 7 of 240 corridor commands, 2.92%: the default run FAILS (exit 1), which shows that
+the check counts what it is meant to. --sim-disagree-rate 0 gives a clean sim (PASS: the
+corridor's own code agrees with the baseline); --llm-url asks a real model.
+
+Exit: 0 PASS; 1 FAIL, a line crossed or the runs differ; 2 bad input (unreadable or
+malformed corpus, bad options, missing policy file); 3 FAIL, nothing judged: no command
+entered the corridor, or no LLM call came back with an answer (unreachable, hanging, always
+malformed; the replay stops after the first --give-up-after such calls, default 10).
 """
 
 from __future__ import annotations
@@ -42,9 +58,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from middleware.analysis.replay_corpus import SHIPPED_CORPUS, CorpusError, load_corpus
-from middleware.analysis.replay_report import CommandResult, ReplayReport, table
-from middleware.analysis.replay_run import (
+from middleware.analysis.replay_report import (
     DEFAULT_MAX_DISAGREEMENT,
+    DEFAULT_MAX_ERROR_RATE,
+    EXIT_BAD_INPUT,
+    CommandResult,
+    ReplayReport,
+    table,
+)
+from middleware.analysis.replay_run import (
+    DEFAULT_GIVE_UP_AFTER,
     SIM_URL,
     TransportFactory,
     replay,
@@ -54,8 +77,14 @@ from middleware.analysis.replay_run import (
 from middleware.llm_sim import Mode, SimConfig
 from middleware.policy import DEFAULT_POLICY_PATH, PolicyError, PolicyRegistry
 
+#: The default run's injected disagreement (see the module docstring): it FAILs on purpose.
+DEFAULT_SIM_DISAGREE_RATE = 0.02
+
 __all__ = [
+    "DEFAULT_GIVE_UP_AFTER",
     "DEFAULT_MAX_DISAGREEMENT",
+    "DEFAULT_MAX_ERROR_RATE",
+    "DEFAULT_SIM_DISAGREE_RATE",
     "SHIPPED_CORPUS",
     "SIM_URL",
     "CommandResult",
@@ -85,7 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--llm-url", help="OpenAI-compatible base URL (default: in-process llm-sim)")
     p.add_argument("--max-disagreement", type=float, default=DEFAULT_MAX_DISAGREEMENT)
+    p.add_argument("--max-error-rate", type=float, default=DEFAULT_MAX_ERROR_RATE)
+    p.add_argument(
+        "--give-up-after",
+        type=int,
+        default=DEFAULT_GIVE_UP_AFTER,
+        help="stop when the first N corridor calls all fail (0: never; default %(default)s)",
+    )
     p.add_argument("--output-json", metavar="FILE", help="write every figure as JSON ('-': stdout)")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     p.add_argument("--policy", help="LLM policy file (default: $LLM_POLICY_PATH or the repo's)")
     p.add_argument("--profile", help="policy profile id (default: the task's default)")
     p.add_argument(
@@ -94,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=2, help="passes for the determinism check")
     p.add_argument("--sim-force", choices=[m.value for m in Mode], help="force a sim fault mode")
     p.add_argument("--sim-seed", type=int, default=0, help="the in-process sim's seed")
+    p.add_argument(
+        "--sim-disagree-rate",
+        type=float,
+        default=DEFAULT_SIM_DISAGREE_RATE,
+        help="share of sim calls answered with an accepted but different candidate "
+        "(default %(default)s: the default run FAILs on purpose; 0: a clean sim)",
+    )
     return p
 
 
@@ -103,13 +147,17 @@ def main(argv: Sequence[str], *, transport: TransportFactory | None = None) -> i
         args = p.parse_args(list(argv))
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
-    if not 0.0 <= args.max_disagreement <= 1.0 or args.runs < 2 or args.timeout_ms < 1:
+    unit = (args.max_disagreement, args.max_error_rate, args.sim_disagree_rate)
+    if not all(0.0 <= x <= 1.0 for x in unit) or args.runs < 2 or args.timeout_ms < 1:
         print(
-            "partial-trust replay: need 0 <= --max-disagreement <= 1, --runs >= 2, "
-            "--timeout-ms >= 1",
+            "partial-trust replay: need --max-disagreement, --max-error-rate and "
+            "--sim-disagree-rate in [0, 1], --runs >= 2, --timeout-ms >= 1",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_BAD_INPUT
+    if args.give_up_after < 0:
+        print("partial-trust replay: need --give-up-after >= 0", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         commands = load_corpus(args.corpus)
         policy = PolicyRegistry.load(
@@ -117,10 +165,14 @@ def main(argv: Sequence[str], *, transport: TransportFactory | None = None) -> i
         )
     except (CorpusError, PolicyError) as exc:
         print(f"partial-trust replay: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    source: dict[str, object] = {"kind": "url" if args.llm_url else "transport"}
     if transport is None and args.llm_url is None:
         force = Mode(args.sim_force) if args.sim_force else None
-        transport = sim_transport(SimConfig(seed=args.sim_seed, force=force))
+        config = SimConfig(seed=args.sim_seed, force=force, disagree_rate=args.sim_disagree_rate)
+        transport = sim_transport(config)
+        source = {"kind": "llm-sim", "seed": args.sim_seed, "force": args.sim_force}
+        source["disagree_rate"] = args.sim_disagree_rate
     report = asyncio.run(
         replay(
             commands,
@@ -132,6 +184,9 @@ def main(argv: Sequence[str], *, transport: TransportFactory | None = None) -> i
             timeout_ms=args.timeout_ms,
             profile_id=args.profile,
             max_disagreement=args.max_disagreement,
+            max_error_rate=args.max_error_rate,
+            give_up_after=args.give_up_after,
+            source=source,
         )
     )
     if args.output_json != "-":
@@ -143,4 +198,9 @@ def main(argv: Sequence[str], *, transport: TransportFactory | None = None) -> i
         else:
             Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.output_json).write_text(text, encoding="utf-8")
-    return 0 if report.passed else 1
+    if args.html:
+        from middleware.analysis.replay_html import render
+
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.html).write_text(render(report), encoding="utf-8")
+    return report.exit_code

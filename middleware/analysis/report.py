@@ -39,7 +39,15 @@ def analysis_table(fig: Figures) -> str:
     ]
     odd = [f"{info.get(k, 0):,} {k.replace('_', ' ')}" for k in _ODD if info.get(k, 0)]
     if odd:
-        lines.append("  not counted: " + ", ".join(odd))
+        share = info.get("foreign_share")
+        note = f" ({share:.2%} of non-blank lines not valid)" if share else ""
+        lines.append("  not counted: " + ", ".join(odd) + note)
+    legacy = info.get("legacy_records", 0)
+    if legacy:
+        lines.append(
+            f"  of which {legacy:,} legacy records (no schema: the original application's "
+            "format), counted like the others"
+        )
     if fig.hours:
         first, last = fig.hours[0].hour, fig.hours[-1].hour
         lines.append(f"  sampled records span {first}:00 .. {last}:59 UTC")

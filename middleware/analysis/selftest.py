@@ -2,7 +2,8 @@
 
 The runbook makes a passing self-test a prerequisite for rollout, so it must exercise what
 real logs contain: every status and reason, the regex fast path and the JSON slow path
-(foreign lines, another writer's spacing, a torn last line), gzip, a time window and empty
+(foreign lines, another writer's spacing, a torn last line), look-alike records with values
+out of range (issue 15: each is foreign and moves no figure), gzip, a time window and empty
 input. The expected values are constants computed by hand (see the comments), never by the
 code under test.
 """
@@ -94,6 +95,23 @@ def messy_lines() -> list[str]:
     return [*lines[:5], "not json at all", *lines[5:], '{"schema":"other/v1","status":"error"}']
 
 
+def hostile_lines() -> list[str]:
+    """Look-alike records (issue 15): each must be foreign and move no figure."""
+    good = canonical(ROWS[0])
+    lat = '"latency_ms":100.0'
+    return [
+        good.replace(H9 % 0, "9999-99-99T99:00:00.000Z"),
+        good.replace(H9 % 0, "2027-02-29T09:00:00.000Z"),
+        good.replace(lat, '"latency_ms":1-2'),
+        good.replace(lat, '"latency_ms":1e999'),
+        good.replace(lat, '"latency_ms":-1e308'),
+        good.replace(lat, '"latency_ms":NaN'),
+        good.replace('"reason_code":"accepted"', '"reason_code":"llm_timeout"'),
+        good.replace('"sample_rate":0.05', '"sample_rate":5'),
+        "\x00\ufffd NOT JSON",
+    ]
+
+
 TORN = '{"timestamp":"2026-11-23T10:59:59.000Z","schema":"partial_trust_risk/v1","corr'
 
 
@@ -127,6 +145,11 @@ def run(emit: Callable[[str], None] = print) -> bool:
         messy.write_text("\n".join(messy_lines()) + "\n" + TORN, encoding="utf-8")
         odd = {**FULL, "foreign_lines": 2, "torn_lines": 1}
         results += _check("messy (slow path)", _figures([messy]), odd)
+        hostile = d / "hostile.jsonl"
+        hostile.write_text("\n".join([*hostile_lines(), *map(canonical, ROWS)]) + "\n")
+        results += _check(
+            "hostile values are foreign", _figures([hostile]), {**FULL, "foreign_lines": 9}
+        )
         half = len(ROWS) // 2
         (d / "a.jsonl").write_text("".join(canonical(r) + "\n" for r in ROWS[:half]))
         with gzip.open(d / "a.jsonl.1.gz", "wt", encoding="utf-8") as gz:

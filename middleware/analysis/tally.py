@@ -5,46 +5,46 @@ lines/s). The risk-log writer emits one fixed shape (``middleware.risk_log.FIELD
 compact separators), so one anchored, multi-line regex validates a whole chunk of such lines
 in C and hands back only the few fields the figures need. A chunk where any line does not fit
 that shape (a foreign line, another writer's spacing, an escaped string) is re-read line by
-line with ``json`` and judged field by field, so odd input changes speed, never the answer.
+line with the strict model (``records.py``), so odd input changes speed, never the answer.
+A line that does not validate, or is longer than ``MAX_LINE``, is foreign; the regex only
+matches lines that also validate.
 
 A ``Tally`` holds only counts and is mergeable, so byte ranges can be counted in worker
 processes and summed; latencies are kept as a count per distinct value (the writer rounds to
-0.01 ms), which keeps exact percentiles in a few MB instead of one float per record.
+0.01 ms), which keeps exact percentiles in a few MB instead of one float per record. Both
+counters are bounded whatever the input (``limits.py``): past ``MAX_LATENCY_KEYS`` distinct
+latencies they fall into 0.1%-wide buckets; past ``MAX_RECORD_KEYS`` groups the input is
+refused, so memory stays flat.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Final
 
-SCHEMA: Final = "partial_trust_risk/v1"
+from middleware.analysis.limits import (
+    LATENCY_BUCKET_RATIO,
+    MAX_LATENCY_KEYS,
+    MAX_LINE,
+    MAX_RECORD_KEYS,
+    InputError,
+)
+from middleware.analysis.records import LINE, SCHEMA, parse_line
+
+__all__ = ["LINE", "SAMPLED", "SCHEMA", "STATUSES", "Tally", "Window", "parse_time"]
+
 STATUSES: Final = ("accepted_llm", "fallback_deterministic", "error", "skipped")
 SAMPLED: Final = frozenset({"accepted_llm", "fallback_deterministic", "error"})
 
-_NUM = rb"(?:null|-?\d[\d.eE+-]*+)"
-_ANY = rb"[^,\n]*+"  # a value we do not use: only "no comma" is checked (speed: ~2x)
-#: One canonical line: the writer's keys in order. Groups: hour, status, reason_code,
-#: latency_ms, intent_match, entity_key_match.
-LINE: Final = re.compile(
-    rb'^\{"timestamp":"(\d{4}-\d\d-\d\dT\d\d)[:.\d]*+Z","schema":"partial_trust_risk/v1",'
-    rb'"corridor":' + _ANY + rb',"command_key":' + _ANY + rb","
-    rb'"status":"(accepted_llm|fallback_deterministic|error|skipped)","reason_code":"([a-z_]++)",'
-    rb'"sampled":' + _ANY + rb',"sample_rate":' + _ANY + rb',"profile_id":' + _ANY + rb","
-    rb'"latency_ms":(' + _NUM + rb'),"baseline_latency_ms":' + _ANY + rb","
-    rb'"intent_match":(true|false|null),"entity_key_match":(true|false|null),'
-    rb'"confidence":' + _ANY + rb',"items_baseline":' + _ANY + rb',"items_llm":[^,}\n]*+\}$',
-    re.MULTILINE,
-)
 _HOUR_PREFIX: Final = b'{"timestamp":"'
 _UTC: Final = b'Z","schema":"partial_trust_risk/v1"'  # the hour prefix is a UTC hour
 
 Key = tuple[bytes, bytes, bytes, bytes, bytes]  # hour, status, reason, intent, entity
+LatKey = tuple[bytes, bytes]  # status, latency token
 _KEY: Final = itemgetter(0, 1, 2, 4, 5)
 _LATENCY: Final = itemgetter(1, 3)  # (status, latency token): only sampled ones count, later
 
@@ -84,9 +84,9 @@ def parse_time(text: str) -> datetime | None:
     """RFC 3339 → aware UTC datetime; naive input is taken as UTC; junk → None."""
     try:
         ts = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted by an offset
         return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 @dataclass(slots=True)
@@ -95,21 +95,29 @@ class Tally:
 
     window: Window = field(default_factory=lambda: Window())
     records: Counter[Key] = field(default_factory=Counter)
-    latencies: Counter[tuple[bytes, bytes]] = field(default_factory=Counter)  # (status, value)
-    foreign: int = 0  # complete lines that are not a risk record (bad JSON, other schema, ...)
+    latencies: Counter[LatKey] = field(default_factory=Counter)  # (status, value)
+    foreign: int = 0  # complete lines that are not a valid risk record (see records.py)
+    overlong: int = 0  # of those, lines longer than MAX_LINE (skipped unread)
+    latency_exact: bool = True  # False: latencies were bucketed (see MAX_LATENCY_KEYS)
     torn: int = 0  # an unterminated, unparseable fragment at the end of a file
     outside_window: int = 0
     blank: int = 0
     lines: int = 0
+    legacy: int = 0  # records in the window with no ``schema``: the original application's
 
     def merge(self, other: Tally) -> None:
         self.records.update(other.records)
-        self.latencies.update(other.latencies)
+        self._check_records()
+        if not other.latency_exact:
+            self._coarsen()
+        self._add_latencies(other.latencies, bucketed=not other.latency_exact)
         self.foreign += other.foreign
+        self.overlong += other.overlong
         self.torn += other.torn
         self.outside_window += other.outside_window
         self.blank += other.blank
         self.lines += other.lines
+        self.legacy += other.legacy
 
     # -- chunks of complete lines ---------------------------------------------------------
     def add_chunk(self, data: bytes, start: int = 0, end: int | None = None) -> None:
@@ -134,7 +142,13 @@ class Tally:
         if len(found) == n:
             self.lines += n
             self.records.update(map(_KEY, found))  # map/itemgetter: no Python per line
-            self.latencies.update(map(_LATENCY, found))
+            self._check_records()
+            if self.latency_exact:
+                self.latencies.update(map(_LATENCY, found))  # C speed, the common case
+                if len(self.latencies) > MAX_LATENCY_KEYS:
+                    self._coarsen()
+            else:
+                self._add_latencies(Counter(map(_LATENCY, found)))
             return
         for line in data[start:end].split(b"\n")[:n]:
             self.add_line(line)
@@ -176,60 +190,79 @@ class Tally:
     # -- single lines (slow path) ---------------------------------------------------------
     def add_line(self, line: bytes, *, final: bool = False) -> None:
         """Count one line (no ``\\n``). ``final``: an unterminated end-of-file fragment."""
+        if len(line) > MAX_LINE:
+            self.add_overlong(final=final)
+            return
         self.lines += 1
         if not line.strip():
             self.blank += 1
             return
-        rec = _record(line)
-        if rec is None:
+        parsed = parse_line(line)
+        if parsed is None:
             if final:
                 self.torn += 1
             else:
                 self.foreign += 1
             return
-        ts, status, reason, latency, intent, entity = rec
+        (ts, (hour, status, reason, latency, intent, entity)), legacy = parsed
         if not self.window.open and not self.window.contains(ts):
             self.outside_window += 1
             return
-        hour = ts.strftime("%Y-%m-%dT%H").encode()
+        self.legacy += legacy
         self.records[(hour, status, reason, intent, entity)] += 1
-        self.latencies[(status, latency)] += 1
+        self._check_records()
+        self._add_latencies(Counter({(status, latency): 1}))
+
+    def add_overlong(self, *, final: bool = False) -> None:
+        """A line longer than ``MAX_LINE``: foreign (torn at the end of a file), never read."""
+        self.lines += 1
+        self.overlong += 1
+        if final:
+            self.torn += 1
+        else:
+            self.foreign += 1
 
     def add_tail(self, fragment: bytes) -> None:
         """The bytes after a file's last newline: a record missing its newline, or torn."""
         if fragment:
             self.add_line(fragment, final=True)
 
+    # -- bounds -----------------------------------------------------------------------------
+    def _check_records(self) -> None:
+        if len(self.records) > MAX_RECORD_KEYS:
+            raise InputError(
+                f"more than {MAX_RECORD_KEYS:,} distinct (hour, outcome) groups: timestamps "
+                "are spread too widely to judge; narrow the input with --since/--until"
+            )
 
-_Rec = tuple[datetime, bytes, bytes, bytes, bytes, bytes]
+    def _add_latencies(self, counts: Counter[LatKey], *, bucketed: bool = False) -> None:
+        """Add (status, latency) counts; bucket them once the exact set grew too large."""
+        lat = self.latencies
+        if self.latency_exact or bucketed:
+            lat.update(counts)
+            if self.latency_exact and len(lat) > MAX_LATENCY_KEYS:
+                self._coarsen()
+            return
+        for (status, token), n in counts.items():
+            lat[(status, _bucket(token))] += n
 
-
-def _record(line: bytes) -> _Rec | None:
-    """The fields of one risk record, or None when the line is not one."""
-    try:
-        obj = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
-        return None
-    status, reason, stamp = obj.get("status"), obj.get("reason_code"), obj.get("timestamp")
-    if status not in STATUSES or not isinstance(reason, str) or not isinstance(stamp, str):
-        return None
-    ts = parse_time(stamp)
-    if ts is None or not reason or len(reason) > 64 or not reason.isprintable():
-        return None
-    lat = obj.get("latency_ms")
-    ok_lat = isinstance(lat, int | float) and not isinstance(lat, bool) and math.isfinite(lat)
-    return (
-        ts,
-        status.encode(),
-        reason.encode(),
-        json.dumps(lat).encode() if ok_lat else b"null",
-        _flag(obj.get("intent_match")),
-        _flag(obj.get("entity_key_match")),
-    )
+    def _coarsen(self) -> None:
+        """Switch to bucketed latencies for good (see ``limits.MAX_LATENCY_KEYS``)."""
+        if self.latency_exact:
+            exact, self.latencies, self.latency_exact = self.latencies, Counter(), False
+            self._add_latencies(exact)
 
 
-def _flag(value: object) -> bytes:
-    # Anything but a JSON boolean means "no candidate was compared": excluded from the rate.
-    return b"true" if value is True else b"false" if value is False else b"null"
+_LOG_RATIO: Final = math.log(LATENCY_BUCKET_RATIO)
+_FLOOR_MS: Final = 0.01  # the writer's resolution; smaller latencies share one bucket
+
+
+def _bucket(token: bytes) -> bytes:
+    """The representative of a latency's log-spaced bucket (its geometric midpoint)."""
+    if token == b"null":
+        return token
+    value = float(token)
+    if value < _FLOOR_MS:
+        return b"0"
+    index = math.floor(math.log(value / _FLOOR_MS) / _LOG_RATIO)
+    return repr(_FLOOR_MS * LATENCY_BUCKET_RATIO ** (index + 0.5)).encode()

@@ -129,7 +129,27 @@ def corrupt(
         _items(candidate).extend({"name": f"item {n}", "quantity": 1} for n in range(MANY_ITEMS))
     elif mode is Mode.INVALID_UTF8:
         _items(candidate)[0]["name"] += INVALID_UTF8_MARKER
+    elif mode is Mode.DISAGREE:
+        _disagree(candidate)
     return candidate
+
+
+def _disagree(candidate: Candidate) -> None:
+    """A plausible wrong answer that passes every acceptance rule: the first item's quantity
+    one higher (quantities are capped at 999 by the contract, so 999 goes down instead).
+
+    Only the quantity changes: the intent, the list and the item names still match, so the
+    corridor accepts the candidate and the merged decision differs from the baseline's. That
+    is what a replay must count as disagreement (a refused candidate falls back and agrees).
+    """
+    items = candidate["job"]["payload"].get("items") or []
+    if not items:
+        return  # nothing to change without inventing an item the text does not ground
+    first = dict(items[0])
+    quantity = first.get("quantity")
+    quantity = quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1
+    first["quantity"] = quantity + 1 if quantity < 999 else quantity - 1
+    candidate["job"]["payload"]["items"] = [first, *items[1:]]
 
 
 def malformed_content(candidate: Candidate, rng: random.Random) -> str:

@@ -34,6 +34,8 @@ class Mode(StrEnum):
     INJECTION = "injection"
     EMPTY_ITEMS = "empty_items"
     MANY_ITEMS = "many_items"
+    #: Last, so adding it left every other mode's seeded draw where it was.
+    DISAGREE = "disagree"
 
 
 #: Every fault mode (all but ``none``), in draw order.
@@ -67,6 +69,7 @@ class SimConfig(BaseModel):
     injection_rate: Rate = 0.0
     empty_items_rate: Rate = 0.0
     many_items_rate: Rate = 0.0
+    disagree_rate: Rate = 0.0
     confidence: Unit = 0.9
     low_confidence: Unit = 0.2
     drip_interval_ms: Annotated[float, Field(gt=0.0, le=60_000.0)] = 50.0

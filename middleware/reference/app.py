@@ -8,6 +8,7 @@ the flag console (kill switch, stage presets, audit log, Alertmanager auto-rollb
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,13 +21,16 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from flags import ManagedSettingsSource
-from flags.console import create_console_app_from_env
+from flags.console import create_console_app_from_env, hosts
 from middleware.contracts import CommandDTO
 from middleware.factory import CorridorStack
 from middleware.metrics import metrics_endpoint
 from middleware.reference.baseline import route as baseline_route
+from middleware.reference.telemetry import install_tracing
 
 ROUTER_PATH = "/route"
+#: set by ``partial-trust serve`` for its workers: the address it binds to (a console name)
+BIND_HOST_ENV = "PARTIAL_TRUST_SERVE_BIND_HOST"
 
 
 async def route_endpoint(request: Request) -> JSONResponse:
@@ -38,6 +42,16 @@ async def route_endpoint(request: Request) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return JSONResponse({"error": "invalid_command", "detail": errors}, status_code=422)
     return JSONResponse(baseline_route(command).model_dump(mode="json"))
+
+
+def console_app(environ: Mapping[str, str] | None = None) -> ASGIApp:
+    """The flag console for ``/flags``, behind its ``Host`` allow-list (``flags.console.hosts``:
+    loopback names, the address ``serve`` binds to, ``PARTIAL_TRUST_CONSOLE_ALLOWED_HOSTS``).
+    Only the mount is wrapped: ``/route``, ``/health`` and ``/metrics`` never pass the check."""
+    env = os.environ if environ is None else environ
+    return hosts.guard(
+        create_console_app_from_env(environ), bind_host=env.get(BIND_HOST_ENV), environ=env
+    )
 
 
 def create_app(
@@ -57,7 +71,7 @@ def create_app(
             Route(ROUTER_PATH, route_endpoint, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
-            Mount("/flags", app=create_console_app_from_env(environ)),
+            Mount("/flags", app=console_app(environ)),
         ],
         lifespan=stack.lifespan,
     )
@@ -75,7 +89,8 @@ def create_served_app(environ: Mapping[str, str] | None = None) -> ASGIApp:
     The objects stay alive as before. Done here, in the process ``serve`` owns, not in the
     middleware: a host app decides its own collector policy.
     """
-    app = create_app(environ)
+    tracing = install_tracing(environ)  # OTEL_* -> the SDK, in this worker; unset: nothing
+    app = tracing.wrap(create_app(environ))
     gc.collect()  # what is already garbage is freed, not frozen
     gc.freeze()
     return app

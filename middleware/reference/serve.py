@@ -1,4 +1,10 @@
-"""``partial-trust serve``: the reference app under uvicorn."""
+"""``partial-trust serve``: the reference app under uvicorn.
+
+With connection, header and body timeouts and a concurrency limit (``middleware.serve_limits``
+lists the options, variables and defaults), and the bind address passed to the workers as
+``PARTIAL_TRUST_SERVE_BIND_HOST``: one of the ``Host`` names the console at ``/flags``
+accepts (``flags.console.hosts``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,38 @@ import tempfile
 from pathlib import Path
 
 import uvicorn
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from middleware import serve_limits
+from middleware.reference.app import BIND_HOST_ENV, create_served_app
+
+log = logging.getLogger("partial_trust.serve")
+
+
+class QuietDisconnects:
+    """Pure ASGI: a request whose client went away is not an application error.
+
+    When the body deadline (``middleware.serve_protocol``) cuts off a stalled upload, the app
+    waiting in ``receive()`` gets ``http.disconnect`` and starlette raises ``ClientDisconnect``;
+    uvicorn would log each one as "Exception in ASGI application" with a traceback, so that
+    2,000 stalled uploads would write 2,000 tracebacks. There is nobody left to answer: one
+    debug line instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.debug("the client went away before its request was complete")
+
+
+def create_app_for_serve() -> ASGIApp:
+    """``partial-trust serve``'s factory (what uvicorn imports in every worker)."""
+    return QuietDisconnects(create_served_app())
 
 
 def _prepare_multiprocess_metrics(workers: int) -> None:
@@ -50,18 +88,37 @@ def main(argv: list[str]) -> int:
         "(PROMETHEUS_MULTIPROC_DIR, a fresh temporary directory unless set)",
     )
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default=os.environ.get("PARTIAL_TRUST_SERVE_LOOP") or "auto",
+        help="event loop (env PARTIAL_TRUST_SERVE_LOOP); auto is uvloop when installed, "
+        "as uvicorn does",
+    )
+    serve_limits.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    try:
+        limits = serve_limits.from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    limits.export()  # the workers (and the protocol class) read them from the environment
+    os.environ[BIND_HOST_ENV] = args.host
     _prepare_multiprocess_metrics(args.workers)
+    from middleware.reference.telemetry_env import exit_on_bad_tracing_env  # OTEL_* checked once
+
+    exit_on_bad_tracing_env()  # a wrong value: one line, not a traceback in every worker
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        "middleware.reference.app:create_served_app",
+        "middleware.reference.serve:create_app_for_serve",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,
+        loop=args.loop,
+        **limits.uvicorn_options(),
     )
     return 0

@@ -56,6 +56,7 @@ def alertmanager_binary() -> str:
 class Received:
     at: float  # time.monotonic() on arrival
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     def alerts(self) -> list[dict[str, Any]]:
         return list(self.body.get("alerts", []))
@@ -94,7 +95,8 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                receiver.received.append(Received(time.monotonic(), body))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.received.append(Received(time.monotonic(), body, headers))
                 self.send_response(200)
                 self.end_headers()
 
@@ -115,15 +117,34 @@ class WebhookReceiver:
 # -- config copies for tests -----------------------------------------------------------------
 
 
-def alertmanager_test_config(pager_url: str, chat_url: str, *, fast: bool = True) -> str:
+def alertmanager_test_config(
+    pager_url: str,
+    chat_url: str,
+    *,
+    rollback_url: str | None = None,
+    token_file: Path | None = None,
+    fast: bool = True,
+) -> str:
     """``alerts/alertmanager.yml`` with the receivers' URLs pointed at local webhooks.
 
     Routing, grouping and inhibition stay exactly as committed; ``fast`` only shortens the
-    waits (group_wait/group_interval) so a test sees notifications within seconds.
+    waits (group_wait/group_interval) so a test sees notifications within seconds. The
+    ``auto-rollback`` receiver goes to ``rollback_url`` with its bearer token read from
+    ``token_file`` (the committed path is a container path); without ``rollback_url`` it keeps
+    its route but delivers nowhere (a receiver with no integration).
     """
     doc = yaml.safe_load(ALERTMANAGER_YML.read_text())
     urls = {"pager": pager_url, "chat": chat_url}
     for receiver in doc["receivers"]:
+        if receiver["name"] == "auto-rollback":
+            if rollback_url is None:
+                receiver.pop("webhook_configs")
+                continue
+            for hook in receiver["webhook_configs"]:
+                hook["url"] = rollback_url
+                if token_file is not None:
+                    hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
+            continue
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = urls[receiver["name"]]
     if fast:

@@ -109,25 +109,63 @@ def test_unit_tests_cover_every_alert_firing_and_silent() -> None:
         assert silent.get(name, 0) >= 3, f"{name}: fewer than 3 silent cases"
 
 
-@pytest.mark.parametrize("rule", _alert_rules(), ids=lambda r: r["alert"])
+def _rule_id(rule: dict[str, Any]) -> str:
+    extra = [f"{k}{v}" for k, v in rule["labels"].items() if k != "severity"]
+    return "-".join([rule["alert"], *extra])
+
+
+@pytest.mark.parametrize("rule", _alert_rules(), ids=_rule_id)
 def test_alert_contract(rule: dict[str, Any]) -> None:
+    """One shape for every alert: expr, for, severity, summary, description, runbook_url."""
     generate = load_generator()
-    spec = {a.name: a for a in generate.ALERTS}[rule["alert"]]
+    specs = {(a.name, tuple(a.labels)): a for a in generate.ALERTS}
+    extra = tuple((k, v) for k, v in rule["labels"].items() if k != "severity")
+    spec = specs[(rule["alert"], extra)]
+    assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
     assert rule["for"], "every alert waits before firing"
     assert rule["labels"]["severity"] in {"critical", "warning"}
-    assert set(rule["annotations"]) >= {"summary", "description", "runbook_url"}
+    assert set(rule["annotations"]) == {"summary", "description", "action", "runbook_url"}
     assert "{{ $value" in rule["annotations"]["description"]
     assert "{{ $labels.corridor }}" in rule["annotations"]["summary"]
     # the minimum-sample guard is part of every expression
     assert f">= {spec.min_samples}" in rule["expr"]
-    anchor = rule["annotations"]["runbook_url"].split("#", 1)
-    assert anchor[0] == "alerts/playbooks.md"
-    assert anchor[1] in _anchors(PLAYBOOKS.read_text()), f"no playbook section #{anchor[1]}"
+    # a stage-aware rule reads the stage and says which one it judges
+    if spec.stage is not None:
+        assert rule["labels"]["stage"] == str(spec.stage)
+        assert f"from_sample_rate == {spec.stage}" in rule["expr"]
+        assert f"stage {spec.stage}'s" in rule["annotations"]["description"]
+    # absolute, from the documented default base, to a section that exists
+    base, anchor = rule["annotations"]["runbook_url"].split("#", 1)
+    assert base == generate.DEFAULT_RUNBOOK_BASE_URL and base.startswith("https://")
+    assert anchor in _anchors(PLAYBOOKS.read_text()), f"no playbook section #{anchor}"
 
 
-def test_only_the_error_rate_and_rollback_storm_alerts_page() -> None:
+def test_runbook_base_url_is_configurable(capsys: pytest.CaptureFixture[str]) -> None:
+    generate = load_generator()
+    base = "https://forge.test/org/partial-trust/blob/main/alerts/playbooks.md"
+    assert generate.main(["--stdout", "--runbook-base-url", base]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    rules = [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+    anchors = _anchors(PLAYBOOKS.read_text())
+    for rule in rules:
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith(base + "#") and url.removeprefix(base + "#") in anchors, url
+
+
+def test_generate_check_covers_the_rules_and_the_dashboard() -> None:
+    assert load_generator().main(["--check"]) == 0
+
+
+def test_which_alerts_page() -> None:
+    """Critical: the stages' effective rollback lines, the absence page and the storm."""
     critical = {r["alert"] for r in _alert_rules() if r["labels"]["severity"] == "critical"}
-    assert critical == {"PartialTrustErrorRateHigh", STORM}
+    assert critical == {
+        "PartialTrustErrorRateHigh",
+        "PartialTrustIntentMismatchRollback",
+        "PartialTrustLLMLatencyRollback",
+        "PartialTrustTargetDown",
+        STORM,
+    }
 
 
 def test_rollback_storm_alert_reads_the_consoles_storm() -> None:
@@ -164,16 +202,23 @@ def test_no_inhibit_rule_silences_the_rollback_storm() -> None:
 
 
 def test_runbook_thresholds() -> None:
-    """The runbook's monitoring table, read back from the generator's one table."""
+    """The runbook's lines, read back from the rules built from the one table: per stage,
+    rollback lines page (the stricter of the stage's and the monitoring table's), go lines
+    warn; the monitoring table's other rows warn at every stage."""
     assert load_generator().thresholds() == {
-        "PartialTrustErrorRateHigh": 0.05,
-        "PartialTrustIntentMismatchHigh": 0.10,
-        "PartialTrustEntityKeyMismatchHigh": 0.20,
-        "PartialTrustLLMLatencyHigh": 0.5,
-        "PartialTrustAcceptanceRateDrop": 0.20,
-        "PartialTrustRiskLogStale": 3600,
-        "PartialTrustNoSampledTraffic": 1,
-        "PartialTrustRollbackStorm": 1,
+        "PartialTrustErrorRateHigh": (0.03, 0.05),  # stages 1 and 2: 5%, stage 3: 3%
+        "PartialTrustErrorRateAboveGoLine": (0.02, 0.03, 0.05),
+        "PartialTrustIntentMismatchHigh": (0.05, 0.10),
+        "PartialTrustIntentMismatchRollback": (0.05, 0.10),
+        "PartialTrustEntityKeyMismatchHigh": (0.20,),
+        "PartialTrustLLMLatencyHigh": (0.3, 0.4, 0.5),
+        "PartialTrustLLMLatencyRollback": (0.4, 0.5),
+        "PartialTrustLLMTimeoutShareHigh": (0.05,),
+        "PartialTrustAcceptanceRateDrop": (0.20,),
+        "PartialTrustRiskLogStale": (3600,),
+        "PartialTrustNoSampledTraffic": (1,),
+        "PartialTrustTargetDown": (1,),
+        "PartialTrustRollbackStorm": (1,),
     }
 
 
@@ -190,9 +235,16 @@ def test_recording_rules_follow_the_naming_convention() -> None:
         ), rule["record"]
 
 
-def test_kill_switch_in_the_paging_alert_and_playbook() -> None:
-    page = next(r for r in _alert_rules() if r["alert"] == "PartialTrustErrorRateHigh")
-    assert "partial-trust flags kill" in page["annotations"]["description"]
+def test_kill_switch_in_the_rollback_pages_and_playbook() -> None:
+    rollbacks = [r for r in _alert_rules() if r["annotations"]["action"] == "Rollback immediately"]
+    assert {r["alert"] for r in rollbacks} == {
+        "PartialTrustErrorRateHigh",
+        "PartialTrustIntentMismatchRollback",
+        "PartialTrustLLMLatencyRollback",
+    }
+    for page in rollbacks:
+        assert page["labels"]["severity"] == "critical"
+        assert page["annotations"]["description"].endswith("`partial-trust flags kill`.")
     assert "partial-trust flags kill" in PLAYBOOKS.read_text()
 
 
@@ -207,8 +259,8 @@ def test_amtool_check_config_is_clean() -> None:
 
 
 def test_amtool_accepts_the_config_with_every_example_switched_on(tmp_path: Path) -> None:
-    """The commented production examples (PagerDuty, Slack, the flag console's auto-rollback
-    webhook) are marked "#| ": switched on, the config must still be valid."""
+    """The commented production examples (PagerDuty, Slack) are marked "#| ": switched on,
+    the config must still be valid."""
     amtool = require_binary("amtool")
     text = ALERTMANAGER_YML.read_text()
     assert text.count("#| ") >= 10
@@ -217,7 +269,7 @@ def test_amtool_accepts_the_config_with_every_example_switched_on(tmp_path: Path
     doc = yaml.safe_load(examples.read_text())
     pager = next(r for r in doc["receivers"] if r["name"] == "pager")
     assert "pagerduty_configs" in pager
-    assert any(h["url"].endswith("/alertmanager") for h in pager["webhook_configs"])
+    assert "slack_configs" in next(r for r in doc["receivers"] if r["name"] == "chat")
     proc = _run([amtool, "check-config", str(examples)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -225,7 +277,7 @@ def test_amtool_accepts_the_config_with_every_example_switched_on(tmp_path: Path
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (["severity=critical", "alertname=PartialTrustErrorRateHigh"], "pager"),
+        (["severity=critical", "alertname=PartialTrustErrorRateHigh"], "auto-rollback,pager"),
         (["severity=critical", f"alertname={STORM}"], "pager"),
         (["severity=warning", "alertname=PartialTrustIntentMismatchHigh"], "chat"),
         (["severity=warning", "alertname=PartialTrustRiskLogStale"], "chat"),
@@ -242,11 +294,13 @@ def test_amtool_routes(labels: list[str], receiver: str) -> None:
     assert proc.stdout.strip() == receiver
 
 
-@pytest.mark.parametrize("rule", _alert_rules(), ids=lambda r: r["alert"])
+@pytest.mark.parametrize("rule", _alert_rules(), ids=_rule_id)
 def test_amtool_routes_every_alert_by_its_severity(rule: dict[str, Any]) -> None:
     """Every rule in the committed file, with its own labels: critical pages, warning chats."""
     amtool = require_binary("amtool")
     receiver = {"critical": "pager", "warning": "chat"}[rule["labels"]["severity"]]
+    if rule["alert"] == "PartialTrustErrorRateHigh":  # also rolls back (test_auto_rollback_route)
+        receiver = f"auto-rollback,{receiver}"
     labels = [f"alertname={rule['alert']}", "corridor=add_shopping_item"]
     labels += [f"{k}={v}" for k, v in rule["labels"].items()]
     argv = [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}"]

@@ -141,8 +141,10 @@ def test_gate_exit_codes(tmp_path: Path) -> None:
     assert data["verdict"] == "ROLLBACK" and data["figures"]["error_rate"] == 0.11
     assert {c["result"] for c in data["criteria"]} <= {"pass", "fail", "insufficient-data"}
     assert run(["gate", "--stage", "4", "--risk-log", str(good)]).returncode == 3
-    empty = log(tmp_path / "empty.jsonl", [])
-    assert run(["gate", "--stage", "3", "--risk-log", str(empty)]).returncode == 1
+    empty = log(tmp_path / "empty.jsonl", [])  # no evidence at all: cannot evaluate, not hold
+    proc = run(["gate", "--stage", "3", "--risk-log", str(empty)])
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "cannot evaluate" in proc.stderr and proc.stdout == ""
 
 
 def test_runbook_shim_works_from_another_cwd(tmp_path: Path) -> None:

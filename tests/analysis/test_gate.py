@@ -6,10 +6,13 @@ denominators of 10 000 so "just above/below" is one record: 0.0499 / 0.05 / 0.05
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from middleware import thresholds
 from middleware.analysis.figures import Figures, HourCounts
-from middleware.analysis.gate import STAGES, Result, Verdict, evaluate, stability
+from middleware.analysis.gate import STAGES, Bound, Result, Verdict, evaluate, stability
 
 N = 10_000
 DAY1, DAY2 = "2026-11-23T%02d", "2026-11-24T%02d"
@@ -78,8 +81,10 @@ def test_go_rate_boundaries(stage: int, figure: str, limit: float) -> None:
         assert result(_with(figure, count), stage, "go", figure)[0] is not Verdict.GO
 
 
-ROLLBACK_RATE = [  # stage, figure, rollback line (strictly above fires)
-    (1, "error_rate", 0.10),
+ROLLBACK_RATE = [  # stage, figure, effective rollback line (strictly above fires)
+    # stage 1: the monitoring table's 5% "Rollback immediately" is stricter than the stage's
+    # own 10% line, and the stricter line wins (middleware/thresholds.py, the one rule)
+    (1, "error_rate", 0.05),
     (2, "error_rate", 0.05), (2, "intent_mismatch_rate", 0.10),
     (3, "error_rate", 0.03), (3, "intent_mismatch_rate", 0.05),
 ]  # fmt: skip
@@ -123,7 +128,7 @@ def test_minimum_sampled(stage: int, minimum: int) -> None:
 def test_no_data_is_never_go_and_never_rollback(stage: int) -> None:
     empty = Figures(0, {}, {}, {}, {}, 0, None)
     verdict, criteria, _ = evaluate(empty, stage)
-    assert verdict is Verdict.NO_GO
+    assert verdict is Verdict.CANNOT_EVALUATE and verdict.exit_code == 3
     assert all(c.result is Result.INSUFFICIENT for c in criteria if c.bound.figure != "sampled")
     assert [c.result for c in criteria if c.bound.figure == "sampled"] == [Result.FAIL]
 
@@ -166,3 +171,44 @@ def test_min_sampled_can_only_be_raised() -> None:
     assert c.bound.limit == 50 and c.result is Result.PASS
     verdict, criteria, _ = evaluate(figs(sampled=60), 1, min_sampled=100)
     assert verdict is Verdict.NO_GO
+
+
+def test_stages_are_the_one_table() -> None:
+    """The gate's lines are middleware.thresholds' (go lines + the timeout-share line, the
+    effective rollback lines), not a copy."""
+    for number, spec in thresholds.STAGES.items():
+        gate = STAGES[number]
+        assert gate.go == (*spec.go, Bound("timeout_share", "<=", thresholds.TIMEOUT_SHARE_LINE))
+        assert gate.rollback == thresholds.rollback_lines(number)
+        assert gate.manual == spec.manual and gate.min_days == spec.min_days
+    # the one rule: stricter of the monitoring table's rollback line and the stage's own
+    assert thresholds.rollback_line(1, "error_rate") == 0.05  # not the stage's 0.10
+    assert thresholds.rollback_line(2, "error_rate") == 0.05
+    assert thresholds.rollback_line(3, "error_rate") == 0.03
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_stage_one_at_8_percent_errors_rolls_back(stage: int) -> None:
+    """The issue's case: 8% errors. Every stage's effective line is at most 5%: ROLLBACK,
+    exactly what the alert says (a page)."""
+    assert evaluate(figs(errors=800), stage)[0] is Verdict.ROLLBACK
+
+
+def test_timeout_share_line_shows_the_hidden_latency() -> None:
+    """A p95 cannot exceed the timeout: the timeout share tells what the latency line cannot."""
+    timeouts = replace(figs(errors=500), reason_counts={"llm_timeout": 500})
+    _, criteria, _ = evaluate(timeouts, 1)
+    (share,) = [c for c in criteria if c.bound.figure == "timeout_share"]
+    assert share.result is Result.PASS and share.value == pytest.approx(0.05)
+    more = replace(figs(errors=501), reason_counts={"llm_timeout": 501})
+    (share,) = [c for c in evaluate(more, 1)[1] if c.bound.figure == "timeout_share"]
+    assert share.result is Result.FAIL and share.text.startswith("timeout_share")
+    # the latency criteria say whether the timeout hides them
+    known = evaluate(figs(), 3, timeout_ms=200)[1]
+    (p95,) = [c for c in known if c.bound.figure == "latency_p95" and c.kind == "go"]
+    assert p95.detail.startswith("cannot fail: the LLM timeout (200 ms) is not above it")
+    slow = evaluate(figs(), 3, timeout_ms=800)[1]
+    assert all(c.detail == "" for c in slow if c.bound.figure == "latency_p95")
+    unknown = evaluate(figs(), 1)[1]
+    (p95,) = [c for c in unknown if c.bound.figure == "latency_p95"]
+    assert "cannot fail while the LLM timeout is <= 500 ms (default 200 ms" in p95.detail

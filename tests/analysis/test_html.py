@@ -51,7 +51,8 @@ def test_page_is_self_contained(tmp_path: Path) -> None:
 def test_empty_figures_render_placeholders() -> None:
     fig: Figures = from_tally(Tally())
     page = render(fig, [(1, *evaluate(fig, 1)[:2])])
-    assert "no sampled records" in page and "no LLM latencies" in page and "NO-GO" in page
+    assert "no sampled records" in page and "no LLM latencies" in page
+    assert "CANNOT-EVALUATE" in page and "Cannot evaluate: 0 valid risk record(s)" in page
 
 
 def test_report_renders_its_charts_in_headless_chromium(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_shipped_corpus_is_bilingual_and_mostly_in_the_corridor() -> None:
 def test_shipped_corpus_passes_with_the_default_sim() -> None:
     report = run(replay.sim_transport())
     assert report.passed
-    assert report.corridor_commands >= 35
+    assert report.corridor_commands >= 200  # 1% is then a line, not "zero disagreements"
     assert report.disagreement_rate == 0.0
     assert report.acceptance_rate == 1.0
     assert report.deterministic and len(report.runs) == 2
@@ -119,8 +119,10 @@ def test_refused_candidates_fall_back_so_nothing_disagrees(mode: Mode, reason: s
 def test_llm_errors_fall_back_too() -> None:
     report = run(mock(lambda request: httpx.Response(503)))
     assert report.disagreement_rate == 0.0 and report.acceptance_rate == 0.0
-    assert report.reason_counts["llm_http_error"] == report.corridor_commands
-    assert report.status_counts["error"] == report.corridor_commands
+    # The replay gave up after the first calls: nothing was judged, so no PASS.
+    assert report.aborted and report.reason_counts["llm_http_error"] == 10
+    assert report.status_counts["error"] == report.corridor_commands == 10
+    assert not report.passed and report.exit_code == 3
 
 
 def test_accepted_but_different_candidates_are_disagreement() -> None:
@@ -200,7 +202,7 @@ def test_nondeterminism_is_detected() -> None:
 
 def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.json"
-    assert replay.main(["--output-json", str(out)]) == 0
+    assert replay.main(["--output-json", str(out), "--sim-disagree-rate", "0"]) == 0
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["passed"] and data["disagreement_rate"] == 0.0 and data["deterministic"]
     assert replay.main([], transport=mock(milk_only)) == 1
@@ -223,7 +225,7 @@ def test_no_corridor_command_is_not_a_pass(tmp_path: Path) -> None:
     timers = tmp_path / "timers.json"
     cmd = {"command_id": "t-1", "user_id": "u", "text": "set a timer for 5 minutes"}
     timers.write_text(json.dumps([cmd]), encoding="utf-8")
-    assert replay.main(["--corpus", str(timers)]) == 1
+    assert replay.main(["--corpus", str(timers)]) == 3
 
 
 def test_cli_subprocess_with_a_forced_sim(tmp_path: Path) -> None:

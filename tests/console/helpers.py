@@ -98,7 +98,9 @@ def notification(*alerts: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def console_process(tmp: Path, flags: Path, risk_log: Path, **env: str) -> Iterator[Server]:
+def console_process(
+    tmp: Path, flags: Path, risk_log: Path, *options: str, **env: str
+) -> Iterator[Server]:
     port = free_port()
     argv = [
         PYTHON,
@@ -114,6 +116,7 @@ def console_process(tmp: Path, flags: Path, risk_log: Path, **env: str) -> Itera
         str(risk_log),
         "--log-level",
         "warning",
+        *options,
     ]
     with run_server(
         argv,

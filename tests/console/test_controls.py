@@ -67,15 +67,20 @@ async def test_a_flag_missing_from_the_file_shows_the_environment_default(
     assert rows[flagfile.TIMEOUT_MS]["source"] == "environment default (PARTIAL_TRUST_TIMEOUT_MS)"
 
 
-async def test_a_broken_flag_file_is_reported_and_kill_is_refused_cleanly(
-    console: Starlette, flags: Path
+async def test_a_broken_flag_file_is_reported_and_kill_replaces_it(
+    console: Starlette, flags: Path, tmp_path: Path
 ) -> None:
     flags.write_text("{not json")
     body = await get_state(console)
     assert not body["flags"]["ok"] and "not valid JSON" in body["flags"]["error"]
-    resp = await post(console, "kill", reason="broken file")
+    resp = await post(console, "resume", reason="broken file")
     assert resp.status_code == 422 and "left unchanged" in resp.json()["error"]
     assert flags.read_text() == "{not json"
+    resp = await post(console, "kill", reason="broken file")
+    assert resp.status_code == 200, resp.text
+    assert served(flags, flagfile.ENABLED) is False
+    assert "not valid JSON" in audit_lines(tmp_path)[-1]["replaced_broken_file"]
+    assert (await get_state(console))["flags"]["ok"] is True
 
 
 async def test_kill_and_resume(console: Starlette, flags: Path, tmp_path: Path) -> None:
@@ -164,7 +169,7 @@ async def test_set_exact_values(
         ("set", {"key": flagfile.TIMEOUT_MS, "value": "0"}, "milliseconds > 0"),
         ("set", {"key": flagfile.TIMEOUT_MS, "value": "-5"}, "milliseconds > 0"),
         ("set", {"key": flagfile.TIMEOUT_MS, "value": 2.5}, "milliseconds > 0"),
-        ("set", {"key": flagfile.PROFILE_ID, "value": "a\nb"}, "not a profile id"),
+        ("set", {"key": flagfile.PROFILE_ID, "value": "a\nb"}, "must be one line"),
         ("set", {"key": flagfile.ENABLED, "value": "true"}, "key must be one of"),
         ("set", {"key": "partial-trust-other", "value": "1"}, "key must be one of"),
         ("set", {"key": flagfile.TIMEOUT_MS}, "a value is required"),

@@ -152,11 +152,24 @@ async def test_a_payload_that_is_not_version_4_is_400(console: Starlette, flags:
 async def test_a_kill_that_fails_is_500_so_alertmanager_retries(
     console: Starlette, flags: Path, tmp_path: Path
 ) -> None:
-    flags.write_text("[]")
+    flags.unlink()
+    flags.mkdir()  # the one thing kill cannot replace
     resp = await hook(console, notification(alert()))
     assert resp.status_code == 500 and "rollback failed" in resp.json()["error"]
+    assert "corridor off" in resp.json()["error"]
     assert audit_lines(tmp_path) == []
     assert (await metrics(console))["partial_trust_console_webhook_alerts_total{failed}"] == 1
+
+
+async def test_a_broken_file_is_replaced_by_the_rollback(
+    console: Starlette, flags: Path, tmp_path: Path
+) -> None:
+    flags.write_text("[]")
+    resp = await hook(console, notification(alert()))
+    assert resp.status_code == 200 and resp.json()["alerts"][0]["result"] == "rolled_back"
+    (line,) = audit_lines(tmp_path)
+    assert "top level must be a JSON object" in line["replaced_broken_file"]
+    assert flagfile.served_value(flagfile.load(flags).flags[flagfile.ENABLED])[0] is False
 
 
 async def test_a_rollback_storm_raises_its_gauge_and_holds_resume(

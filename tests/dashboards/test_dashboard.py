@@ -139,16 +139,36 @@ def _threshold_values(title: str) -> set[float]:
     ("title", "alert"),
     [
         ("Error rate", "PartialTrustErrorRateHigh"),
+        ("Error rate", "PartialTrustErrorRateAboveGoLine"),
         ("Intent mismatch rate", "PartialTrustIntentMismatchHigh"),
+        ("Intent mismatch rate", "PartialTrustIntentMismatchRollback"),
         ("Entity-key mismatch rate", "PartialTrustEntityKeyMismatchHigh"),
         ("LLM latency p50 / p95 / p99", "PartialTrustLLMLatencyHigh"),
+        ("LLM latency p50 / p95 / p99", "PartialTrustLLMLatencyRollback"),
+        ("Share of LLM calls slower than 300 / 400 / 500 ms", "PartialTrustLLMTimeoutShareHigh"),
         ("Acceptance drop vs its level 1h earlier", "PartialTrustAcceptanceRateDrop"),
         ("Risk log: time since last write", "PartialTrustRiskLogStale"),
     ],
 )
 def test_threshold_lines_are_the_alert_thresholds(title: str, alert: str) -> None:
-    """The lines drawn are the numbers the alerts use (one table: alerts/generate.py)."""
-    assert load_generator().thresholds()[alert] in _threshold_values(title)
+    """Every stage's line an alert uses is drawn (one table: middleware/thresholds.py)."""
+    assert set(load_generator().thresholds()[alert]) <= _threshold_values(title)
+
+
+def test_threshold_steps_are_generated_from_the_table() -> None:
+    """The committed dashboard is alerts/generate.py's output: each panel's steps are the
+    table's lines for its figure, and nothing else in the file changes on regeneration."""
+    board = load_generator().dashboard_thresholds
+    text = DASHBOARD.read_text()
+    assert board.render(text) == text, "run: python alerts/generate.py"
+    by_title = {p["title"]: p for p in query_panels()}
+    for title, (figure, scale) in board.PANELS.items():
+        steps = by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert steps == board.steps(figure, scale), title
+    # the numbers themselves, read from the table
+    assert _threshold_values("Error rate") == {0.02, 0.03, 0.05}
+    assert _threshold_values("Intent mismatch rate") == {0.05, 0.10}
+    assert _threshold_values("Sampled requests (range)") == {50, 200}
 
 
 def test_latency_panel_draws_every_stage_threshold() -> None:
@@ -206,7 +226,7 @@ def test_provisioning_files() -> None:
     ds = yaml.safe_load(datasources.read_text())
     assert ds["apiVersion"] == 1
     prom = next(d for d in ds["datasources"] if d["type"] == "prometheus")
-    assert prom["url"] == "http://prometheus:9090"
+    assert prom["url"] == "http://127.0.0.1:9090"  # host network (tests/deploy/test_compose.py)
     [providers] = (PROVISIONING / "dashboards").glob("*.yaml")
     prov = yaml.safe_load(providers.read_text())
     assert prov["apiVersion"] == 1

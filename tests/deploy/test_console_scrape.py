@@ -7,10 +7,11 @@ job the storm alert could never fire.
 
 Checked here: the shipped job's path and target; the path answers with the storm gauge on the
 real reference app (in process), and only to loopback or with
-``PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ`` (what deploy/README.md asks the compose setup to
-set); and, with real processes, a real Prometheus running the shipped scrape jobs (the target
-pointed at 127.0.0.1) and the committed rules pages PartialTrustRollbackStorm after three
-auto-rollbacks through the console's Alertmanager webhook.
+``PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ``, and the webhook only to loopback: why the compose
+file runs Prometheus and Alertmanager on the host network, scraping and posting from 127.0.0.1
+with nothing opened; and, with real processes, a real Prometheus running the shipped scrape
+jobs (the target pointed at a free port) and the committed rules pages
+PartialTrustRollbackStorm after three auto-rollbacks through the console's Alertmanager webhook.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def test_the_console_job_scrapes_the_apps_flags_metrics() -> None:
     console = jobs[JOB]
     assert console["metrics_path"] == "/flags/metrics"
     # the same app (the reference app mounts the console at /flags) ...
-    assert targets(console) == targets(jobs["partial-trust"]) == ["host.docker.internal:8000"]
+    # on the app's default loopback bind: Prometheus runs on the host network
+    assert targets(console) == targets(jobs["partial-trust"]) == ["127.0.0.1:8000"]
     # ... and a job of its own: `up{job=...}` tells a console that refuses the scrape apart
     assert jobs["partial-trust"].get("metrics_path", "/metrics") == "/metrics"
     assert (
@@ -94,12 +96,31 @@ async def test_the_job_path_serves_the_storm_gauge_on_the_reference_app(tmp_path
     # the app's own /metrics does not carry them: the job is needed
     assert "partial_trust_console_" not in (await _get(app, "/metrics", "127.0.0.1")).text
 
-    # a Prometheus container is another host: refused unless remote reading is allowed
+    # a Prometheus on a bridge network is another host: refused unless remote reading is on
     assert (await _get(app, path, "172.17.0.2")).status_code == 403
     open_app = create_app(
         {**env, "PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ": "true"}, registry=CollectorRegistry()
     )
     assert (await _get(open_app, path, "172.17.0.2")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_the_webhook_is_accepted_from_loopback_only(tmp_path: Path) -> None:
+    """An Alertmanager on a bridge network could never roll back through the app's console,
+    whatever the environment says; on the host network (loopback) it can."""
+    from prometheus_client import CollectorRegistry
+
+    from middleware.reference.app import create_app
+
+    env = {**console_env(tmp_path), "PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ": "true"}
+    app = create_app(env, registry=CollectorRegistry())
+    hook = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    body = _notification("2026-11-23T03:00:00Z")
+    for client, status in (("172.17.0.2", 403), ("127.0.0.1", 200)):
+        transport = httpx.ASGITransport(app=app, client=(client, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            resp = await http.post("/flags/alertmanager", json=body, headers=hook)
+        assert resp.status_code == status, (client, resp.text)
 
 
 def _shipped_config_on(app_target: str, rules: Path) -> str:
@@ -192,6 +213,6 @@ def test_shipped_scrape_job_collects_the_storm_and_the_alert_fires(tmp_path: Pat
             }
             assert (
                 alert["annotations"]["runbook_url"]
-                == "alerts/playbooks.md#partialtrustrollbackstorm"
+                == "https://partial-trust.example/alerts/playbooks.md#partialtrustrollbackstorm"
             )
             assert "3 recorded in its audit log" in alert["annotations"]["description"]

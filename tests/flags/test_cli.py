@@ -80,14 +80,31 @@ def test_bad_values_exit_2_and_leave_the_file_alone(
     assert flag_file.read_bytes() == before
 
 
-def test_kill_on_a_broken_file_explains_and_exits_2(tmp_path: Path) -> None:
+def test_kill_on_a_broken_file_replaces_it_and_resume_refuses(tmp_path: Path) -> None:
     broken = tmp_path / "f.json"
-    broken.write_text("{")
-    result = run("kill", "--file", str(broken))
-    assert result.returncode == 2
-    assert "not valid JSON" in result.stderr
-    assert "fail closed" in result.stderr
-    assert broken.read_text() == "{"
+    shipped = (REPO / "flags" / "partial-trust.flagd.json").read_text()
+    broken.write_text(shipped.replace('"default": 200', '"default": ' + "9" * 5000))
+    result = run("resume", "--file", str(broken))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "only 'kill' replaces a broken file" in result.stderr
+    assert "left unchanged" in result.stderr
+    assert "9" * 5000 in broken.read_text()
+    result = run("kill", "--file", str(broken), "--reason", "drill")
+    assert result.returncode == 0, result.stderr
+    assert "was broken and has been replaced" in result.stdout
+    assert flagfile.served_value(flagfile.load(broken).flags[flagfile.ENABLED])[0] is False
+    line = json.loads(AUDIT.read_text().splitlines()[-1])
+    replaced = line["replaced_broken_file"]
+    assert line["new"] is False and "flag 'partial-trust-timeout-ms'" in replaced
+    assert "outside" in replaced
+
+
+def test_kill_on_a_directory_explains_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "f.json").mkdir()
+    result = run("kill", "--file", str(tmp_path / "f.json"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "it is a directory" in result.stderr
+    assert "already fail closed (corridor off)" in result.stderr
 
 
 def test_serve_runs_the_console() -> None:
@@ -111,3 +128,18 @@ def test_cli_changes_are_audited(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (line,) = [json.loads(x) for x in audit.read_text().splitlines()]
     assert (line["source"], line["key"], line["reason"]) == ("cli", flagfile.ENABLED, "drill")
+
+
+def test_show_names_the_environment_ceilings(flag_file: Path) -> None:
+    flagfile.set_flag(flag_file, flagfile.SAMPLE_RATE, 1.0)
+    flagfile.resume(flag_file)
+    env = {"PARTIAL_TRUST_ENABLED": "false", "PARTIAL_TRUST_SAMPLE_RATE": "0.01"}
+    shown = json.loads(run("show", "--json", "--file", str(flag_file), env=env).stdout)
+    limited = {row["flag"]: row["limited_by"] for row in shown["flags"]}
+    assert limited[flagfile.ENABLED] == "env PARTIAL_TRUST_ENABLED"
+    assert limited[flagfile.SAMPLE_RATE] == "env PARTIAL_TRUST_SAMPLE_RATE"
+    assert shown["effective"]["enabled"] is False
+    assert shown["effective"]["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"
+    text = run("show", "--file", str(flag_file), env={"PARTIAL_TRUST_SAMPLE_RATE": "0.01"}).stdout
+    assert "[limited by env PARTIAL_TRUST_SAMPLE_RATE]" in text
+    assert "sample_rate" in text and "0.01" in text and "decided by env" in text

@@ -132,12 +132,24 @@ def test_bad_values_are_refused_and_the_file_is_byte_identical(
     assert sorted(os.listdir(flag_file.parent)) == [flag_file.name]
 
 
-def test_an_invalid_file_is_not_rewritten(flag_file: Path) -> None:
+def test_an_invalid_file_is_not_rewritten_by_set_or_resume(flag_file: Path) -> None:
     flag_file.write_text('{"flags": {"partial-trust-enabled": {"state": "ENABLED"}}}')
     before = flag_file.read_bytes()
-    with pytest.raises(FlagFileError, match="field 'variants'"):
-        flagfile.kill(flag_file)
-    assert flag_file.read_bytes() == before
+    for edit in (flagfile.resume, lambda p: flagfile.set_flag(p, SAMPLE_RATE, 0.05)):
+        with pytest.raises(FlagFileError, match=r"field 'variants'.*only 'kill' replaces"):
+            edit(flag_file)
+        assert flag_file.read_bytes() == before
+
+
+def test_kill_replaces_an_invalid_file_with_the_starter_document(flag_file: Path) -> None:
+    flag_file.write_text('{"flags": {"partial-trust-enabled": {"state": "ENABLED"}}}')
+    change = flagfile.kill(flag_file, reason="incident")
+    assert (change.old, change.new, change.variant) == (None, False, "off")
+    assert change.replaced is not None and "field 'variants'" in change.replaced
+    doc = flagfile.load(flag_file)
+    values = {key: flagfile.served_value(doc.flags[key])[0] for key in flagfile.KNOWN_FLAGS}
+    assert values == {ENABLED: False, SAMPLE_RATE: 0.01, TIMEOUT_MS: 200, PROFILE_ID: ""}
+    assert flag_file.stat().st_mode & 0o777 == 0o644
 
 
 def test_write_is_atomic_keeps_mode_and_moves_mtime_forward(flag_file: Path) -> None:

@@ -128,7 +128,7 @@ async def test_a_file_missing_at_start_fails_closed_until_it_appears(
     await source.start()
     try:
         assert source.current().flags_available is False
-        assert source.status()["provider_status"] == "ERROR"
+        assert "cannot read the flag file (No such file" in str(source.status()["last_error"])
         flagfile.atomic_write(missing, good)
         await wait_until(lambda: source.current().flags_available, timeout_s=LIMIT_S)
         assert source.current().enabled is False  # the shipped file: corridor off
@@ -136,32 +136,53 @@ async def test_a_file_missing_at_start_fails_closed_until_it_appears(
         await source.stop()
 
 
+def _swap_in_with_an_older_mtime(path: Path, raw: dict[str, object]) -> None:
+    """``cp -p`` from a backup, ``touch -d``: new content, same size, an older mtime."""
+    data = json.dumps(raw, indent=2).encode()
+    data += b" " * (path.stat().st_size - len(data))  # same size, if it was longer
+    older = path.stat().st_mtime_ns - 10**9
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.utime(tmp, ns=(older, older))
+    os.replace(tmp, path)
+
+
+async def test_a_kill_with_an_older_mtime_is_seen_within_300ms(
+    running: FlagSettingsSource, flag_file: Path
+) -> None:
+    raw = json.loads(flag_file.read_text())
+    raw["flags"][flagfile.ENABLED]["defaultVariant"] = "off"
+    _swap_in_with_an_older_mtime(flag_file, raw)
+    took = await wait_until(lambda: not running.current().enabled, timeout_s=LIMIT_S)
+    print(f"older-mtime kill seen after {took * 1000:.1f} ms")
+    assert running.current().flags_available is True  # a real kill, not a broken file
+    raw["flags"][flagfile.ENABLED]["defaultVariant"] = "on"  # and in place, same inode
+    older = flag_file.stat().st_mtime_ns - 2 * 10**9
+    flag_file.write_text(json.dumps(raw, indent=2))
+    os.utime(flag_file, ns=(older, older))
+    await wait_until(lambda: running.current().enabled, timeout_s=LIMIT_S)
+
+
 async def test_a_change_the_provider_never_loads_fails_closed(flag_file: Path) -> None:
-    """flagd reloads only on a newer mtime: a file swapped in with an older one is never read."""
+    """If flagd stops reloading the guard's snapshot, its stale values are not used for long."""
     flagfile.resume(flag_file)
+    provider = make_file_provider(flag_file)
     source = FlagSettingsSource(
         EnvDefaults.from_env({}),
         kind="file",
-        provider_factory=lambda: make_file_provider(flag_file),
+        provider_factory=lambda: provider,
         flags_file=flag_file,
         stale_after_s=0.4,
     )
     await source.start()
     try:
-        await anyio.sleep(0.1)  # let start()'s READY handler run: it marks the file as loaded
         assert source.current().sample_rate == 0.01
-        raw = json.loads(flag_file.read_text())
-        raw["flags"][flagfile.SAMPLE_RATE]["defaultVariant"] = "stage2"
-        older = flag_file.stat().st_mtime_ns - 10**9
-        tmp = flag_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(raw))
-        os.utime(tmp, ns=(older, older))
-        os.replace(tmp, flag_file)
+        provider.resolver.connector.shutdown()  # flagd's watcher stops: it never reloads again
+        await anyio.sleep(0.15)
+        flagfile.set_flag(flag_file, flagfile.SAMPLE_RATE, 0.05)
         await anyio.sleep(0.2)
         assert source.current().sample_rate == 0.01  # held while the provider may catch up
         await wait_until(lambda: not source.current().flags_available, timeout_s=1.0)
         assert source.status()["last_error"] == "the provider did not reload the changed flag file"
-        flagfile.set_flag(flag_file, flagfile.SAMPLE_RATE, 0.1)  # a normal edit recovers
-        await wait_until(lambda: source.current().sample_rate == 0.1)
     finally:
         await source.stop()

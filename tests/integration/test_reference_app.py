@@ -57,7 +57,10 @@ def tmp_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sim(tmp_module: Path) -> Iterator[Server]:
-    with llm_sim(tmp_module) as server:
+    # 1 MB is four times the client's cap: enough to be refused as oversized, and small
+    # enough for llm-sim to serialise well inside the 150 ms deadline on a busy machine
+    # (its 10 MiB default took longer there, and the call ended as a timeout instead).
+    with llm_sim(tmp_module, "--oversized-bytes", "1000000") as server:
         yield server
 
 

@@ -41,10 +41,18 @@ def test_the_library_factory_leaves_the_collector_alone() -> None:
 def test_serve_runs_the_freezing_factory(monkeypatch: pytest.MonkeyPatch) -> None:
     # The real server is started by the integration suites; this pins which factory it gets.
     from middleware.reference import serve
+    from middleware.reference.app import BIND_HOST_ENV
+    from middleware.serve_limits import ENV
 
+    for name in [*ENV.values(), BIND_HOST_ENV]:  # serve exports these for its workers
+        monkeypatch.setenv(name, "")
     calls: list[tuple[object, dict[str, Any]]] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append((app, kw)))
     assert serve.main(["--port", "0", "--log-level", "warning"]) == 0
     ((target, kwargs),) = calls
-    assert target == "middleware.reference.app:create_served_app"
+    # serve's factory is create_served_app (the freeze) behind serve.QuietDisconnects
+    assert target == "middleware.reference.serve:create_app_for_serve"
     assert kwargs["factory"] is True
+    built: list[bool] = []
+    monkeypatch.setattr(serve, "create_served_app", lambda: built.append(True) or object())
+    assert isinstance(serve.create_app_for_serve(), serve.QuietDisconnects) and built

@@ -1,0 +1,66 @@
+"""The double's ``disagree`` mode: a wrong answer that every acceptance rule takes.
+
+Replay's disagreement check is only seen to work if something disagrees: a refused candidate
+falls back to the baseline and agrees, so the mode must change the decision (one more of the
+first item) while keeping the intent, the list and the item names the text grounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from middleware.candidate import ShoppingCandidate
+from middleware.llm_sim import Mode, SimConfig, create_app, main
+from middleware.llm_sim.answers import correct_candidate
+from middleware.llm_sim.cli import build_parser, config_from_args
+from middleware.reference.baseline import route
+from tests.support.llm_sim import COMMAND, PATH, REQUEST, answer_candidate, force_mode, sim_client
+
+
+@pytest.mark.anyio
+async def test_disagree_changes_only_the_first_quantity(sim: httpx.AsyncClient) -> None:
+    await force_mode(sim, Mode.DISAGREE)
+    got = await answer_candidate(sim)
+    want = correct_candidate(COMMAND, route, 0.9)
+    ShoppingCandidate.model_validate(got)  # still a valid candidate
+    got_items, want_items = got["job"]["payload"]["items"], want["job"]["payload"]["items"]
+    assert got_items[0]["quantity"] == want_items[0]["quantity"] + 1
+    assert got_items[0]["name"] == want_items[0]["name"] and got_items[1:] == want_items[1:]
+    assert (got["intent"], got["job"]["payload"]["list_id"]) == (
+        want["intent"],
+        want["job"]["payload"]["list_id"],
+    )
+    assert got != want
+    stats = (await sim.get("/sim/stats")).json()
+    assert stats["by_mode"]["disagree"] == 1
+
+
+def test_disagree_rate_is_a_seeded_share_and_a_cli_option() -> None:
+    args = build_parser().parse_args(["--disagree-rate", "0.25", "--seed", "3"])
+    config = config_from_args(args)
+    assert config.disagree_rate == 0.25
+
+    async def count() -> tuple[int, int]:
+        async with sim_client(create_app(config)) as client:
+            for _ in range(400):
+                assert (await client.post(PATH, json=REQUEST)).status_code == 200
+            by_mode = (await client.get("/sim/stats")).json()["by_mode"]
+            return by_mode["disagree"], by_mode["none"]
+
+    first, second = asyncio.run(count()), asyncio.run(count())
+    assert first == second  # same seed, same share
+    assert 60 <= first[0] <= 140 and sum(first) == 400
+    # Adding the mode last left the other modes' seeded draws where they were.
+    assert list(Mode)[-1] is Mode.DISAGREE
+    assert SimConfig(disagree_rate=1.0).pick(0.999) is Mode.DISAGREE
+    assert SimConfig(error_rate=0.5, disagree_rate=0.5).pick(0.25) is Mode.ERROR
+
+
+def test_force_disagree_is_accepted_by_the_cli() -> None:
+    args = build_parser().parse_args(["--force", "disagree"])
+    assert config_from_args(args).force is Mode.DISAGREE
+    with pytest.raises(SystemExit):
+        main(["--disagree-rate", "1.5"])
