@@ -137,13 +137,15 @@ def test_accepted_but_different_candidates_are_disagreement() -> None:
 
 
 def test_confident_but_ungrounded_candidates_are_refused() -> None:
-    """ "milk" for every command: only the commands that mention milk accept it."""
+    """ "milk" for every command: only commands that mention milk can accept it, and only
+    those where the user asked for one (not "three milks")."""
     report = run(mock(milk_only))
     corridor = [r for r in report.first if r.in_corridor]
     said_milk = [r for r in corridor if "milk" in json.dumps(r.baseline)]
     assert said_milk and len(said_milk) < len(corridor)
     assert {r.reason for r in corridor if r not in said_milk} == {"item_not_grounded"}
-    assert {r.reason for r in said_milk} == {"accepted"}
+    assert {r.reason for r in said_milk} <= {"accepted", "item_not_grounded"}
+    assert any(r.reason == "accepted" for r in said_milk)
     assert report.disagreement_rate is not None and report.disagreement_rate > 0
     assert report.to_json()["disagreeing_commands"][0]["final"]["job"]["payload"]["items"] == [
         {"name": "milk", "quantity": 1}
