@@ -7,8 +7,6 @@ decision the baseline could have produced for the same command, with the same fi
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,50 +14,25 @@ from pydantic import ValidationError
 
 from middleware.candidate import ShoppingCandidate
 from middleware.contracts import CommandDTO
+from middleware.grounding import Grounding
+from middleware.item_names import MAX_NAME_CHARS, looks_ok
+from middleware.item_names import chars_ok as _name_ok
 from middleware.outcome import Reason
 from middleware.text import item_key
 
+__all__ = ["MAX_ITEMS", "MAX_NAME_CHARS", "Verdict", "grounding", "item_key", "judge", "merge"]
+
 MAX_ITEMS = 20
-MAX_NAME_CHARS = 64
-#: Characters that have no business in a grocery item and are the stuff of markup, template
-#: and URL injection (``javascript:``, ``data:``, ``mailto:`` all need the colon).
-_FORBIDDEN = re.compile(r"[<>{}\[\]`\\|$:;=@#]")
-#: Control, format, private, unassigned, surrogate, and every separator but the plain space
-#: (U+2028/U+2029 break lines in JavaScript and log viewers).
-_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-#: The ASCII case of ``_name_ok`` in one search: ASCII is its own NFKC form, and its only
-#: bad-category or non-space whitespace characters are the controls U+0000-U+001F and U+007F.
-_FORBIDDEN_ASCII = re.compile(r"[<>{}\[\]`\\|$:;=@#\x00-\x1f\x7f]")
-_WORDS = re.compile(r"\w+")
 #: Called directly: ``model_validate`` only adds a Python frame and keyword defaults.
 _validate_candidate = ShoppingCandidate.__pydantic_validator__.validate_python
 
 
-def _name_ok(name: str) -> bool:
-    """Checked on the NFKC form too: full-width ``＜`` or ``：`` look harmless until a
-    browser, a log viewer or our own ``item_key`` folds them into ``<`` and ``:``."""
-    stripped = name.strip()
-    if not stripped or len(stripped) > MAX_NAME_CHARS:
-        return False
-    if stripped.isascii():  # the common case, ~4x cheaper; tests prove it equals the full check
-        return _FORBIDDEN_ASCII.search(stripped) is None
-    folded = unicodedata.normalize("NFKC", stripped)
-    if _FORBIDDEN.search(stripped) or _FORBIDDEN.search(folded):
-        return False
-    return not any(
-        unicodedata.category(ch) in _BAD_CATEGORIES or (ch.isspace() and ch != " ") for ch in folded
-    )
-
-
 def grounding(names: list[str], text: str) -> float:
     """Confidence surrogate when the model gives none: the share of candidate items whose
-    every word occurs in the command text. An item the user never mentioned is the typical
-    hallucination, and this is cheap, deterministic and explainable."""
-    if not names:
-        return 0.0
-    words = set(_WORDS.findall(text.casefold()))
-    grounded = sum(1 for n in names if words.issuperset(_WORDS.findall(n.casefold())))
-    return grounded / len(names)
+    every word occurs in the command text (after normalisation and stemming, see
+    ``middleware.grounding``). An item the user never mentioned is the typical hallucination,
+    and this is cheap, deterministic and explainable."""
+    return Grounding(text).share(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +49,23 @@ class Verdict:
         return self.reason is Reason.ACCEPTED
 
 
-def baseline_items(decision: dict[str, Any]) -> list[str]:
+def _items_of(decision: dict[str, Any]) -> list[dict[str, Any]]:
     payload = (decision.get("job") or {}).get("payload") or {}
-    items = payload.get("items") or []
-    return [str(i.get("name", "")) for i in items if isinstance(i, dict)]
+    return [i for i in payload.get("items") or [] if isinstance(i, dict)]
+
+
+def baseline_items(decision: dict[str, Any]) -> list[str]:
+    return [str(i.get("name", "")) for i in _items_of(decision)]
+
+
+def _baseline_reading(decision: dict[str, Any]) -> list[tuple[str, int]]:
+    """The baseline's items as (name, quantity): its own reading of the same text."""
+    pairs = []
+    for item in _items_of(decision):
+        quantity = item.get("quantity", 1)
+        if type(quantity) is int:
+            pairs.append((str(item.get("name", "")), quantity))
+    return pairs
 
 
 def judge(
@@ -103,7 +89,8 @@ def judge(
     # counts, at a fraction of the cost of building the Counters.
     keys_llm = sorted([item_key(n) for n in names])
     keys_base = sorted([item_key(n) for n in baseline_items(baseline)])
-    confidence = cand.confidence if cand.confidence is not None else grounding(names, command.text)
+    ground = Grounding(command.text, _baseline_reading(baseline))
+    confidence = cand.confidence if cand.confidence is not None else ground.share(names)
 
     def verdict(reason: Reason) -> Verdict:
         return Verdict(
@@ -121,7 +108,7 @@ def judge(
         return verdict(Reason.EMPTY_ITEMS)
     if len(names) > MAX_ITEMS:
         return verdict(Reason.TOO_MANY_ITEMS)
-    if not all(_name_ok(n) for n in names):
+    if not all(_name_ok(n) and looks_ok(n, ground.folded) for n in names):
         return verdict(Reason.INVALID_ITEM_NAME)
     base_list = ((baseline.get("job") or {}).get("payload") or {}).get("list_id")
     allowed_lists = {base_list, command.context.default_list_id, *command.context.lists} - {None}
@@ -129,6 +116,9 @@ def judge(
         return verdict(Reason.LIST_ID_NOT_ALLOWED)
     if confidence < threshold:
         return verdict(Reason.LOW_CONFIDENCE)
+    # Whatever the model says its confidence is: every item must come from this text.
+    if not all(ground.item_grounded(i.name, i.quantity) for i in cand.job.payload.items):
+        return verdict(Reason.ITEM_NOT_GROUNDED)
     return verdict(Reason.ACCEPTED)
 
 

@@ -45,6 +45,7 @@ class Reason(enum.StrEnum):
     INVALID_ITEM_NAME = "invalid_item_name"
     LIST_ID_NOT_ALLOWED = "list_id_not_allowed"
     LOW_CONFIDENCE = "low_confidence"
+    ITEM_NOT_GROUNDED = "item_not_grounded"
 
 
 SKIP_REASONS: frozenset[Reason] = frozenset(
@@ -77,6 +78,7 @@ FALLBACK_REASONS: frozenset[Reason] = frozenset(
         Reason.INVALID_ITEM_NAME,
         Reason.LIST_ID_NOT_ALLOWED,
         Reason.LOW_CONFIDENCE,
+        Reason.ITEM_NOT_GROUNDED,
     }
 )
 

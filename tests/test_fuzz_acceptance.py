@@ -61,7 +61,7 @@ def test_judge_accepts_exactly_the_allowlist(
         assert merged.keys() == baseline.keys() and merged["job"].keys() == baseline["job"].keys()
         assert merged["job"]["payload"].keys() == baseline["job"]["payload"].keys()
         assert all(
-            name_ok(i["name"]) and i["name"] == i["name"].strip()
+            name_ok(i["name"], command["text"]) and i["name"] == i["name"].strip()
             for i in merged["job"]["payload"]["items"]
         )
 

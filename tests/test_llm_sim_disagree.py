@@ -1,41 +1,70 @@
 """The double's ``disagree`` mode: a wrong answer that every acceptance rule takes.
 
 Replay's disagreement check is only seen to work if something disagrees: a refused candidate
-falls back to the baseline and agrees, so the mode must change the decision (one more of the
-first item) while keeping the intent, the list and the item names the text grounds.
+falls back to the baseline and agrees, so the mode must change the decision (another of the
+command's lists, or one item fewer) while every item stays grounded in the text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+from typing import Any
 
 import httpx
 import pytest
 
+from middleware import acceptance
+from middleware.acceptance import judge
 from middleware.candidate import ShoppingCandidate
+from middleware.contracts import CommandDTO
 from middleware.llm_sim import Mode, SimConfig, create_app, main
-from middleware.llm_sim.answers import correct_candidate
+from middleware.llm_sim.answers import correct_candidate, corrupt
 from middleware.llm_sim.cli import build_parser, config_from_args
 from middleware.reference.baseline import route
 from tests.support.llm_sim import COMMAND, PATH, REQUEST, answer_candidate, force_mode, sim_client
 
+C = "add_shopping_item"
+
 
 @pytest.mark.anyio
-async def test_disagree_changes_only_the_first_quantity(sim: httpx.AsyncClient) -> None:
+async def test_disagree_changes_only_the_list(sim: httpx.AsyncClient) -> None:
     await force_mode(sim, Mode.DISAGREE)
     got = await answer_candidate(sim)
     want = correct_candidate(COMMAND, route, 0.9)
     ShoppingCandidate.model_validate(got)  # still a valid candidate
-    got_items, want_items = got["job"]["payload"]["items"], want["job"]["payload"]["items"]
-    assert got_items[0]["quantity"] == want_items[0]["quantity"] + 1
-    assert got_items[0]["name"] == want_items[0]["name"] and got_items[1:] == want_items[1:]
-    assert (got["intent"], got["job"]["payload"]["list_id"]) == (
-        want["intent"],
-        want["job"]["payload"]["list_id"],
-    )
-    assert got != want
+    assert got["job"]["payload"]["items"] == want["job"]["payload"]["items"]
+    assert got["intent"] == want["intent"]
+    assert got["job"]["payload"]["list_id"] != want["job"]["payload"]["list_id"]
+    assert got["job"]["payload"]["list_id"] in COMMAND.context.lists
     stats = (await sim.get("/sim/stats")).json()
     assert stats["by_mode"]["disagree"] == 1
+
+
+@pytest.mark.parametrize(
+    ("context", "text", "expected_items"),
+    [
+        ({"lists": ["home"]}, "add milk and two eggs to my shopping list", 1),
+        ({"lists": ["home"]}, "add milk to my shopping list", 1),
+    ],
+)
+def test_with_one_list_disagree_drops_the_last_item_and_the_corridor_accepts_it(
+    context: dict[str, Any], text: str, expected_items: int
+) -> None:
+    command = CommandDTO.model_validate(
+        {"command_id": "c", "user_id": "u", "text": text, "capabilities": ["start_job"],
+         "context": context}
+    )  # fmt: skip
+    config = SimConfig()
+    raw = corrupt(
+        correct_candidate(command, route, 0.9), Mode.DISAGREE, command, config, random.Random(0)
+    )
+    assert len(raw["job"]["payload"]["items"]) == expected_items
+    baseline = route(command).model_dump(mode="json")
+    verdict = judge(raw, corridor=C, command=command, baseline=baseline, threshold=0.7)
+    assert verdict.accepted
+    changed = acceptance.merge(baseline, verdict.candidate) != baseline  # type: ignore[arg-type]
+    assert changed == (len(baseline["job"]["payload"]["items"]) > 1)
 
 
 def test_disagree_rate_is_a_seeded_share_and_a_cli_option() -> None:

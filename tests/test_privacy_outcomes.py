@@ -115,9 +115,19 @@ SCENARIOS: dict[str, Scenario] = {
         lambda s: completion(
             {
                 k: v
-                for k, v in s.candidate(payload={"items": [{"name": s.words + "zzqx"}]}).items()
+                for k, v in s.candidate(
+                    payload={"items": [{"name": n} for n in (s.items[0], "zzqx", "qxzz")]}
+                ).items()
                 if k != "confidence"
             }
+        ),
+    ),
+    "item_not_grounded": Scenario(
+        "fallback_deterministic",
+        "item_not_grounded",
+        _ok,
+        lambda s: completion(
+            s.candidate(payload={"items": [{"name": s.items[0], "quantity": 999}]}, confidence=1.0)
         ),
     ),
     "llm_timeout": Scenario(

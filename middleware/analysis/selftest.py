@@ -24,12 +24,12 @@ from middleware.analysis.tally import Window, parse_time
 Row = tuple[str, str, str, float | None, bool | None, bool | None]  # ts, status, reason, ...
 
 H9, H10 = "2026-11-23T09:%02d:00.000Z", "2026-11-23T10:%02d:00.000Z"
-#: 24 records: 4 accepted, 7 fallback, 6 error, 7 skipped; every reason once (accepted 4x).
+#: 24 records: 3 accepted, 8 fallback, 6 error, 7 skipped; every reason once (accepted 3x).
 ROWS: tuple[Row, ...] = (
     (H9 % 0, "accepted_llm", "accepted", 100.0, True, True),
     (H9 % 1, "accepted_llm", "accepted", 120.0, True, True),
     (H9 % 2, "accepted_llm", "accepted", 140.0, True, True),
-    (H9 % 3, "accepted_llm", "accepted", 160.0, True, False),
+    (H9 % 3, "fallback_deterministic", "item_not_grounded", 160.0, True, False),
     (H9 % 4, "fallback_deterministic", "intent_mismatch", 180.0, False, False),
     (H9 % 5, "fallback_deterministic", "schema_violation", 200.0, None, None),
     (H9 % 6, "fallback_deterministic", "empty_items", 220.0, True, False),
@@ -57,10 +57,10 @@ ROWS: tuple[Row, ...] = (
 #: 10 50 75 100 120 140 160 180 200 200.5 220 240 260 280 300; h = 14 * 0.95 = 13.3;
 #: p95 = x13 + 0.3 * (x14 - x13) = 280 + 0.3 * 20 = 286.
 FULL: dict[str, Any] = {
-    "records": 24, "sampled": 17, "error_rate": 6 / 17, "acceptance_rate": 4 / 17,
+    "records": 24, "sampled": 17, "error_rate": 6 / 17, "acceptance_rate": 3 / 17,
     "intent_mismatch_rate": 0.1, "entity_key_mismatch_rate": 0.5, "latency_p95": 286.0,
     "latency_count": 15,
-    "status_counts": {"accepted_llm": 4, "fallback_deterministic": 7, "error": 6, "skipped": 7},
+    "status_counts": {"accepted_llm": 3, "fallback_deterministic": 8, "error": 6, "skipped": 7},
 }  # fmt: skip
 #: --since 10:00: the 13 hour-10 records; latencies 10 50 75 200.5, h = 2.85 -> 181.675.
 SINCE_10: dict[str, Any] = {

@@ -130,26 +130,28 @@ def corrupt(
     elif mode is Mode.INVALID_UTF8:
         _items(candidate)[0]["name"] += INVALID_UTF8_MARKER
     elif mode is Mode.DISAGREE:
-        _disagree(candidate)
+        _disagree(candidate, command)
     return candidate
 
 
-def _disagree(candidate: Candidate) -> None:
-    """A plausible wrong answer that passes every acceptance rule: the first item's quantity
-    one higher (quantities are capped at 999 by the contract, so 999 goes down instead).
+def _disagree(candidate: Candidate, command: CommandDTO) -> None:
+    """A plausible wrong answer that passes every acceptance rule: the items on another of the
+    command's own lists (the first one that is not the answer's); with one list only, the
+    items without the last; with one item too, nothing changes.
 
-    Only the quantity changes: the intent, the list and the item names still match, so the
-    corridor accepts the candidate and the merged decision differs from the baseline's. That
-    is what a replay must count as disagreement (a refused candidate falls back and agrees).
+    Items and quantities stay the text's: a changed quantity or an invented item is not
+    grounded in the text and is refused (``item_not_grounded``), and a refused candidate falls
+    back and agrees. The merged decision must differ from the baseline's: that is what a
+    replay counts as disagreement.
     """
-    items = candidate["job"]["payload"].get("items") or []
-    if not items:
-        return  # nothing to change without inventing an item the text does not ground
-    first = dict(items[0])
-    quantity = first.get("quantity")
-    quantity = quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1
-    first["quantity"] = quantity + 1 if quantity < 999 else quantity - 1
-    candidate["job"]["payload"]["items"] = [first, *items[1:]]
+    payload = candidate["job"]["payload"]
+    own = [command.context.default_list_id, *command.context.lists]
+    other = [lid for lid in own if lid is not None and lid != payload.get("list_id")]
+    items = payload.get("items") or []
+    if other:
+        payload["list_id"] = other[0]
+    elif len(items) > 1:
+        payload["items"] = items[:-1]
 
 
 def malformed_content(candidate: Candidate, rng: random.Random) -> str:

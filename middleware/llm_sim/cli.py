@@ -25,8 +25,8 @@ FAULT_HELP: dict[Mode, str] = {
     Mode.INJECTION: "an item name carries prompt injection, markup or control characters",
     Mode.EMPTY_ITEMS: "the candidate lists no items",
     Mode.MANY_ITEMS: "the candidate lists 50 extra items",
-    Mode.DISAGREE: "a valid, confident candidate that differs from the baseline (one more of "
-    "the first item): accepted, so it shows up as disagreement",
+    Mode.DISAGREE: "a valid, confident candidate that differs from the baseline (another of "
+    "the command's lists, or one item fewer): accepted, so it shows up as disagreement",
 }
 
 DESCRIPTION = """\

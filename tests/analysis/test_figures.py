@@ -49,12 +49,12 @@ def check(fig: Figures, expected: dict[str, Any]) -> None:
 def test_every_status_and_reason_hand_computed(tmp_path: Path) -> None:
     fig = figures(write(tmp_path / "a.jsonl", [selftest.canonical(r) for r in ROWS]))
     check(fig, selftest.FULL)
-    assert fig.reason_counts["accepted"] == 4
+    assert fig.reason_counts["accepted"] == 3
     assert all(fig.reason_counts[r.value] == 1 for s, r in STATUS_REASONS if r.value != "accepted")
     assert fig.intent_match == {"true": 9, "false": 1, "null": 14}
     assert fig.entity_key_match == {"true": 5, "false": 5, "null": 14}
     assert [(h.hour[-2:], h.sampled, h.accepted_llm, h.error) for h in fig.hours] == [
-        ("09", 11, 4, 0),
+        ("09", 11, 3, 0),
         ("10", 6, 0, 6),
     ]
     rates = fig.to_json()["rates"]

@@ -49,11 +49,27 @@ def user_command(request: httpx.Request) -> dict[str, Any]:
 
 
 def milk_only(request: httpx.Request) -> httpx.Response:
-    """A confident model that always adds one milk to the default list: accepted, wrong."""
+    """A confident model that always adds one milk to the default list: not grounded."""
     sent = user_command(request)
     list_id = sent.get("default_list_id") or sent["lists"][0]
     items = [{"name": "milk", "quantity": 1}]
     job = {"job_type": "add_shopping_item", "payload": {"list_id": list_id, "items": items}}
+    return completion({"intent": "add_shopping_item", "job": job, "confidence": 0.99})
+
+
+def first_item_only(request: httpx.Request) -> httpx.Response:
+    """A confident model that keeps only the first item the user said: accepted (grounded
+    in the text), and wrong whenever the user said more than one."""
+    sent = user_command(request)
+    command = CommandDTO(
+        command_id="m", user_id="m", text=sent["text"], capabilities=["start_job"],
+        context={"default_list_id": sent.get("default_list_id"), "lists": sent["lists"]},
+    )  # fmt: skip
+    decision = route(command)
+    assert decision.job is not None
+    payload = dict(decision.job.payload)
+    payload["items"] = payload["items"][:1]
+    job = {"job_type": "add_shopping_item", "payload": payload}
     return completion({"intent": "add_shopping_item", "job": job, "confidence": 0.99})
 
 
@@ -110,16 +126,27 @@ def test_llm_errors_fall_back_too() -> None:
 
 
 def test_accepted_but_different_candidates_are_disagreement() -> None:
-    report = run(mock(milk_only))
+    report = run(mock(first_item_only))
     assert report.acceptance_rate == 1.0
     rate = report.disagreement_rate
     assert rate is not None and rate > replay.DEFAULT_MAX_DISAGREEMENT
-    # Exactly the commands whose baseline is not "one milk on the default list" disagree.
+    # Exactly the commands whose baseline has one item agree.
     agree = [r for r in report.first if r.in_corridor and r.final == r.baseline]
-    assert all(
-        r.baseline["job"]["payload"]["items"] == [{"name": "milk", "quantity": 1}] for r in agree
-    )
+    assert agree and all(len(r.baseline["job"]["payload"]["items"]) == 1 for r in agree)
     assert report.deterministic and not report.passed
+
+
+def test_confident_but_ungrounded_candidates_are_refused() -> None:
+    """ "milk" for every command: only commands that mention milk can accept it, and only
+    those where the user asked for one (not "three milks")."""
+    report = run(mock(milk_only))
+    corridor = [r for r in report.first if r.in_corridor]
+    said_milk = [r for r in corridor if "milk" in json.dumps(r.baseline)]
+    assert said_milk and len(said_milk) < len(corridor)
+    assert {r.reason for r in corridor if r not in said_milk} == {"item_not_grounded"}
+    assert {r.reason for r in said_milk} <= {"accepted", "item_not_grounded"}
+    assert any(r.reason == "accepted" for r in said_milk)
+    assert report.disagreement_rate is not None and report.disagreement_rate > 0
     assert report.to_json()["disagreeing_commands"][0]["final"]["job"]["payload"]["items"] == [
         {"name": "milk", "quantity": 1}
     ]

@@ -2,11 +2,14 @@
 
 ``allowlist_ok`` is a second reading of the acceptance rules as the README states them (schema
 exact and strict, intent and job_type the corridor's, 1..20 items, names non-blank, at most 64
-characters, no control/format characters, no ``<>{}[]`\\|$`` and no ``://``, list id the
-baseline's or the command's own, confidence (given, or the grounding surrogate) at least the
-profile's threshold). It is kept apart from the code it judges so that a bug in
-``acceptance.judge`` cannot also hide in the check: the fuzz tests compare the two, and
-``check_answer`` holds a whole middleware answer to the same rules.
+characters, no control/format characters, no ``<>{}[]`\\|$:;=@#``, nothing invisible, no
+dangling or piled-up combining marks, nothing URL- or domain-like, no mixed-script word unless
+the text has the name, list id the baseline's or the command's own, confidence (given, or the
+grounding surrogate) at least the profile's threshold, and every item grounded in the text:
+its words, by stem, and its quantity). It is kept apart from the code it judges so that a bug
+in ``acceptance.judge`` cannot also hide in the check: the fuzz tests compare the two, and
+``check_answer`` holds a whole middleware answer to the same rules. Only the stemmer (the
+library the README names) is shared.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import unicodedata
 from typing import Any
 
 import httpx
+import Stemmer
 
 from middleware.contracts import CommandDTO
 from middleware.policy import PolicyRegistry
 from middleware.reference.baseline import route as baseline_route
+from middleware.reference.numbers import QUANTITY_WORDS
 from tests.support.procs import REPO
 
 C = "add_shopping_item"
@@ -30,9 +35,26 @@ PROFILES: dict[str | None, float] = {
     if (resolved := POLICY.resolve("partial_trust_shopping", pid)) is not None
 }
 
-_BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
-_BAD_CHARS = set("<>{}[]`\\|$")
+_BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+_BAD_CHARS = set("<>{}[]`\\|$:;=@#")
 _WORD = re.compile(r"\w+")
+#: Default_Ignorable_Code_Point, as DerivedCoreProperties.txt lists it.
+DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)  # fmt: skip
+#: Assigned characters that render as nothing although not default-ignorable.
+BLANK_FILLERS = frozenset("\u2800\U00016fe4")
+_STEM = {"en": Stemmer.Stemmer("english"), "ru": Stemmer.Stemmer("russian")}
+_DOTS = str.maketrans({"\u3002": ".", "\uff61": "."})
+
+
+def ignorable(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in DEFAULT_IGNORABLE) or ch in BLANK_FILLERS
 
 
 def _exact(value: object, required: set[str], optional: frozenset[str] = frozenset()) -> bool:
@@ -53,14 +75,75 @@ def not_a_count(value: object) -> bool:
     return not (isinstance(value, int) and _is_int(value) and value >= 1)
 
 
-def name_ok(name: str) -> bool:
-    out = name.strip()  # what an accepted answer carries
-    return (
-        0 < len(out) <= 64
-        and not _BAD_CHARS & set(out)
-        and "://" not in out
-        and all(unicodedata.category(ch) not in _BAD_CATEGORIES for ch in out)
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def _fold(text: str) -> str:
+    return " ".join(_nfkc(text).casefold().replace("ё", "е").split())
+
+
+def _url_like(text: str) -> bool:
+    f = text.translate(_DOTS)
+    patterns = ("//", r"\?", r"www\.", "xn--", "%[0-9a-f][0-9a-f]", r"[^\W_]\.[^\W\d_][^\W\d_]")
+    if any(re.search(p, f, re.IGNORECASE) for p in patterns):
+        return True
+    if re.search(r"[0-9]\.[0-9]+\.[0-9]+\.[0-9]", f):  # IPv4
+        return True
+    digits = "0123456789"
+    return any(
+        ch == "/" and not (0 < k < len(f) - 1 and f[k - 1] in digits and f[k + 1] in digits)
+        for k, ch in enumerate(f)
     )
+
+
+def _script(ch: str) -> set[str] | None:
+    if not ch.isalpha():
+        return None
+    head = unicodedata.name(ch, "").split(" ")[0]
+    if head in ("", "MODIFIER", "SMALL", "LETTER"):
+        return None
+    han = {"Jpan", "Kore", "Hanb", "Hani"}
+    groups = {"CJK": han, "IDEOGRAPHIC": han, "HANGUL": {"Kore"}, "BOPOMOFO": {"Hanb"}}
+    groups |= {key: {"Jpan"} for key in ("HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA")}
+    return groups.get(head, {head})
+
+
+def mixed_script(text: str) -> bool:
+    for word in text.split():
+        sets = [s for s in map(_script, word) if s is not None]
+        if sets and not set.intersection(*sets):
+            return True
+    return False
+
+
+def _marks_ok(text: str) -> bool:
+    base = None
+    count = 0
+    for ch in text:
+        if unicodedata.category(ch).startswith("M"):
+            count += 1
+            if base is None or base.isspace() or count > 4:
+                return False
+        else:
+            base, count = ch, 0
+    return True
+
+
+def name_ok(name: str, text: str = "") -> bool:
+    out = name.strip()  # what an accepted answer carries
+    f = _nfkc(out)
+    if not (0 < len(out) <= 64) or _BAD_CHARS & (set(out) | set(f)):
+        return False
+    if any(unicodedata.category(ch) in _BAD_CATEGORIES or ch in "\t\n\r\x0b\x0c" for ch in f):
+        return False
+    if any(ch.isspace() and ch != " " for ch in f) or any(ignorable(ch) for ch in f):
+        return False
+    if not _marks_ok(f) or _url_like(f):
+        return False
+    if all(ch.isspace() or unicodedata.category(ch).startswith("M") for ch in f):
+        return False
+    return not mixed_script(f) or _fold(out) in _fold(text)
 
 
 def schema_ok(raw: object) -> bool:
@@ -88,11 +171,56 @@ def schema_ok(raw: object) -> bool:
     return True
 
 
-def grounded_share(names: list[str], text: str) -> float:
-    words = set(_WORD.findall(text.casefold()))
+def stem(word: str) -> str:
+    if word.isascii():
+        return str(_STEM["en"].stemWord(word))
+    if re.search("[\u0400-\u04ff]", word):
+        return str(_STEM["ru"].stemWord(word))
+    return word
+
+
+def _vocabulary(text: str, baseline: dict[str, Any] | None) -> set[str]:
+    words = set(_WORD.findall(_fold(text)))
+    for item in _baseline_items(baseline):
+        words |= set(_WORD.findall(_fold(str(item.get("name", "")))))
+    return words
+
+
+def _baseline_items(baseline: dict[str, Any] | None) -> list[dict[str, Any]]:
+    payload = ((baseline or {}).get("job") or {}).get("payload") or {}
+    return [i for i in payload.get("items") or [] if isinstance(i, dict)]
+
+
+def grounded(name: str, text: str, baseline: dict[str, Any] | None = None) -> bool:
+    """Every word of the name is a word of the text (or of the baseline's items), exactly or
+    by stem; a name without words is a piece of the text."""
+    vocab = _vocabulary(text, baseline)
+    words = _WORD.findall(_fold(name))
+    if not words:
+        return _fold(name) != "" and _fold(name) in _fold(text)
+    return all(w in vocab or stem(w) in {stem(v) for v in vocab} for w in words)
+
+
+def quantity_grounded(name: str, quantity: int, text: str, baseline: dict[str, Any]) -> bool:
+    key = [stem(w) for w in _WORD.findall(_fold(name))]
+    read = [
+        i.get("quantity", 1)
+        for i in _baseline_items(baseline)
+        if [stem(w) for w in _WORD.findall(_fold(str(i.get("name", ""))))] == key
+        and type(i.get("quantity", 1)) is int
+    ]
+    if read:
+        return quantity in read
+    stated = {int(d) for d in re.findall(r"\d+", _fold(text)) if int(d) <= 999}
+    stated |= {QUANTITY_WORDS[w] for w in _WORD.findall(_fold(text)) if w in QUANTITY_WORDS}
+    stated |= {i["quantity"] for i in _baseline_items(baseline) if type(i.get("quantity")) is int}
+    return quantity == 1 or quantity in stated
+
+
+def grounded_share(names: list[str], text: str, baseline: dict[str, Any] | None = None) -> float:
     if not names:
         return 0.0
-    return sum(set(_WORD.findall(n.casefold())) <= words for n in names) / len(names)
+    return sum(grounded(n, text, baseline) for n in names) / len(names)
 
 
 def allowlist_ok(raw: object, command: dict[str, Any], baseline: dict[str, Any], t: float) -> bool:
@@ -101,6 +229,7 @@ def allowlist_ok(raw: object, command: dict[str, Any], baseline: dict[str, Any],
     assert isinstance(raw, dict)
     payload = raw["job"]["payload"]
     names = [item["name"] for item in payload["items"]]
+    text = command["text"]
     context = command.get("context") or {}
     lists = {
         baseline["job"]["payload"].get("list_id"),
@@ -108,14 +237,19 @@ def allowlist_ok(raw: object, command: dict[str, Any], baseline: dict[str, Any],
         *context.get("lists", []),
     } - {None}
     conf = raw.get("confidence")
-    confidence = conf if conf is not None else grounded_share(names, command["text"])
+    confidence = conf if conf is not None else grounded_share(names, text, baseline)
     return (
         raw["intent"] == C
         and raw["job"]["job_type"] == C
         and 1 <= len(names) <= 20
-        and all(name_ok(n) for n in names)
+        and all(name_ok(n, text) for n in names)
         and payload["list_id"] in lists
         and confidence >= t
+        and all(
+            grounded(i["name"], text, baseline)
+            and quantity_grounded(i["name"], i.get("quantity", 1), text, baseline)
+            for i in payload["items"]
+        )
     )
 
 

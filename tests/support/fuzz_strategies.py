@@ -9,10 +9,12 @@ one by one; now and then they are anything at all.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import strategies as st
 
+from middleware.reference.numbers import QUANTITY_WORDS
 from tests.support.allowlist_oracle import C, not_a_count
 
 VOCAB_EN = ["milk", "eggs", "bread", "two eggs", "3 apples", "the cheese", "bottles of water"]
@@ -55,6 +57,32 @@ JUNK_TEXT = st.one_of(
             "m" * 65,
             " " + "m" * 64 + " ",
             "молоко" * 20,
+            # blank to the eye: fillers, default-ignorables, combining-only
+            "\u3164",
+            "\uffa0",
+            "\u2800",
+            "\u034f",
+            "\ufe0f",
+            "\u17b4\u17b5",
+            "\u0301\u0302",
+            "milk\u0301\u0301\u0301\u0301\u0301",
+            "\u0301milk",
+            "mi\u3164lk",
+            # URL- and domain-like
+            "evil.example/phish?x",
+            "evil.example",
+            "ｅｖｉｌ．ｅｘａｍｐｌｅ",
+            "evil\u3002example",
+            "www.milk",
+            "milk/eggs",
+            "1/2 milk",
+            "milk%2e",
+            "10.0.0.1",
+            "xn--mlk-0ja",
+            # mixed scripts (a Cyrillic і, a Greek ο)
+            "mіlk",
+            "mοlk",
+            "мilk",
         ]
     ),
     st.text(min_size=60, max_size=300),
@@ -117,12 +145,15 @@ def llm_outputs(draw: st.DrawFn, command: dict[str, Any]) -> Any:
     wild = shape == "wild"
     good_name = st.sampled_from(said) | ITEM_TEXT if wild else st.sampled_from(said)
     intent = st.sampled_from([C] * 6 + ["remove_shopping_item", "set_timer", C.upper(), ""])
-    quantity = st.integers(1, 999) | st.sampled_from([0, -1, 1000, 2.0, "2", True, None])
+    stated = sorted(
+        {1, *(int(d) for d in re.findall(r"[0-9]{1,3}", command["text"]) if int(d) >= 1)}
+        | {QUANTITY_WORDS[w] for w in command["text"].lower().split() if w in QUANTITY_WORDS}
+    )
+    count = st.sampled_from(stated) | st.integers(1, 999)  # mostly what the text says
+    quantity = count | st.sampled_from([0, -1, 1000, 2.0, "2", True, None])
     confidence = st.none() | st.floats(0, 1) | st.sampled_from([0.7, 0.8, 1, 0, -0.1, 1.5, "0.9"])
     name = (good_name | JUNK_TEXT | st.integers() | st.none()) if wild else good_name
-    item = st.fixed_dictionaries(
-        {"name": name}, optional={"quantity": quantity if wild else st.integers(1, 999)}
-    )
+    item = st.fixed_dictionaries({"name": name}, optional={"quantity": quantity if wild else count})
     items = draw(st.lists(item, min_size=0 if wild else 1, max_size=24 if wild else 5))
     list_id = draw(
         (st.sampled_from(own_lists) | LIST_ID | st.integers())

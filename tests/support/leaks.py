@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 
+from middleware.item_names import invisible
 from middleware.text import strip_punct
 from tests.corridor_harness import iter_strings
 
@@ -26,13 +27,13 @@ MARKERS = "абвгдежзийклмнопрстуфхцчшщъыьэюяё中
 
 def _name_safe(ch: str) -> bool:
     """Characters an accepted item name may hold, also after NFKC folding (the acceptance
-    rules refuse markup, URL and template characters in either form)."""
+    rules refuse markup, URL and template characters in either form, and invisible ones)."""
     folded = unicodedata.normalize("NFKC", ch)
-    return not any(c in "<>{}[]`\\|$:;=@#" or c.isspace() for c in folded)
+    return not any(c in "<>{}[]`\\|$:;=@#./?%" or c.isspace() or invisible(c) for c in folded)
 
 
 _RICH = st.characters(categories=["L", "N", "Pd", "Pc", "So"]).filter(_name_safe) | (
-    st.sampled_from(list("-_.'~+^%!?"))
+    st.sampled_from(list("-_'~+^!"))
 )
 
 
@@ -72,7 +73,8 @@ class Secrets:
                 "job_type": C,
                 "payload": {
                     "list_id": self.lists[1],
-                    "items": [{"name": n, "quantity": 2} for n in self.items],
+                    # 1: the text states no count, so no other quantity is grounded in it
+                    "items": [{"name": n, "quantity": 1} for n in self.items],
                 },
             },
             "confidence": 0.95,
