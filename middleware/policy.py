@@ -19,7 +19,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llm_policy import POLICY_FILE
+from partial_trust.llm_policy import POLICY_FILE
 
 #: The shipped registry as a file path (a wheel installs package data as plain files).
 DEFAULT_POLICY_PATH = Path(str(resources.files("llm_policy").joinpath(POLICY_FILE)))
