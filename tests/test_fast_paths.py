@@ -18,9 +18,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from partial_trust.middleware import baseline
 from partial_trust.contracts import CommandDTO
-from partial_trust.middleware import acceptance, candidate, sampling
+from partial_trust.middleware import acceptance, baseline, candidate, sampling
 from partial_trust.middleware.corridor import ShoppingCorridor
 from partial_trust.middleware.text import item_key, strip_punct
 
