@@ -76,7 +76,7 @@ def starter_flags() -> bytes:
 
 
 def shipped_policy() -> bytes:
-    return resources.files("llm_policy").joinpath(POLICY_FILE).read_bytes()
+    return resources.files("partial_trust.llm_policy").joinpath(POLICY_FILE).read_bytes()
 
 
 def _write_new(path: Path, data: bytes) -> None:

@@ -105,7 +105,7 @@ def load(path: str | os.PathLike[str]) -> FlagdDocument:
 
 def starter_document() -> bytes:
     """The shipped flag file, from the installed package."""
-    return resources.files("flags").joinpath(STARTER_FILE).read_bytes()
+    return resources.files("partial_trust.flags").joinpath(STARTER_FILE).read_bytes()
 
 
 def coerce_value(key: str, value: object) -> Scalar:
