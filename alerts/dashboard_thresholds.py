@@ -1,4 +1,4 @@
-"""The dashboard's threshold lines, written from the one table (``middleware.thresholds``).
+"""The dashboard's threshold lines, written from the one table (``partial_trust.thresholds``).
 
 ``generate.py`` rewrites only the ``thresholds.steps`` of the panels named here and leaves the
 rest of ``dashboards/partial-trust-corridor.json`` as it is; ``--check`` and
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from middleware import thresholds as table
+from partial_trust import thresholds as table
 
 #: panel title -> (figure, scale from the table's unit to the panel's)
 PANELS: dict[str, tuple[str, float]] = {

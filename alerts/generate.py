@@ -1,6 +1,6 @@
 """Render ``alerts/partial-trust.rules.yml`` and the dashboard's threshold lines from ONE table.
 
-The table is ``middleware/thresholds.py`` (the rollout runbook's stages and monitoring table;
+The table is ``partial_trust/thresholds.py`` (the rollout runbook's stages and monitoring table;
 the gate and the HTML report read it too); change a number there (and nowhere else), run
 ``python alerts/generate.py``, and commit the rules file and the dashboard. Tests
 (``tests/alerts/test_rules.py``, ``tests/dashboards/test_dashboard.py``) fail when the
@@ -40,7 +40,7 @@ if str(HERE.parent) not in sys.path:
 from alerts import dashboard_thresholds, rules_yaml  # noqa: E402
 from alerts.alert_spec import DEFAULT_RUNBOOK_BASE_URL, Alert  # noqa: E402
 from alerts.stage_alerts import go_warnings, outage_pages, rollback_pages  # noqa: E402
-from middleware import thresholds as table  # noqa: E402
+from partial_trust import thresholds as table  # noqa: E402
 
 
 def _alarm(figure: str) -> float:
@@ -54,7 +54,7 @@ def _stage(alerts: Iterable[Alert], figure: str) -> tuple[Alert, ...]:
 
 
 #: Every alert, in the order of the rules file. The numbers come from the table
-#: (``middleware/thresholds.py``); the stage-aware rules are built in ``stage_alerts.py``.
+#: (``partial_trust/thresholds.py``); the stage-aware rules are built in ``stage_alerts.py``.
 ALERTS: tuple[Alert, ...] = (
     *_stage(rollback_pages(), "error_rate"),
     *outage_pages(),
@@ -216,7 +216,7 @@ ALERTS: tuple[Alert, ...] = (
         anchor="partialtrusttargetdown",
         action="Check application health",
     ),
-    # The flag console's (flags/console, scraped at /flags/metrics) rollback-storm gauge:
+    # The flag console's (apps/console, scraped at /flags/metrics) rollback-storm gauge:
     # 1 while >= 3 auto-rollbacks of the corridor happened within 10 min. The threshold is the
     # gauge's 1; the guard is the console's auto-rollback total (min_samples = the console's
     # default storm threshold). The storm can last only seconds (three rollbacks spanning

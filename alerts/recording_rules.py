@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alerts.promql import ratio, summed
-from middleware import thresholds
+from partial_trust import thresholds
 
 DECISIONS = "partial_trust_decisions_total"
 CANDIDATES = "partial_trust_candidates_total"
@@ -138,7 +138,7 @@ def _flags() -> Iterator[Rule]:
 
 
 def _outage() -> Iterator[Rule]:
-    """The short window of the outage page and the timeout share (see middleware.thresholds):
+    """The short window of the outage page and the timeout share (see partial_trust.thresholds):
     an LLM that went down is seen in one minute, a timeout that hides latency in five."""
     w = thresholds.OUTAGE_WINDOW
     yield f"corridor:partial_trust_sampled:rate{w}", summed("rate", DECISIONS, SAMPLED, w)

@@ -1,4 +1,4 @@
-"""The stage-aware alerts: one rule per stage, its line taken from ``middleware.thresholds``.
+"""The stage-aware alerts: one rule per stage, its line taken from ``partial_trust.thresholds``.
 
 Each rule reads ``corridor:partial_trust_rollout_stage:from_sample_rate`` (the stage the
 corridor's sample rate is at) and carries a ``stage`` label, so exactly one rule of a name can
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from alerts.alert_spec import Alert
-from middleware import thresholds
+from partial_trust import thresholds
 
 STAGE = "corridor:partial_trust_rollout_stage:from_sample_rate"
 ENABLED = "corridor:partial_trust_flag_enabled:max"

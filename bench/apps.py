@@ -31,7 +31,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from middleware.reference.app import route_endpoint
+from partial_trust.apps.reference.app import route_endpoint
 
 CORRIDOR_PATH = "/route"
 FOREIGN_PATH = "/other"
@@ -49,8 +49,8 @@ def bare() -> ASGIApp:
 
 
 def corridor() -> ASGIApp:
-    from middleware.factory import CorridorStack
-    from middleware.metrics import metrics_endpoint
+    from partial_trust.middleware.factory import CorridorStack
+    from partial_trust.middleware.metrics import metrics_endpoint
 
     stack = CorridorStack.from_env()
     if os.environ.get("BENCH_CIRCUIT_BREAKER", "on") == "off":
@@ -94,7 +94,7 @@ def otel() -> ASGIApp:
 
 
 def reference_no_breaker() -> ASGIApp:
-    from middleware.reference.app import create_served_app
+    from partial_trust.apps.reference.app import create_served_app
 
     app = create_served_app()
     engine = getattr(app, "engine", None)

@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from middleware.analysis.selftest import canonical  # noqa: E402
-from middleware.outcome import STATUS_REASONS  # noqa: E402
+from partial_trust.apps.analysis.selftest import canonical  # noqa: E402
+from partial_trust.outcome import STATUS_REASONS  # noqa: E402
 
 BLOCK_LINES = 10_000
 HOUR0 = b"2026-11-23T00"
@@ -141,7 +141,14 @@ def main() -> int:
         counts: dict[str, object] = {}
         for jobs in ("1", "0"):
             out = tmp / f"report-{jobs}.json"
-            cmd = [sys.executable, "-m", "middleware.cli", "analyze", "--risk-log", str(log)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "partial_trust.apps.cli",
+                "analyze",
+                "--risk-log",
+                str(log),
+            ]
             cmd += ["--no-progress", "--jobs", jobs, "--output-json", str(out)]
             rows.append((f"analyze --jobs {'auto' if jobs == '0' else jobs}", measure(cmd)))
             counts = json.loads(out.read_text())

@@ -25,9 +25,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_middleware import body_for
-from middleware.candidate import chat_request
-from middleware.contracts import CommandDTO
-from middleware.llm_client import LLMClient
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.candidate import chat_request
+from partial_trust.middleware.llm_client import LLMClient
 from tests.support.procs import free_port, partial_trust
 
 REPO = Path(__file__).resolve().parents[1]

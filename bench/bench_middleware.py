@@ -32,18 +32,18 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from middleware.asgi import PartialTrustMiddleware
-from middleware.circuit import CircuitBreaker
-from middleware.config import EffectiveSettings, StaticSettings
-from middleware.contracts import CommandDTO
-from middleware.corridor import ShoppingCorridor
-from middleware.engine import CorridorEngine
-from middleware.llm_client import LLMClient
-from middleware.metrics import CorridorMetrics
-from middleware.policy import PolicyRegistry, Profile
-from middleware.reference.app import route_endpoint
-from middleware.risk_log import RiskLog
-from middleware.sampling import CommandKeyer, is_sampled
+from partial_trust.apps.reference.app import route_endpoint
+from partial_trust.config import EffectiveSettings, StaticSettings
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.asgi import PartialTrustMiddleware
+from partial_trust.middleware.circuit import CircuitBreaker
+from partial_trust.middleware.corridor import ShoppingCorridor
+from partial_trust.middleware.engine import CorridorEngine
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.metrics import CorridorMetrics
+from partial_trust.middleware.policy import PolicyRegistry, Profile
+from partial_trust.middleware.risk_log import RiskLog
+from partial_trust.middleware.sampling import CommandKeyer, is_sampled
 from tests.support.asgi import post_scope
 from tests.support.instant_llm import InstantBackend
 

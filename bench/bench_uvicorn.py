@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_middleware import body_for  # noqa: E402
-from middleware.sampling import is_sampled  # noqa: E402
+from partial_trust.middleware.sampling import is_sampled  # noqa: E402
 from tests.support.procs import PYTHON, Server, free_port, partial_trust, run_server  # noqa: E402
 
 TARGET_RATIO = 0.85

@@ -23,6 +23,7 @@ reach the LLM in a killed phase after it settled (the kill switch, under load).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 import time
@@ -41,7 +42,7 @@ from bench.rig import (
     metric_samples,
     sim_process,
 )
-from flags import flagfile
+from partial_trust.flags import flagfile
 
 SHIPPED_FLAGS = REPO / "flags" / "partial-trust.flagd.json"
 HEALTH_SLACK = 0.10
@@ -193,8 +194,12 @@ class SimCalls:
 
 
 async def _flip(path: Path, live: bool) -> None:
-    # A file write and fsync; off this loop, which is also the load generator's.
-    await asyncio.to_thread(flagfile.resume if live else flagfile.kill, path)
+    # A file write and fsync; off this loop, which is also the load generator's. Resume keeps
+    # the phase's rate (a plain resume restarts at stage 1, as the playbook says).
+    if live:
+        await asyncio.to_thread(functools.partial(flagfile.resume, path, keep_rate=True))
+    else:
+        await asyncio.to_thread(flagfile.kill, path)
 
 
 async def _drive(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from flags.managed import EnvSettingsSource, ManagedSettingsSource
-from middleware.config import EnvDefaults
+from partial_trust.config import EnvDefaults
+from partial_trust.flags.managed import EnvSettingsSource, ManagedSettingsSource
 
 __all__ = ["EnvSettingsSource", "ManagedSettingsSource", "build_settings_source"]
 
@@ -24,14 +24,14 @@ def build_settings_source(
     is unset. Raises ``ValueError``/``RuntimeError`` for a bad provider choice or a missing
     optional extra, so a misconfiguration stops start-up instead of silently disabling flags.
     """
-    from flags.provider import flags_file_path, make_provider, provider_kind
+    from partial_trust.flags.provider import flags_file_path, make_provider, provider_kind
 
     env = os.environ if environ is None else environ
     defaults = EnvDefaults.from_env(env)
     kind = provider_kind(env)
     if kind == "env":
         return EnvSettingsSource(defaults.effective(policy_default))
-    from flags.source import FlagSettingsSource
+    from partial_trust.flags.source import FlagSettingsSource
 
     provider = make_provider(kind, env)  # built now, so a missing extra fails at start-up
     return FlagSettingsSource(

@@ -33,8 +33,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
-from flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
-from middleware.config import (
+from partial_trust.config import (
     EffectiveSettings,
     EnvDefaults,
     FlagValues,
@@ -42,6 +41,7 @@ from middleware.config import (
     parse_sample_rate,
     parse_timeout_ms,
 )
+from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 
 _UNAVAILABLE = frozenset({ErrorCode.PROVIDER_NOT_READY, ErrorCode.PROVIDER_FATAL})
 _MESSAGE_MAX = 200

@@ -1,6 +1,7 @@
 """Is the file provider serving exactly the content the flag file guard validated?
 
-The guard (``flags.guard``) knows what the operator's file holds and whether it is usable; the
+The guard (``partial_trust.flags.guard``) knows what the operator's file holds and whether it is
+usable; the
 flagd resolver serves the guard's snapshot once it has reloaded it (within one poll). The
 snapshot carries its content hash as the flag ``SNAPSHOT_FLAG``, so evaluating that flag says
 which content flagd serves, with no reliance on mtimes or event timing. ``check()`` is cheap
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flags.guard import SNAPSHOT_FLAG, FlagFileGuard
+from partial_trust.flags.guard import SNAPSHOT_FLAG, FlagFileGuard
 
 
 class FileCheck:

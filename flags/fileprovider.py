@@ -17,7 +17,7 @@ from typing import Any
 from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 
-from flags.guard import FlagFileGuard
+from partial_trust.flags.guard import FlagFileGuard
 
 
 class GuardedFileProvider(FlagdProvider):  # flagd ships no type hints: Any to mypy

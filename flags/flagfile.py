@@ -13,10 +13,11 @@ removes ``targeting`` from that flag (a targeting rule would override ``defaultV
 kill switch that a rule can override is not one), and records ``--reason`` and the time in the
 flag's ``metadata`` (flagd passes flag metadata through untouched).
 
-Reading goes through ``flags.saferead`` (regular files only, 1 MiB, 1 s), so a FIFO or a device
+Reading goes through ``partial_trust.flags.saferead`` (regular files only, 1 MiB, 1 s), so a FIFO
+or a device
 at the path never hangs the CLI or the console. ``kill`` replaces a broken file with the shipped
 starter document (switch off); ``set`` and ``resume`` refuse it. The model and the bounds on
-numbers live in ``flags.flagmodel`` and are re-exported here.
+numbers live in ``partial_trust.flags.flagmodel`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from flags.flagmodel import (
+from partial_trust.flags.flagmodel import (
     ENABLED,
     FLAGD_SCHEMA,
     KNOWN_FLAGS,
@@ -47,8 +48,8 @@ from flags.flagmodel import (
     Scalar,
     parse_document,
 )
-from flags.saferead import UnsafeFileError, read_regular
-from middleware.thresholds import STAGES
+from partial_trust.flags.saferead import UnsafeFileError, read_regular
+from partial_trust.thresholds import STAGES
 
 __all__ = [
     "CUSTOM_VARIANT",
@@ -89,7 +90,8 @@ _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The file's bytes through ``flags.saferead`` (regular file, size cap, deadline)."""
+    """The file's bytes through ``partial_trust.flags.saferead`` (regular file, size cap,
+    deadline)."""
     try:
         return read_regular(path)
     except UnsafeFileError as exc:
@@ -103,7 +105,7 @@ def load(path: str | os.PathLike[str]) -> FlagdDocument:
 
 def starter_document() -> bytes:
     """The shipped flag file, from the installed package."""
-    return resources.files("flags").joinpath(STARTER_FILE).read_bytes()
+    return resources.files("partial_trust.flags").joinpath(STARTER_FILE).read_bytes()
 
 
 def coerce_value(key: str, value: object) -> Scalar:
@@ -211,7 +213,7 @@ def _inherit(old: Path, tmp: Path, mode: int | None) -> None:
     """Keep the old file's mode (or set ``mode``), and make the new mtime strictly later than
     the old one: a flagd daemon's file sync and other mtime watchers reload only when mtime
     increases, and two edits inside one coarse clock tick (a few ms) would otherwise look like
-    one. The service itself reloads on any change of content (``flags.guard``)."""
+    one. The service itself reloads on any change of content (``partial_trust.flags.guard``)."""
     try:
         before: os.stat_result | None = old.stat()
     except OSError:

@@ -6,8 +6,10 @@ kill restored with ``cp -p`` or ``touch -d`` is missed), and keeps serving the l
 from a broken file. So it never sees that path. The guard, on its own daemon thread (not the
 default executor: a read stuck in the kernel must not starve other ``to_thread`` users):
 
-1. every ``poll_s`` reads the file with ``flags.saferead`` (regular files only, 1 MiB, 1 s);
-2. hashes the bytes (SHA-256) and validates new content with ``flags.flagmodel`` (parsing only
+1. every ``poll_s`` reads the file with ``partial_trust.flags.saferead`` (regular files only, 1
+MiB, 1 s);
+2. hashes the bytes (SHA-256) and validates new content with ``partial_trust.flags.flagmodel``
+(parsing only
    when the hash changed, so an unchanged 1 MiB file costs a read and a hash, not a parse);
 3. when the *validated content* changes, writes it to a private snapshot file (a ``0700``
    temporary directory; temp file + ``os.replace``, with a strictly increasing mtime) that the
@@ -39,8 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flags.flagmodel import FlagFileError, parse_document
-from flags.saferead import MAX_FLAG_FILE_BYTES, READ_DEADLINE_S, UnsafeFileError, read_regular
+from partial_trust.flags.flagmodel import FlagFileError, parse_document
+from partial_trust.flags.saferead import (
+    MAX_FLAG_FILE_BYTES,
+    READ_DEADLINE_S,
+    UnsafeFileError,
+    read_regular,
+)
 
 logger = logging.getLogger("partial_trust.flags")
 #: the extra flag in the private snapshot: its value is the hash of the content flagd serves

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from middleware.config import EffectiveSettings, StaticSettings
+from partial_trust.config import EffectiveSettings, StaticSettings
 
 
 @runtime_checkable

@@ -2,7 +2,8 @@
 
 * ``file`` (default): the flagd provider's FILE resolver, in-process, serving
   ``PARTIAL_TRUST_FLAGS_FILE`` (default ``flags/partial-trust.flagd.json`` relative to the
-  working directory) through the flag file guard (``flags.guard``): the guard reads the file
+  working directory) through the flag file guard (``partial_trust.flags.guard``): the guard reads
+  the file
   on its own thread every ``FILE_POLL_MS`` (regular files only, at most 1 MiB, within 1 s),
   and flagd reads the guard's private, validated snapshot, which it also polls every
   ``FILE_POLL_MS``. 50 ms keeps a change (and a kill) well inside the 300 ms the runbook
@@ -10,7 +11,8 @@
 * ``flagd``: a flagd daemon. Host, port, TLS and resolver come from the flagd provider's own
   ``FLAGD_*`` variables (``FLAGD_HOST``, ``FLAGD_PORT``, ``FLAGD_RESOLVER``...), so the
   deployment configures it the way flagd's documentation says.
-* ``unleash``: an Unleash server (the ``unleash`` extra) through ``flags.unleash``, which
+* ``unleash``: an Unleash server (the ``unleash`` extra) through ``partial_trust.flags.unleash``,
+which
   fails closed: ``UNLEASH_URL`` (…/api), ``UNLEASH_API_TOKEN`` (a backend token),
   ``UNLEASH_APP_NAME``, ``UNLEASH_REFRESH_INTERVAL`` (whole seconds, 1–60, default 1: a kill
   reaches the corridor within ~2 s; no successful fetch for 3 intervals → STALE → off; a token
@@ -62,7 +64,7 @@ def flags_file_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def make_file_provider(path: Path, poll_ms: int = FILE_POLL_MS) -> Any:
     """The in-process flagd FILE resolver serving ``path`` through the flag file guard."""
-    from flags.fileprovider import GuardedFileProvider
+    from partial_trust.flags.fileprovider import GuardedFileProvider
 
     return GuardedFileProvider(path, poll_ms)
 
@@ -87,11 +89,12 @@ def unleash_refresh_interval(environ: Mapping[str, str] | None = None) -> int:
 
 
 def make_unleash_provider(environ: Mapping[str, str] | None = None) -> Any:
-    """The fail-closed Unleash provider (``flags.unleash``); a missing extra, URL or a bad
+    """The fail-closed Unleash provider (``partial_trust.flags.unleash``); a missing extra, URL or
+    a bad
     interval is a clear error at start-up, not an ImportError or a silent default."""
     env = os.environ if environ is None else environ
     try:
-        from flags.unleash import UnleashFlagProvider
+        from partial_trust.flags.unleash import UnleashFlagProvider
     except ImportError as exc:
         raise RuntimeError(
             "PARTIAL_TRUST_FLAGS_PROVIDER=unleash needs the 'unleash' extra: "

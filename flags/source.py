@@ -8,13 +8,15 @@ provider says something happened (READY, CONFIGURATION_CHANGED, ERROR, STALE) an
 Fail closed, watched by us rather than trusted to the provider: provider status not READY, a
 snapshot older than ``stale_after_s``, or (file provider) anything wrong with the flag file
 (missing, unreadable, not a regular file, oversized, invalid, too slow to read: the guard's
-``state().error``, see ``flags.guard``) → corridor off with ``flags_available=False`` and the
+``state().error``, see ``partial_trust.flags.guard``) → corridor off with ``flags_available=False``
+and the
 reason in ``status()["last_error"]`` (logged once per new reason). With the file provider the
 values are used only when flagd serves the very content the guard validated last (its hash);
 while flagd catches up (one poll) the previous snapshot is held, for at most ``stale_after_s``.
 Nothing here reads a file: the guard reads on its own thread and tells us when it changes.
 
-Every evaluation carries an evaluation context without raw data (``flags.evaluate``): the
+Every evaluation carries an evaluation context without raw data (``partial_trust.flags.evaluate``):
+the
 targeting key ``partial-trust/<corridor>`` and the attributes ``corridor`` and ``service``. An
 error the provider answers for a flag (``TARGETING_KEY_MISSING`` and the like) fails closed
 and is named in ``last_error``. The environment's ceilings (``config.apply_ceiling``) apply
@@ -44,17 +46,17 @@ from openfeature.provider import ProviderStatus
 from openfeature.provider.no_op_provider import NoOpProvider
 from opentelemetry import trace
 
-from flags import logthrottle
-from flags.evaluate import (
+from partial_trust.config import DEFAULT_INTENT, EffectiveSettings, EnvDefaults
+from partial_trust.flags import logthrottle
+from partial_trust.flags.evaluate import (
     ProviderError,
     ProviderUnavailable,
     evaluate,
     evaluation_context,
     unavailable,
 )
-from flags.filecheck import FileCheck
-from flags.guard import FlagFileGuard
-from middleware.config import DEFAULT_INTENT, EffectiveSettings, EnvDefaults
+from partial_trust.flags.filecheck import FileCheck
+from partial_trust.flags.guard import FlagFileGuard
 
 logger = logging.getLogger("partial_trust.flags")
 _tracer = trace.get_tracer("partial_trust.flags")
@@ -223,7 +225,9 @@ class FlagSettingsSource:
                 return self._off, error
         status = self._client.get_provider_status()
         if status is not ProviderStatus.READY:
-            why = getattr(self._client.provider, "status_detail", None)  # flags.unleash: why
+            why = getattr(
+                self._client.provider, "status_detail", None
+            )  # partial_trust.flags.unleash: why
             return self._off, f"provider {status.value}" + (f": {why}" if why else "")
         if self._file is not None:
             if behind > self._stale_after:

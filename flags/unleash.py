@@ -9,7 +9,8 @@ This provider keeps that package's flag evaluation (``FlagEvaluator``) and its c
   itself publishes a change to its client API within ~1 s, so a kill reaches the corridor in
   ~1–2 s. Each fetch carries the ETag, so an unchanged poll is a 304 with no body;
 * observes every fetch (``ObservedTransport``) and emits OpenFeature ERROR / STALE / READY on
-  the transitions ``FetchHealth`` judges (see ``flags.unleash_health``); a watcher thread
+  the transitions ``FetchHealth`` judges (see ``partial_trust.flags.unleash_health``); a watcher
+  thread
   re-judges every quarter interval, so a fetch that hangs still goes STALE on time, and the
   first good fetch after an outage brings the provider back to READY by itself;
 * exposes the reason as ``status_detail`` for ``/health``;
@@ -20,7 +21,7 @@ This provider keeps that package's flag evaluation (``FlagEvaluator``) and its c
 * keeps toggles in memory only: the SDK's default file cache would let a later start with a
   wrong token come up on toggles left on disk by an earlier process.
 
-The fetch is the SDK's own, observed (``flags.unleash_fetch``).
+The fetch is the SDK's own, observed (``partial_trust.flags.unleash_fetch``).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ from UnleashClient.clients.unleash_client import UnleashClient
 from UnleashClient.events import BaseEvent, UnleashEventType
 from UnleashClient.utils import InstanceAllowType
 
-from flags import logthrottle
-from flags.unleash_fetch import MemoryCache, ObservedTransport, _Transport
-from flags.unleash_health import FetchHealth
+from partial_trust.flags import logthrottle
+from partial_trust.flags.unleash_fetch import MemoryCache, ObservedTransport, _Transport
+from partial_trust.flags.unleash_health import FetchHealth
 
 logger = logging.getLogger("partial_trust.flags")
 SDK_LOGGER = "UnleashClient"  # warns on every poll while it has no toggles: throttled
@@ -182,7 +183,9 @@ class UnleashFlagProvider(AbstractProvider):
         """Unleash's own answer, with no fallback: a toggle it does not have is off."""
         context = self._build_unleash_context(evaluation_context)
         enabled = bool(self.client.is_enabled(flag_key, context=context))
-        reason = Reason.TARGETING_MATCH if enabled else Reason.DISABLED
+        # An Unleash toggle that is off (or gone) *serves* False: OpenFeature's DISABLED would
+        # read as "nothing served" and hand the decision to the environment's default.
+        reason = Reason.TARGETING_MATCH if enabled else Reason.STATIC
         return FlagResolutionDetails(value=enabled, reason=reason)
 
     def resolve_string_details(

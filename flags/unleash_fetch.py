@@ -5,7 +5,8 @@ bounded) with ``fetch_features`` overridden, so registration and metrics are unt
 one kept-alive session (the polling thread is its only caller), does not retry (the next poll
 is one interval away) and turns each failure into a short, stable reason that names the kind,
 never the details (no addresses, no URL, no token). A 200 is reported as *applying*: it counts
-as a success once the SDK has loaded the toggles (``flags.unleash`` hears its FETCHED event).
+as a success once the SDK has loaded the toggles (``partial_trust.flags.unleash`` hears its FETCHED
+event).
 ``MemoryCache`` keeps the SDK's toggles in this process only.
 """
 
@@ -21,7 +22,7 @@ from UnleashClient._transport import FetchResult, _Transport
 from UnleashClient.cache import BaseCache
 from UnleashClient.constants import FEATURES_URL
 
-from flags.unleash_health import FetchHealth, describe_http
+from partial_trust.flags.unleash_health import FetchHealth, describe_http
 
 __all__ = ["MemoryCache", "ObservedTransport", "_Transport"]
 logger = logging.getLogger("partial_trust.flags")

@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from middleware.candidate import ShoppingCandidate
-from middleware.contracts import CommandDTO
-from middleware.grounding import Grounding
-from middleware.item_names import MAX_NAME_CHARS, looks_ok
-from middleware.item_names import chars_ok as _name_ok
-from middleware.outcome import Reason
-from middleware.text import item_key
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.candidate import ShoppingCandidate
+from partial_trust.middleware.grounding import Grounding
+from partial_trust.middleware.item_names import MAX_NAME_CHARS, looks_ok
+from partial_trust.middleware.item_names import chars_ok as _name_ok
+from partial_trust.middleware.text import item_key
+from partial_trust.outcome import Reason
 
 __all__ = ["MAX_ITEMS", "MAX_NAME_CHARS", "Verdict", "grounding", "item_key", "judge", "merge"]
 
@@ -30,7 +30,8 @@ _validate_candidate = ShoppingCandidate.__pydantic_validator__.validate_python
 def grounding(names: list[str], text: str) -> float:
     """Confidence surrogate when the model gives none: the share of candidate items whose
     every word occurs in the command text (after normalisation and stemming, see
-    ``middleware.grounding``). An item the user never mentioned is the typical hallucination,
+    ``partial_trust.middleware.grounding``). An item the user never mentioned is the typical
+    hallucination,
     and this is cheap, deterministic and explainable."""
     return Grounding(text).share(names)
 

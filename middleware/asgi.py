@@ -14,16 +14,16 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from middleware import tracing
-from middleware.corridor import MAX_COMMAND_BYTES
-from middleware.engine import (
+from partial_trust.middleware import tracing
+from partial_trust.middleware.corridor import MAX_COMMAND_BYTES
+from partial_trust.middleware.engine import (
     UNWIND_LAG_S,
     Admission,
     CandidateResult,
     CorridorEngine,
     candidate_by,
 )
-from middleware.outcome import Outcome, Reason
+from partial_trust.outcome import Outcome, Reason
 
 
 class PartialTrustMiddleware:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from middleware.contracts import CommandDTO
+from partial_trust.contracts import CommandDTO
 
 TASK = "partial_trust_shopping"
 

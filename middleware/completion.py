@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from middleware.outcome import Reason
+from partial_trust.outcome import Reason
 
 CANDIDATE_ERROR_REASONS: Final = frozenset(
     {

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from middleware import acceptance, candidate
-from middleware.acceptance import Verdict
-from middleware.contracts import CommandDTO
-from middleware.policy import Profile
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware import acceptance, candidate
+from partial_trust.middleware.acceptance import Verdict
+from partial_trust.middleware.policy import Profile
 
 MAX_COMMAND_BYTES = 64 * 1024
 #: The same strict validator ``model_validate_json`` calls, without its Python wrapper frame
@@ -57,7 +57,7 @@ class Corridor(Protocol):
 
 
 def _reference_classifier() -> Callable[[str], str]:
-    from middleware.reference.baseline import classify_intent
+    from partial_trust.middleware.baseline import classify_intent
 
     return classify_intent
 

@@ -21,17 +21,17 @@ from typing import Any, Final
 
 from opentelemetry.trace import Span
 
-from middleware import tracing
-from middleware.circuit import CircuitBreaker
-from middleware.completion import CandidateError
-from middleware.config import EffectiveSettings, SettingsSource
-from middleware.corridor import Corridor
-from middleware.llm_client import LLMClient
-from middleware.metrics import CorridorMetrics
-from middleware.outcome import Outcome, Reason, Status
-from middleware.policy import PolicyRegistry, ResolvedProfile
-from middleware.risk_log import RiskLog
-from middleware.sampling import CommandKeyer, is_sampled
+from partial_trust.config import EffectiveSettings, SettingsSource
+from partial_trust.middleware import tracing
+from partial_trust.middleware.circuit import CircuitBreaker
+from partial_trust.middleware.completion import CandidateError
+from partial_trust.middleware.corridor import Corridor
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.metrics import CorridorMetrics
+from partial_trust.middleware.policy import PolicyRegistry, ResolvedProfile
+from partial_trust.middleware.risk_log import RiskLog
+from partial_trust.middleware.sampling import CommandKeyer, is_sampled
+from partial_trust.outcome import Outcome, Reason, Status
 
 logger = logging.getLogger("partial_trust.engine")
 

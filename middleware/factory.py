@@ -5,9 +5,10 @@ risk log, metrics) and their lifecycle. A host app builds one, wraps its router 
 ``stack.wrap(app, paths=[...])`` and calls ``start``/``stop`` from its lifespan.
 
 The risk log's ``command_key`` secret is resolved here, because its default home is next to
-the risk log (``middleware.hash_key``); a refused key file stops the app at construction.
+the risk log (``partial_trust.middleware.hash_key``); a refused key file stops the app at
+construction.
 While started, the stack keeps raw LLM traffic out of the HTTP libraries' logs
-(``middleware.log_privacy``).
+(``partial_trust.middleware.log_privacy``).
 """
 
 from __future__ import annotations
@@ -22,20 +23,20 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
-import flags
-from flags import ManagedSettingsSource
-from middleware import log_privacy
-from middleware.asgi import PartialTrustMiddleware
-from middleware.circuit import CircuitBreaker
-from middleware.config import EnvDefaults
-from middleware.corridor import Corridor, ShoppingCorridor
-from middleware.engine import CorridorEngine
-from middleware.hash_key import resolve_hash_key
-from middleware.llm_client import LLMClient
-from middleware.metrics import CorridorMetrics
-from middleware.policy import DEFAULT_POLICY_PATH, PolicyRegistry
-from middleware.risk_log import RiskLog
-from middleware.sampling import CommandKeyer
+from partial_trust import flags
+from partial_trust.config import EnvDefaults
+from partial_trust.flags import ManagedSettingsSource
+from partial_trust.middleware import log_privacy
+from partial_trust.middleware.asgi import PartialTrustMiddleware
+from partial_trust.middleware.circuit import CircuitBreaker
+from partial_trust.middleware.corridor import Corridor, ShoppingCorridor
+from partial_trust.middleware.engine import CorridorEngine
+from partial_trust.middleware.hash_key import resolve_hash_key
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.metrics import CorridorMetrics
+from partial_trust.middleware.policy import DEFAULT_POLICY_PATH, PolicyRegistry
+from partial_trust.middleware.risk_log import RiskLog
+from partial_trust.middleware.sampling import CommandKeyer
 
 logger = logging.getLogger("partial_trust")
 

@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import Stemmer
 
-from middleware.reference.numbers import QUANTITY_WORDS
+from partial_trust.middleware.baseline_numbers import QUANTITY_WORDS
 
 _WORDS = re.compile(r"\w+")
 _DIGITS = re.compile(r"\d+")

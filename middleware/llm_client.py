@@ -30,11 +30,15 @@ import httpcore
 import httpx
 from opentelemetry.propagate import inject
 
-from middleware import log_privacy
-from middleware.completion import CANDIDATE_ERROR_REASONS, CandidateError, parse_completion
-from middleware.llm_framing import AmbiguousFraming, ambiguous_framing
-from middleware.llm_pool import ConnectionLimitError, OriginPool
-from middleware.outcome import Reason
+from partial_trust.middleware import log_privacy
+from partial_trust.middleware.completion import (
+    CANDIDATE_ERROR_REASONS,
+    CandidateError,
+    parse_completion,
+)
+from partial_trust.middleware.llm_framing import AmbiguousFraming, ambiguous_framing
+from partial_trust.middleware.llm_pool import ConnectionLimitError, OriginPool
+from partial_trust.outcome import Reason
 
 __all__ = [
     "CANDIDATE_ERROR_REASONS",

@@ -16,7 +16,7 @@ import time
 import anyio
 import httpcore
 
-from middleware.llm_transport import AsyncioBackend
+from partial_trust.middleware.llm_transport import AsyncioBackend
 
 #: How long an upstream that sent stray bytes gets a fresh connection for every call.
 QUARANTINE_S = 300.0

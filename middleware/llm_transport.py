@@ -26,8 +26,13 @@ from typing import Any, cast
 
 import httpcore
 
-from middleware.llm_framing import AmbiguousFraming, Upstream, ambiguous_framing, head_fields
-from middleware.resolver import AddressCache, connect_host
+from partial_trust.middleware.llm_framing import (
+    AmbiguousFraming,
+    Upstream,
+    ambiguous_framing,
+    head_fields,
+)
+from partial_trust.middleware.resolver import AddressCache, connect_host
 
 #: Bytes of a request held back before they are sent without waiting for the read.
 _WRITE_COALESCE = 64 * 1024

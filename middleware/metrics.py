@@ -38,8 +38,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import Receive, Scope, Send
 
-from middleware.config import EffectiveSettings
-from middleware.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
+from partial_trust.config import EffectiveSettings
+from partial_trust.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
 
 #: Bucket edges in seconds; 0.3/0.4/0.5 are the runbook's LLM latency thresholds.
 LATENCY_BUCKETS: tuple[float, ...] = (

@@ -19,10 +19,10 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llm_policy import POLICY_FILE
+from partial_trust.llm_policy import POLICY_FILE
 
 #: The shipped registry as a file path (a wheel installs package data as plain files).
-DEFAULT_POLICY_PATH = Path(str(resources.files("llm_policy").joinpath(POLICY_FILE)))
+DEFAULT_POLICY_PATH = Path(str(resources.files("partial_trust.llm_policy").joinpath(POLICY_FILE)))
 
 
 class _Strict(BaseModel):

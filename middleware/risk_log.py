@@ -31,8 +31,8 @@ from typing import Final
 
 import anyio.to_thread
 
-from middleware.outcome import Outcome
-from middleware.risk_record import FIELDS, SCHEMA, line, record
+from partial_trust.middleware.risk_record import FIELDS, SCHEMA, line, record
+from partial_trust.outcome import Outcome
 
 __all__ = ["FIELDS", "SCHEMA", "RiskLog", "record"]
 

@@ -13,7 +13,7 @@ import math
 import time
 from typing import Final
 
-from middleware.outcome import Outcome
+from partial_trust.outcome import Outcome
 
 SCHEMA: Final = "partial_trust_risk/v1"
 #: The exact keys of one line, in order; the analyzer, dashboards and tests rely on them.

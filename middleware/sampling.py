@@ -10,7 +10,8 @@ a secret, and a generated per-host key would break that. It is not a secret and 
 the sampling decision is not an identifier, and the risk log never links it to an id.
 
 ``command_key`` is what the risk log stores instead of the id: a hash under a separate
-*secret* key (``middleware.hash_key``: ``PARTIAL_TRUST_HASH_KEY``, else a generated key file
+*secret* key (``partial_trust.middleware.hash_key``: ``PARTIAL_TRUST_HASH_KEY``, else a generated
+key file
 next to the risk log), so the log can join records of one command without ever holding the
 id, and nobody without the key can test guesses against it. There is no built-in key.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from middleware.hash_key import ENV_VAR, HashKey, ephemeral_key, from_env
+from partial_trust.middleware.hash_key import ENV_VAR, HashKey, ephemeral_key, from_env
 
 _SAMPLING_KEY = b"partial-trust-corridor/sampling/v1"
 _SCALE = float(1 << 64)

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
-from middleware.outcome import Outcome, Reason, Status
+from partial_trust.outcome import Outcome, Reason, Status
 
 CORRIDOR_SPAN = "partial_trust.corridor"
 LLM_SPAN = "partial_trust.llm"

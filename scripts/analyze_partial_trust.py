@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from middleware.analysis.cli import analyze_main
+from partial_trust.apps.analysis.cli import analyze_main
 
 if __name__ == "__main__":
     raise SystemExit(analyze_main(sys.argv[1:]))

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from middleware.llm_sim import SimConfig, create_app
+from partial_trust.apps.llm_sim import SimConfig, create_app
 from tests.corridor_harness import LLM_URL, completion, good_candidate
 from tests.support.llm_sim import sim_client
 from tests.support.tls import self_signed_certificate

@@ -18,17 +18,17 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from middleware.asgi import PartialTrustMiddleware
-from middleware.circuit import CircuitBreaker
-from middleware.config import EffectiveSettings
-from middleware.corridor import ShoppingCorridor
-from middleware.engine import CorridorEngine
-from middleware.llm_client import LLMClient
-from middleware.metrics import CorridorMetrics
-from middleware.policy import PolicyRegistry
-from middleware.reference.app import route_endpoint
-from middleware.risk_log import RiskLog
-from middleware.sampling import CommandKeyer, is_sampled
+from partial_trust.apps.reference.app import route_endpoint
+from partial_trust.config import EffectiveSettings
+from partial_trust.middleware.asgi import PartialTrustMiddleware
+from partial_trust.middleware.circuit import CircuitBreaker
+from partial_trust.middleware.corridor import ShoppingCorridor
+from partial_trust.middleware.engine import CorridorEngine
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.metrics import CorridorMetrics
+from partial_trust.middleware.policy import PolicyRegistry
+from partial_trust.middleware.risk_log import RiskLog
+from partial_trust.middleware.sampling import CommandKeyer, is_sampled
 from tests.integration.stack import shopping_command
 from tests.support.procs import REPO
 

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from middleware.acceptance import MAX_ITEMS, grounding, item_key, judge, merge
-from middleware.contracts import CommandDTO
-from middleware.outcome import Reason
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.acceptance import MAX_ITEMS, grounding, item_key, judge, merge
+from partial_trust.outcome import Reason
 
 CORRIDOR = "add_shopping_item"
 COMMAND = CommandDTO.model_validate(

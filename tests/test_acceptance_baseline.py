@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from middleware.acceptance import judge
-from middleware.analysis import replay
-from middleware.contracts import CommandDTO
-from middleware.outcome import Reason
-from middleware.reference.baseline import route
-from tests.reference import test_baseline_contract, test_baseline_intents, test_baseline_items
+from partial_trust.apps.analysis import replay
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.acceptance import judge
+from partial_trust.middleware.baseline import route
+from partial_trust.outcome import Reason
+from tests import test_baseline_contract, test_baseline_intents, test_baseline_items
 from tests.support.allowlist_oracle import PROFILES, name_ok
 from tests.support.baseline import cmd
 

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from middleware.acceptance import judge
-from middleware.contracts import CommandDTO
-from middleware.grounding import Grounding, stem
-from middleware.outcome import FALLBACK_REASONS, STATUS_REASONS, Reason, Status
-from middleware.reference.baseline import route
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.acceptance import judge
+from partial_trust.middleware.baseline import route
+from partial_trust.middleware.grounding import Grounding, stem
+from partial_trust.outcome import FALLBACK_REASONS, STATUS_REASONS, Reason, Status
 from tests.support.baseline import cmd
 
 C = "add_shopping_item"

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from middleware.acceptance import judge
-from middleware.contracts import CommandDTO
-from middleware.grounding import fold
-from middleware.item_names import chars_ok, invisible, looks_ok, url_like
-from middleware.outcome import Reason
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.acceptance import judge
+from partial_trust.middleware.grounding import fold
+from partial_trust.middleware.item_names import chars_ok, invisible, looks_ok, url_like
+from partial_trust.outcome import Reason
 from tests.support.allowlist_oracle import DEFAULT_IGNORABLE, ignorable, mixed_script
 
 C = "add_shopping_item"
@@ -241,7 +241,7 @@ def test_markup_and_template_characters_are_still_refused(name: str) -> None:
 @given(st.text(st.characters(exclude_categories=()), max_size=20))
 def test_looks_ok_fast_paths_equal_the_full_check(name: str) -> None:
     """The ASCII and plain-Cyrillic shortcuts give the answer of the per-character checks."""
-    from middleware import item_names as m
+    from partial_trust.middleware import item_names as m
 
     if not chars_ok(name):
         return

@@ -12,12 +12,12 @@ import random
 
 import pytest
 
-from middleware.acceptance import judge
-from middleware.contracts import CommandDTO
-from middleware.llm_sim.answers import INJECTIONS, correct_candidate, corrupt
-from middleware.llm_sim.config import Mode, SimConfig
-from middleware.outcome import Reason
-from middleware.reference.baseline import route
+from partial_trust.apps.llm_sim.answers import INJECTIONS, correct_candidate, corrupt
+from partial_trust.apps.llm_sim.config import Mode, SimConfig
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.acceptance import judge
+from partial_trust.middleware.baseline import route
+from partial_trust.outcome import Reason
 from tests.support.allowlist_oracle import PROFILES
 from tests.support.baseline import cmd
 

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from middleware.circuit import CircuitBreaker
-from middleware.config import EffectiveSettings
-from middleware.reference.app import route_endpoint
+from partial_trust.apps.reference.app import route_endpoint
+from partial_trust.config import EffectiveSettings
+from partial_trust.middleware.circuit import CircuitBreaker
 from tests.corridor_harness import (
     LLM_URL,
     Harness,

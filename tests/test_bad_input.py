@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from middleware.corridor import MAX_COMMAND_BYTES
+from partial_trust.middleware.corridor import MAX_COMMAND_BYTES
 from tests.corridor_harness import completion, good_candidate, harness
 from tests.support.bad_input import (
     BAD_BODIES,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from middleware.circuit import CircuitBreaker
+from partial_trust.middleware.circuit import CircuitBreaker
 
 
 class FakeClock:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from middleware.completion import CandidateError, parse_completion
-from middleware.outcome import Reason
+from partial_trust.middleware.completion import CandidateError, parse_completion
+from partial_trust.outcome import Reason
 
 CANDIDATE: dict[str, Any] = {"intent": "add_shopping_item", "job": {"job_type": "x"}}
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from middleware.config import (
+from partial_trust.config import (
     DEFAULT_RISK_LOG_PATH,
     EffectiveSettings,
     EnvDefaults,

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flags import flagmodel
-from middleware.config import (
+from partial_trust.config import (
     FLAG_ENABLED,
     FLAG_PROFILE_ID,
     FLAG_SAMPLE_RATE,
@@ -24,6 +23,7 @@ from middleware.config import (
     parse_sample_rate,
     parse_timeout_ms,
 )
+from partial_trust.flags import flagmodel
 
 ON = FlagValues(enabled=True, sample_rate=1.0, timeout_ms=200, profile_id="partial_trust")
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from middleware import engine
-from middleware.engine import CandidateResult, candidate_by
-from middleware.outcome import Reason
+from partial_trust.middleware import engine
+from partial_trust.middleware.engine import CandidateResult, candidate_by
+from partial_trust.outcome import Reason
 
 pytestmark = pytest.mark.anyio
 

@@ -18,11 +18,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from middleware import acceptance, candidate, sampling
-from middleware.contracts import CommandDTO
-from middleware.corridor import ShoppingCorridor
-from middleware.reference import baseline
-from middleware.text import item_key, strip_punct
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware import acceptance, baseline, candidate, sampling
+from partial_trust.middleware.corridor import ShoppingCorridor
+from partial_trust.middleware.text import item_key, strip_punct
 
 # Every code point, surrogates included, plus the words the shortcuts special-case.
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)

@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from middleware import acceptance
-from middleware.contracts import CommandDTO
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware import acceptance
 from tests.support.allowlist_oracle import (
     PROFILES,
     C,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import respx
 
-from middleware import acceptance
-from middleware.contracts import CommandDTO
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware import acceptance
 from tests.corridor_harness import LLM_URL, completion
 from tests.corridor_harness import settings as corridor_settings
 from tests.support.allowlist_oracle import PROFILES, C, baseline_of, check_answer, in_corridor

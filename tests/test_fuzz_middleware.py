@@ -20,7 +20,7 @@ import respx
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from middleware.reference.baseline import classify_intent
+from partial_trust.middleware.baseline import classify_intent
 from tests.corridor_harness import LLM_URL, completion
 from tests.corridor_harness import settings as corridor_settings
 from tests.support.allowlist_oracle import PROFILES, C, baseline_of, check_answer, in_corridor

@@ -16,7 +16,7 @@ import pytest
 import respx
 from opentelemetry.sdk.trace import TracerProvider
 
-from middleware.llm_client import LLMClient
+from partial_trust.middleware.llm_client import LLMClient
 from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, ok
 
 # --- what a call sends ---------------------------------------------------------------------------
@@ -131,7 +131,7 @@ async def test_proxy_is_ignored_without_trust_env(
 
 
 def test_proxy_configured_reads_either_case() -> None:
-    from middleware.llm_client import proxy_configured
+    from partial_trust.middleware.llm_client import proxy_configured
 
     assert not proxy_configured({})
     assert proxy_configured({"https_proxy": "http://p:1"})

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import respx
 
-from middleware.llm_client import CandidateError, LLMClient
-from middleware.outcome import Reason
+from partial_trust.middleware.llm_client import CandidateError, LLMClient
+from partial_trust.outcome import Reason
 from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, completion, ok
 
 

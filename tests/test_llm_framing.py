@@ -7,8 +7,13 @@ from typing import Any
 
 import pytest
 
-from middleware.llm_framing import AmbiguousFraming, Upstream, ambiguous_framing, head_fields
-from middleware.llm_transport import AsyncioStream
+from partial_trust.middleware.llm_framing import (
+    AmbiguousFraming,
+    Upstream,
+    ambiguous_framing,
+    head_fields,
+)
+from partial_trust.middleware.llm_transport import AsyncioStream
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from middleware.llm_client import LLMClient
-from middleware.llm_pool import OriginPool, skip_lock_round_trips
-from middleware.llm_transport import AsyncioBackend
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.llm_pool import OriginPool, skip_lock_round_trips
+from partial_trust.middleware.llm_transport import AsyncioBackend
 from tests.support.instant_llm import InstantBackend
 from tests.support.loopback import (
     BODY,

@@ -16,9 +16,9 @@ import asyncio
 
 import pytest
 
-from middleware.llm_client import LLMClient
-from middleware.llm_pool import OriginPool
-from middleware.outcome import Reason
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.llm_pool import OriginPool
+from partial_trust.outcome import Reason
 from tests.support.loopback import (
     BODY,
     CANDIDATE,

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from middleware.llm_client import CandidateError, LLMClient
-from middleware.llm_pool import ConnectionLimitError, OriginPool
-from middleware.outcome import Reason
+from partial_trust.middleware.llm_client import CandidateError, LLMClient
+from partial_trust.middleware.llm_pool import ConnectionLimitError, OriginPool
+from partial_trust.outcome import Reason
 from tests.support.loopback import (
     BODY,
     CANDIDATE,

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from middleware.llm_client import LLMClient
-from middleware.outcome import Reason
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.outcome import Reason
 from tests.support.loopback import CANDIDATE, REQUEST, Loopback, failure, never_answer, sees_eof
 from tests.support.procs import free_port
 

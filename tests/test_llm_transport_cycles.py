@@ -19,9 +19,9 @@ from typing import Any
 import httpcore
 import pytest
 
-from middleware.llm_client import CandidateError, LLMClient
-from middleware.llm_transport import AsyncioBackend, AsyncioStream
-from middleware.outcome import Reason
+from partial_trust.middleware.llm_client import CandidateError, LLMClient
+from partial_trust.middleware.llm_transport import AsyncioBackend, AsyncioStream
+from partial_trust.outcome import Reason
 from tests.support.loopback import REQUEST, Loopback, eventually, never_answer, sees_eof
 from tests.support.tls import server_context
 

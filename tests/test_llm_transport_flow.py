@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from middleware.llm_client import LLMClient
-from middleware.llm_transport import AsyncioStream
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.llm_transport import AsyncioStream
 from tests.support.loopback import BODY, CANDIDATE, REQUEST, Conn, Loopback, completion_body
 
 # --- bodies in many pieces, back-pressure --------------------------------------------------------

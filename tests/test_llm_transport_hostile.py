@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from middleware.llm_client import LLMClient
-from middleware.outcome import Reason
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.outcome import Reason
 from tests.support.loopback import Conn, Loopback, failure, response
 
 pytestmark = pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from middleware.llm_client import LLMClient
-from middleware.outcome import Reason
+from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.outcome import Reason
 from tests.support.loopback import CANDIDATE, REQUEST, Loopback, failure, sees_eof
 from tests.support.tls import server_context
 

@@ -17,9 +17,14 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from middleware.config import EffectiveSettings
-from middleware.metrics import LATENCY_BUCKETS, RISK_LOG_RESULTS, CorridorMetrics, metrics_endpoint
-from middleware.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
+from partial_trust.config import EffectiveSettings
+from partial_trust.middleware.metrics import (
+    LATENCY_BUCKETS,
+    RISK_LOG_RESULTS,
+    CorridorMetrics,
+    metrics_endpoint,
+)
+from partial_trust.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
 
 C = "add_shopping_item"
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,8 +259,8 @@ WORKER = textwrap.dedent(
     """
     import sys
     from prometheus_client import CollectorRegistry
-    from middleware.metrics import CorridorMetrics
-    from middleware.outcome import Outcome, Reason, Status
+    from partial_trust.middleware.metrics import CorridorMetrics
+    from partial_trust.outcome import Outcome, Reason, Status
     m = CorridorMetrics(CollectorRegistry())
     m.preinit("add_shopping_item")
     for _ in range(int(sys.argv[1])):

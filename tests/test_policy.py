@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from middleware.policy import PolicyError, PolicyRegistry
+from partial_trust.middleware.policy import PolicyError, PolicyRegistry
 from tests.support.procs import REPO
 
 GOOD = """

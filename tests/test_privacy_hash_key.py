@@ -1,4 +1,5 @@
-"""The risk log's ``command_key`` secret (``middleware.hash_key``): no built-in key, a key file
+"""The risk log's ``command_key`` secret (``partial_trust.middleware.hash_key``): no built-in key,
+a key file
 created once with owner-only permissions, shared by concurrent creators, refused when unsafe.
 
 A public key lets anyone with the risk log recover guessable command ids by hashing guesses;
@@ -18,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from middleware import hash_key, sampling
-from middleware.hash_key import (
+from partial_trust.middleware import hash_key, sampling
+from partial_trust.middleware.hash_key import (
     KEY_FILE_NAME,
     HashKey,
     key_file_path,
     load_or_create,
     resolve_hash_key,
 )
-from middleware.sampling import CommandKeyer
+from partial_trust.middleware.sampling import CommandKeyer
 from tests.support.procs import REPO
 
 OLD_PUBLIC_KEY = b"partial-trust-corridor/command-key/v1"  # the removed built-in default
@@ -121,7 +122,7 @@ def test_concurrent_threads_agree_on_one_key(tmp_path: Path) -> None:
 
 _WORKER = """
 import hashlib, os, sys, time
-from middleware.hash_key import load_or_create
+from partial_trust.middleware.hash_key import load_or_create
 path, go = sys.argv[1], sys.argv[2]
 open(go + "." + str(os.getpid()), "w").close()
 while not os.path.exists(go):

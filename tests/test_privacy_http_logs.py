@@ -1,4 +1,4 @@
-"""Raw LLM traffic never reaches a log at any level (``middleware.log_privacy``).
+"""Raw LLM traffic never reaches a log at any level (``partial_trust.middleware.log_privacy``).
 
 Logging is configured at DEBUG on the root logger, and real calls go through ``LLMClient`` to
 a real HTTP server on 127.0.0.1 whose answer carries a secret in its content, a custom reason
@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from middleware import log_privacy
-from middleware.factory import CorridorStack
-from middleware.llm_client import CandidateError, LLMClient
+from partial_trust.middleware import log_privacy
+from partial_trust.middleware.factory import CorridorStack
+from partial_trust.middleware.llm_client import CandidateError, LLMClient
 from tests.support.loopback import CANDIDATE, Conn, Loopback, completion_body
 
 MARKER = "zq-user-secret-7731"  # in the request's text and in the model's answer

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from middleware import sampling
-from middleware.factory import CorridorStack
-from middleware.hash_key import KEY_FILE_NAME
+from partial_trust.middleware import sampling
+from partial_trust.middleware.factory import CorridorStack
+from partial_trust.middleware.hash_key import KEY_FILE_NAME
 
 OLD_PUBLIC_KEY = b"partial-trust-corridor/command-key/v1"  # the removed built-in default
 

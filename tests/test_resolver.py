@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from middleware.llm_client import CandidateError, LLMClient
-from middleware.llm_transport import AsyncioBackend
-from middleware.outcome import Reason
-from middleware.resolver import AddressCache, connect_host
+from partial_trust.middleware.llm_client import CandidateError, LLMClient
+from partial_trust.middleware.llm_transport import AsyncioBackend
+from partial_trust.middleware.resolver import AddressCache, connect_host
+from partial_trust.outcome import Reason
 from tests.support.loopback import eventually
 from tests.support.procs import free_port
 

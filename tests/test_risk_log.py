@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from middleware.outcome import Outcome, Reason, Status
-from middleware.risk_log import RiskLog
+from partial_trust.middleware.risk_log import RiskLog
+from partial_trust.outcome import Outcome, Reason, Status
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED_FIELDS = (
@@ -260,19 +260,19 @@ def test_partial_write_then_failure_never_glues_lines(
 def test_failure_logging_is_throttled_and_never_holds_record_content(
     tmp_path: Path, make_log: Callable[..., RiskLog], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="middleware.risk_log")
+    caplog.set_level(logging.WARNING, logger="partial_trust.middleware.risk_log")
     # A directory: every write fails. A short interval: 40 one-record batches stay quick.
     log = make_log(tmp_path, flush_interval_s=0.005)
     log.start()
     for i in range(40):  # one at a time, so each record is its own failing batch
         log.submit(outcome(i, command_key=f"secret-key-{i}"))
         wait_for(lambda i=i: log.status()["failed"] == i + 1)  # type: ignore[misc]
-    warnings = [r for r in caplog.records if r.name == "middleware.risk_log"]
+    warnings = [r for r in caplog.records if r.name == "partial_trust.middleware.risk_log"]
     assert len(warnings) == 1 and "EISDIR" in warnings[0].getMessage()
     log.LOG_INTERVAL_S = 0.0  # the window has passed
     log.submit(outcome(41))
     wait_for(lambda: log.status()["failed"] == 41)
-    warnings = [r for r in caplog.records if r.name == "middleware.risk_log"]
+    warnings = [r for r in caplog.records if r.name == "partial_trust.middleware.risk_log"]
     assert len(warnings) == 2
     assert "secret-key" not in caplog.text
 
@@ -300,8 +300,8 @@ def test_threads_submitting_concurrently_lose_nothing(
 
 CHILD = """
 import sys, time
-from middleware.outcome import Outcome, Reason, Status
-from middleware.risk_log import RiskLog
+from partial_trust.outcome import Outcome, Reason, Status
+from partial_trust.middleware.risk_log import RiskLog
 path, tag, go = sys.argv[1], sys.argv[2], float(sys.argv[3])
 log = RiskLog(path, max_queue=10_000)
 log.start()

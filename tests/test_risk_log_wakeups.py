@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from middleware.risk_log import _BATCH, RiskLog
+from partial_trust.middleware.risk_log import _BATCH, RiskLog
 from tests import test_risk_log
 from tests.test_risk_log import count, lines, outcome, wait_for
 

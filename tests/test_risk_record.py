@@ -1,4 +1,5 @@
-"""One risk-log line (``middleware.risk_record``): the DESIGN's fields, their types, nothing else.
+"""One risk-log line (``partial_trust.middleware.risk_record``): the DESIGN's fields, their types,
+nothing else.
 
 The privacy boundary of the file: whatever lands in an ``Outcome``, only short identifiers,
 finite numbers and flags come out, in the order the analyzer reads them.
@@ -15,8 +16,8 @@ from datetime import datetime
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from middleware.outcome import STATUS_REASONS, Reason, Status
-from middleware.risk_record import FIELDS, SCHEMA, line, record, timestamp
+from partial_trust.middleware.risk_record import FIELDS, SCHEMA, line, record, timestamp
+from partial_trust.outcome import STATUS_REASONS, Reason, Status
 from tests.test_risk_log import EXPECTED_FIELDS, outcome
 
 RFC3339_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

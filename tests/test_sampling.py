@@ -6,14 +6,14 @@ import sys
 
 import pytest
 
-from middleware.sampling import CommandKeyer, is_sampled, sample_point
+from partial_trust.middleware.sampling import CommandKeyer, is_sampled, sample_point
 from tests.support.procs import REPO
 
 IDS = [f"cmd-{i}" for i in range(100_000)]
 CORRIDOR = "add_shopping_item"
 
 _SCRIPT = (
-    "from middleware.sampling import is_sampled\n"
+    "from partial_trust.middleware.sampling import is_sampled\n"
     "print(''.join('1' if is_sampled('add_shopping_item', f'c-{i}', 0.05) else '0'"
     " for i in range(5000)))\n"
 )

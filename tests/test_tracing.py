@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from middleware import tracing
-from middleware.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
+from partial_trust.middleware import tracing
+from partial_trust.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
 from tests.support.otel import EXPORTER, install_span_exporter
 
 C = "add_shopping_item"

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from flags import flagfile
+from partial_trust.flags import flagfile
 from tests.alerts.monitoring import (
     ALERTMANAGER_YML,
     CORRIDOR,

@@ -170,7 +170,7 @@ def test_which_alerts_page() -> None:
 
 def test_rollback_storm_alert_reads_the_consoles_storm() -> None:
     """PartialTrustRollbackStorm is built on the flag console's own storm definition."""
-    from flags.console.webhook import DEFAULT_MATCHERS, AutoRollback
+    from partial_trust.apps.console.webhook import DEFAULT_MATCHERS, AutoRollback
 
     spec = {a.name: a for a in load_generator().ALERTS}[STORM]
     rule = next(r for r in _alert_rules() if r["alert"] == STORM)

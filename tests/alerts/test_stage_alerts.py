@@ -1,6 +1,6 @@
 """The stage-aware alerts, the gate and the playbook tell the operator the same thing.
 
-All three read ``middleware/thresholds.py``. Here, for a grid of figures per stage, the gate's
+All three read ``partial_trust/thresholds.py``. Here, for a grid of figures per stage, the gate's
 verdict (``evaluate``) and the severity of the alert rules built from the table agree:
 ROLLBACK <-> a page (critical), NO-GO <-> a warning, GO <-> silence. The promtool files in
 ``alerts/tests/`` prove the rules file behaves as its specs say (test_rules.py runs them).
@@ -14,10 +14,10 @@ from collections.abc import Callable
 import pytest
 import yaml
 
-from middleware import thresholds
-from middleware.analysis.gate import Verdict, evaluate
+from partial_trust import thresholds
+from partial_trust.apps.analysis.gate import Verdict, evaluate
 from tests.alerts.monitoring import ALERTS_DIR, load_generator
-from tests.analysis.test_gate import N, figs
+from tests.apps.analysis.test_gate import N, figs
 
 OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge}
 SAYS = {Verdict.GO: "silent", Verdict.NO_GO: "warning", Verdict.ROLLBACK: "critical"}

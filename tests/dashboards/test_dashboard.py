@@ -3,7 +3,7 @@
 The queries themselves run against a real Prometheus on real data in
 ``test_dashboard_queries.py``; here: structure, the datasource variable, the runbook's
 threshold lines, and that every metric name used in alerts/ and dashboards/ is declared by the
-code (``middleware.metrics``).
+code (``partial_trust.middleware.metrics``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from flags.console import create_console_app
-from middleware.config import EffectiveSettings
-from middleware.metrics import CorridorMetrics
+from partial_trust.apps.console import create_console_app
+from partial_trust.config import EffectiveSettings
+from partial_trust.middleware.metrics import CorridorMetrics
 from tests.alerts.monitoring import ALERTS_DIR, CORRIDOR, DASHBOARD, load_generator
 from tests.support.procs import REPO
 
@@ -46,7 +46,8 @@ def query_panels() -> list[dict[str, Any]]:
 
 def declared_metric_names(tmp_path: Path) -> set[str]:
     """Every sample name the code exposes, from its own declarations (a fresh registry): the
-    corridor's (``middleware.metrics``) and the flag console's (``flags.console``, served on its
+    corridor's (``partial_trust.middleware.metrics``) and the flag console's
+    (``partial_trust.apps.console``, served on its
     own ``/metrics``, ``/flags/metrics`` in the reference app)."""
     registry = CollectorRegistry()
     create_console_app(
@@ -151,7 +152,7 @@ def _threshold_values(title: str) -> set[float]:
     ],
 )
 def test_threshold_lines_are_the_alert_thresholds(title: str, alert: str) -> None:
-    """Every stage's line an alert uses is drawn (one table: middleware/thresholds.py)."""
+    """Every stage's line an alert uses is drawn (one table: partial_trust/thresholds.py)."""
     assert set(load_generator().thresholds()[alert]) <= _threshold_values(title)
 
 
@@ -210,7 +211,7 @@ def test_every_metric_name_in_alerts_and_dashboards_is_declared_by_the_code(
             used.setdefault(name, set()).add(path.name)
     assert used, "no metric names found: the pattern is broken"
     unknown = {name: sorted(where) for name, where in used.items() if name not in declared}
-    where = "neither middleware/metrics.py nor flags/console"
+    where = "neither middleware/metrics.py nor apps/console"
     assert not unknown, f"metric names declared by {where}: {unknown}"
 
 

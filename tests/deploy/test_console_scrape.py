@@ -1,6 +1,6 @@
 """deploy/prometheus.yml scrapes the flag console's metrics (``/flags/metrics``).
 
-The console (``flags/console``) has its own registry, served on its own ``/metrics``: mounted
+The console (``apps/console``) has its own registry, served on its own ``/metrics``: mounted
 at ``/flags`` in the reference app that is ``/flags/metrics``, which the app's ``/metrics`` does
 not include. PartialTrustRollbackStorm reads it, so without the ``partial-trust-flag-console``
 job the storm alert could never fire.
@@ -83,7 +83,7 @@ async def _get(app: Any, path: str, client_host: str) -> httpx.Response:
 async def test_the_job_path_serves_the_storm_gauge_on_the_reference_app(tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry
 
-    from middleware.reference.app import create_app
+    from partial_trust.apps.reference.app import create_app
 
     path = scrape_jobs()[JOB]["metrics_path"]
     env = console_env(tmp_path)
@@ -110,7 +110,7 @@ async def test_the_webhook_is_accepted_from_loopback_only(tmp_path: Path) -> Non
     whatever the environment says; on the host network (loopback) it can."""
     from prometheus_client import CollectorRegistry
 
-    from middleware.reference.app import create_app
+    from partial_trust.apps.reference.app import create_app
 
     env = {**console_env(tmp_path), "PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ": "true"}
     app = create_app(env, registry=CollectorRegistry())

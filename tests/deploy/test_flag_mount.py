@@ -1,6 +1,7 @@
 """What the CLI and the console rewrite is mounted as a directory, never as a single file.
 
-``flags.flagfile`` writes a temporary file and renames it over the flag file: a new inode. A
+``partial_trust.flags.flagfile`` writes a temporary file and renames it over the flag file: a new
+inode. A
 single-file bind mount pins the old inode, so flagd behind it would serve the old flags forever
 (a kill from the console would never reach it, silently). Checked statically on the resolved
 compose file, then for real: in a private mount namespace (``unshare``, util-linux), a real
@@ -19,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from flags import flagfile
+from partial_trust.flags import flagfile
 from tests.deploy.compose import bind_mounts, command_args, services
 from tests.support.procs import PYTHON, REPO, require_binary
 
 FLAG_FILE = REPO / "flags" / "partial-trust.flagd.json"
 # Files the CLI (`partial-trust flags ...`) and the console write (flags/flagfile.py,
-# flags/console/audit.py) and the app's risk log: never to be mounted one by one.
+# apps/console/audit.py) and the app's risk log: never to be mounted one by one.
 REWRITTEN = {
     FLAG_FILE,
     REPO / "logs" / "partial_trust_flag_audit.jsonl",
@@ -64,7 +65,7 @@ def test_the_cli_kill_replaces_the_flag_file_inode(tmp_path: Path) -> None:
 
 def _kill(flags: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PARTIAL_TRUST_FLAGS_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
-    argv = [PYTHON, "-m", "middleware.cli", "flags", "kill", "--file", str(flags)]
+    argv = [PYTHON, "-m", "partial_trust.apps.cli", "flags", "kill", "--file", str(flags)]
     proc = subprocess.run(
         [*argv, "--reason", "mount test"], env=env, capture_output=True, text=True, timeout=60
     )
@@ -79,7 +80,7 @@ def _enabled(path: Path) -> object:
 _IN_NAMESPACE = """
 import json, os, subprocess, sys
 from pathlib import Path
-from flags import flagfile
+from partial_trust.flags import flagfile
 host, file_view, dir_view, audit = (Path(a) for a in sys.argv[1:5])
 subprocess.run(["mount", "--bind", str(host / "partial-trust.flagd.json"),
                 str(file_view / "partial-trust.flagd.json")], check=True)
@@ -90,7 +91,7 @@ views = lambda: {n: served(v / "partial-trust.flagd.json")
                  for n, v in (("file", file_view), ("dir", dir_view))}
 before = views()
 env = {**os.environ, "PARTIAL_TRUST_FLAGS_AUDIT_LOG": str(audit)}
-subprocess.run([sys.executable, "-m", "middleware.cli", "flags", "kill", "--file",
+subprocess.run([sys.executable, "-m", "partial_trust.apps.cli", "flags", "kill", "--file",
                 str(host / "partial-trust.flagd.json"), "--reason", "mount test"],
                env=env, check=True, capture_output=True)
 print(json.dumps({"before": before, "after": views()}))

@@ -9,8 +9,8 @@ from typing import Any
 import anyio
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
-from flags.source import FlagSettingsSource
-from middleware.config import EnvDefaults
+from partial_trust.config import EnvDefaults
+from partial_trust.flags.source import FlagSettingsSource
 
 
 def memory_provider(values: Mapping[str, object]) -> InMemoryProvider:

@@ -10,9 +10,9 @@ import pytest
 from openfeature import api
 from openfeature.event import ProviderEventDetails
 
-from flags import build_settings_source, flagfile
-from flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
-from flags.source import DOMAIN
+from partial_trust.flags import build_settings_source, flagfile
+from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
+from partial_trust.flags.source import DOMAIN
 
 from .helpers import memory_provider, memory_source, put, wait_until
 
@@ -117,7 +117,7 @@ async def test_a_host_bound_in_memory_provider_is_capped_too(tmp_path: Path) -> 
 
 async def test_the_file_provider_is_capped(flag_file: Path) -> None:
     flagfile.set_flag(flag_file, SAMPLE_RATE, 1.0)
-    flagfile.resume(flag_file)
+    flagfile.resume(flag_file, keep_rate=True)
     base = {"PARTIAL_TRUST_FLAGS_FILE": str(flag_file)}
     for extra, check in (
         ({}, lambda s: s.enabled and s.sample_rate == 1.0 and s.timeout_ms == 200),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flags import flagfile
+from partial_trust.flags import flagfile
 from tests.support.procs import REPO, partial_trust
 
 AUDIT = Path(tempfile.mkdtemp(prefix="pt-cli-audit-")) / "audit.jsonl"

@@ -15,9 +15,9 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
-from flags import build_settings_source
-from flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
-from flags.source import DOMAIN
+from partial_trust.flags import build_settings_source
+from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
+from partial_trust.flags.source import DOMAIN
 
 from .helpers import memory_source
 

@@ -10,12 +10,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import flags.source
-from flags import EnvSettingsSource, ManagedSettingsSource, build_settings_source
-from flags.flagfile import ENABLED, SAMPLE_RATE
-from flags.logthrottle import ThrottleFilter
-from flags.source import FlagSettingsSource
-from middleware.config import EnvDefaults
+import partial_trust.flags.source
+from partial_trust.config import EnvDefaults
+from partial_trust.flags import EnvSettingsSource, ManagedSettingsSource, build_settings_source
+from partial_trust.flags.flagfile import ENABLED, SAMPLE_RATE
+from partial_trust.flags.logthrottle import ThrottleFilter
+from partial_trust.flags.source import FlagSettingsSource
 
 from .helpers import memory_provider, memory_source, put
 
@@ -75,7 +75,7 @@ async def test_flag_evaluations_appear_on_a_trace_when_flags_change(
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(flags.source, "_tracer", tracer_provider.get_tracer("test"))
+    monkeypatch.setattr(partial_trust.flags.source, "_tracer", tracer_provider.get_tracer("test"))
     provider = memory_provider({ENABLED: True, SAMPLE_RATE: 0.05})
     source = memory_source(provider, refresh_interval_s=10)
     await source.start()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flags import flagfile
-from flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS, FlagFileError
+from partial_trust.flags import flagfile
+from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS, FlagFileError
 
 
 def flags_of(path: Path) -> dict[str, dict[str, object]]:

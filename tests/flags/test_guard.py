@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import flags.guard
-from flags import flagfile
-from flags.guard import NO_CONTENT, SNAPSHOT_FLAG, FlagFileGuard
+import partial_trust.flags.guard
+from partial_trust.flags import flagfile
+from partial_trust.flags.guard import NO_CONTENT, SNAPSHOT_FLAG, FlagFileGuard
 
 
 def snapshot_digest(guard: FlagFileGuard) -> str:
@@ -125,13 +125,13 @@ def test_before_any_good_read_the_snapshot_serves_nothing(tmp_path: Path) -> Non
 def test_a_read_that_does_not_return_is_reported_too_slow(
     flag_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = flags.guard.read_regular
+    real = partial_trust.flags.guard.read_regular
 
     def stuck(path: Path, **kwargs: object) -> bytes:
         time.sleep(0.6)  # a read stuck in the kernel: no deadline check runs meanwhile
         return real(path)
 
-    monkeypatch.setattr(flags.guard, "read_regular", stuck)
+    monkeypatch.setattr(partial_trust.flags.guard, "read_regular", stuck)
     guard = FlagFileGuard(flag_file, deadline_s=0.1, poll_s=0.01)
     start = time.monotonic()
     guard.start()  # waits for the first read at most deadline + poll

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from flags import flagfile
-from flags.flagfile import ENABLED, SAMPLE_RATE, TIMEOUT_MS, FlagFileError
-from flags.saferead import MAX_FLAG_FILE_BYTES, UnsafeFileError, read_regular
+from partial_trust.flags import flagfile
+from partial_trust.flags.flagfile import ENABLED, SAMPLE_RATE, TIMEOUT_MS, FlagFileError
+from partial_trust.flags.saferead import MAX_FLAG_FILE_BYTES, UnsafeFileError, read_regular
 from tests.support.unprivileged import as_reader, shared_dir
 
 FAST_S = 0.5  # generous: every refusal here is a stat or an open, microseconds when idle

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flags import flagfile
+from partial_trust.flags import flagfile
 from tests.integration.stack import (
     llm_sim,
     metric_value,

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flags import flagfile
-from middleware.outcome import SAMPLED_STATUSES
-from middleware.sampling import CommandKeyer, is_sampled
+from partial_trust.flags import flagfile
+from partial_trust.middleware.sampling import CommandKeyer, is_sampled
+from partial_trust.outcome import SAMPLED_STATUSES
 from tests.integration.stack import BASE_ENV, llm_sim, reference_app, shopping_command, wait_lines
 from tests.support.procs import REPO
 

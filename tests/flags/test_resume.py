@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from flags import flagfile
-from middleware.analysis.durations import audit_run
-from tests.console.helpers import (
+from partial_trust.apps.analysis.durations import audit_run
+from partial_trust.flags import flagfile
+from tests.apps.console.helpers import (
     AUTH,
     HOOK_AUTH,
     alert,

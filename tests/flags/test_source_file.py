@@ -13,10 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from flags import build_settings_source, flagfile
-from flags.provider import make_file_provider
-from flags.source import FlagSettingsSource
-from middleware.config import EnvDefaults
+from partial_trust.config import EnvDefaults
+from partial_trust.flags import build_settings_source, flagfile
+from partial_trust.flags.provider import make_file_provider
+from partial_trust.flags.source import FlagSettingsSource
 
 from .helpers import wait_until
 

@@ -13,9 +13,9 @@ from openfeature.event import ProviderEventDetails
 from openfeature.provider import ProviderStatus
 from openfeature.provider.in_memory_provider import InMemoryProvider
 
-from flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
-from flags.source import DOMAIN
-from middleware.config import EffectiveSettings
+from partial_trust.config import EffectiveSettings
+from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
+from partial_trust.flags.source import DOMAIN
 
 from .helpers import memory_provider, memory_source, put, wait_until
 
@@ -198,8 +198,8 @@ async def test_a_provider_the_host_bound_is_used_and_never_replaced() -> None:
     def factory() -> InMemoryProvider:
         raise AssertionError("the library must not build a provider when one is bound")
 
-    from flags.source import FlagSettingsSource
-    from middleware.config import EnvDefaults
+    from partial_trust.config import EnvDefaults
+    from partial_trust.flags.source import FlagSettingsSource
 
     source = FlagSettingsSource(EnvDefaults.from_env({}), kind="memory", provider_factory=factory)
     await source.start()
@@ -259,7 +259,7 @@ async def test_a_host_bound_provider_is_not_second_guessed_by_the_file_check(
     tmp_path: Path,
 ) -> None:
     api.set_provider(memory_provider(ON), DOMAIN)
-    from flags import build_settings_source
+    from partial_trust.flags import build_settings_source
 
     missing = tmp_path / "no-such-file.json"  # would fail closed if we checked it
     source = build_settings_source({"PARTIAL_TRUST_FLAGS_FILE": str(missing)})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from openfeature.provider import ProviderStatus
 
-from flags.provider import make_unleash_provider, unleash_refresh_interval
-from flags.unleash_health import FetchHealth, describe_http
+from partial_trust.flags.provider import make_unleash_provider, unleash_refresh_interval
+from partial_trust.flags.unleash_health import FetchHealth, describe_http
 from tests.support.procs import REPO
 from tests.support.unleash_server import UNLEASH_VERSION
 

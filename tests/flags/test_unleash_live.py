@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flags.flagfile import ENABLED
+from partial_trust.flags.flagfile import ENABLED
 from tests.integration.stack import llm_sim, reference_app, shopping_command
 from tests.support.procs import Server
 from tests.support.unleash_admin import archive, set_enabled, set_flags

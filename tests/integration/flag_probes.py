@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.console.helpers import AUTH, HOOK_AUTH, alert, notification
+from tests.apps.console.helpers import AUTH, HOOK_AUTH, alert, notification
 from tests.integration.stack import shopping_command
 from tests.support.procs import REPO, Server, partial_trust
 

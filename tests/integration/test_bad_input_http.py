@@ -210,7 +210,7 @@ def crashing_app() -> Any:
     crashes on commands containing "crash" and answers that with its own JSON 500."""
     import contextlib
 
-    from middleware.factory import CorridorStack
+    from partial_trust.middleware.factory import CorridorStack
 
     stack = CorridorStack.from_env()
     router = crashing_router()

@@ -21,11 +21,11 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from flags import build_settings_source, flagfile
-from flags.source import DOMAIN
-from middleware.factory import CorridorStack
-from middleware.reference.app import route_endpoint
-from middleware.sampling import is_sampled
+from partial_trust.apps.reference.app import route_endpoint
+from partial_trust.flags import build_settings_source, flagfile
+from partial_trust.flags.source import DOMAIN
+from partial_trust.middleware.factory import CorridorStack
+from partial_trust.middleware.sampling import is_sampled
 from tests.flags.helpers import memory_provider
 from tests.integration.stack import (
     BASE_ENV,
@@ -54,7 +54,7 @@ def flag_file_on(tmp_path: Path) -> Path:
     shutil.copy(REPO / "flags" / "partial-trust.flagd.json", path)
     flagfile.set_flag(path, flagfile.SAMPLE_RATE, 1.0)
     flagfile.set_flag(path, flagfile.TIMEOUT_MS, 200)
-    flagfile.resume(path)
+    flagfile.resume(path, keep_rate=True)
     return path
 
 

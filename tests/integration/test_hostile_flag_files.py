@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flags import flagfile
-from tests.console.helpers import TOKEN, WEBHOOK_TOKEN
+from partial_trust.flags import flagfile
+from tests.apps.console.helpers import TOKEN, WEBHOOK_TOKEN
 from tests.integration.flag_probes import (
     HealthProbe,
     Traffic,

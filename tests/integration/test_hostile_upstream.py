@@ -69,8 +69,8 @@ def app_on(tmp_path: Path, loop: str, llm_url: str) -> Iterator[tuple[Server, Pa
 
 
 def baseline_of(body: dict[str, Any]) -> dict[str, Any]:
-    from middleware.contracts import CommandDTO
-    from middleware.reference.baseline import route
+    from partial_trust.contracts import CommandDTO
+    from partial_trust.middleware.baseline import route
 
     return route(CommandDTO.model_validate(body)).model_dump(mode="json")
 

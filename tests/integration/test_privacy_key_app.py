@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from middleware.hash_key import KEY_FILE_NAME
+from partial_trust.middleware.hash_key import KEY_FILE_NAME
 from tests.integration.stack import llm_sim, reference_app, shopping_command, wait_lines
 from tests.support.procs import Server
 

@@ -77,8 +77,8 @@ def post(server: Server, body: Any) -> httpx.Response:
 
 def baseline_of(body: dict[str, Any]) -> dict[str, Any]:
     """The reference router's own decision, computed in-process from the same module."""
-    from middleware.contracts import CommandDTO
-    from middleware.reference.baseline import route
+    from partial_trust.contracts import CommandDTO
+    from partial_trust.middleware.baseline import route
 
     return route(CommandDTO.model_validate(body)).model_dump(mode="json")
 

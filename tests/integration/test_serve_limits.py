@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from middleware import serve_limits
-from tests.console.helpers import TOKEN, console_process, copy_flags
+from partial_trust.apps.reference import serve_limits
+from tests.apps.console.helpers import TOKEN, console_process, copy_flags
 from tests.integration.slow_clients import Held, Probe, hold, probe_health, request_slowly
 from tests.support.procs import REPO, Server, free_port, partial_trust, run_server
 
@@ -198,7 +198,7 @@ def test_options_over_variables_over_defaults() -> None:
     assert serve_limits.from_env(exported) == limits
     options = limits.uvicorn_options()
     assert options["timeout_keep_alive"] == 5 and options["ws"] == "none"
-    assert options["http"].startswith("middleware.serve_protocol")
+    assert options["http"].startswith("partial_trust.apps.reference.serve_protocol")
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ def test_bad_limits_stop_serve_before_it_starts(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from middleware.reference import serve
+    from partial_trust.apps.reference import serve
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from middleware.analysis import selftest
+from partial_trust.apps.analysis import selftest
 from tests.support.procs import REPO
 
 SCRIPT = REPO / "scripts" / "analyze_partial_trust.py"
@@ -85,7 +85,7 @@ def test_the_analyzer_imports_no_web_or_flag_stack() -> None:
     validate): a report on a big log should not pay for the web server's imports."""
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r});"
-        "from middleware.analysis.cli import analyze_main;"
+        "from partial_trust.apps.analysis.cli import analyze_main;"
         "assert analyze_main(['--self-test']) == 0;"
         "print(sorted({m.split('.')[0] for m in sys.modules}))"
     )
@@ -95,5 +95,5 @@ def test_the_analyzer_imports_no_web_or_flag_stack() -> None:
     )
     assert done.returncode == 0, done.stderr
     loaded = set(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
-    assert "middleware" in loaded and "pydantic" in loaded  # the probe saw the validator
+    assert "partial_trust" in loaded and "pydantic" in loaded  # the probe saw the validator
     assert not loaded & {"httpx", "yaml", "starlette", "prometheus_client", "openfeature"}

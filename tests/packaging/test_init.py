@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from flags import flagfile
-from middleware import cli
-from middleware.init import init, main, shipped_policy
-from middleware.policy import DEFAULT_POLICY_PATH, PolicyRegistry
+from partial_trust.apps import cli
+from partial_trust.apps.init import init, main, shipped_policy
+from partial_trust.flags import flagfile
+from partial_trust.middleware.policy import DEFAULT_POLICY_PATH, PolicyRegistry
 from tests.support.procs import REPO
 
 

@@ -42,9 +42,16 @@ def empty(tmp_path: Path) -> Iterator[Path]:
 
 def test_the_wheel_ships_data_types_and_license(installed: Installed) -> None:
     names = wheel_names(installed.wheel)
-    for package in ("middleware", "flags", "llm_policy"):
-        assert f"{package}/py.typed" in names
-    assert {"llm_policy/llm-policy.yaml", "flags/partial-trust.flagd.json"} <= names
+    # one import root: the folders are under it, and nothing generic is installed beside it
+    assert {name.split("/")[0] for name in names if not name.split("/")[0].endswith(
+        (".dist-info", ".data"))} == {"partial_trust"}  # fmt: skip
+    for package in ("", "middleware/", "flags/", "llm_policy/", "apps/"):
+        assert f"partial_trust/{package}py.typed" in names or package == "apps/"
+    assert {
+        "partial_trust/llm_policy/llm-policy.yaml",
+        "partial_trust/flags/partial-trust.flagd.json",
+        "partial_trust/apps/console/page.html",
+    } <= names
     info = f"partial_trust_corridor-{VERSION}.dist-info"
     assert "Apache License" in wheel_text(installed.wheel, f"{info}/licenses/LICENSE")
     meta = wheel_text(installed.wheel, f"{info}/METADATA")

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from middleware.analysis import records, selftest
-from middleware.analysis.records import Fields, validate_plain
-from middleware.analysis.records_model import validate_model
-from middleware.outcome import STATUS_REASONS, Outcome
-from middleware.risk_log import record
+from partial_trust.apps.analysis import records, selftest
+from partial_trust.apps.analysis.records import Fields, validate_plain
+from partial_trust.apps.analysis.records_model import validate_model
+from partial_trust.middleware.risk_log import record
+from partial_trust.outcome import STATUS_REASONS, Outcome
 
 GOOD = selftest.canonical(
     ("2026-11-23T09:00:00.000Z", "accepted_llm", "accepted", 100.0, True, True)

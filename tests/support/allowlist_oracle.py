@@ -1,4 +1,5 @@
-"""The oracle: the README's acceptance allowlist, written independently of middleware.acceptance.
+"""The oracle: the README's acceptance allowlist, written independently of
+partial_trust.middleware.acceptance.
 
 ``allowlist_ok`` is a second reading of the acceptance rules as the README states them (schema
 exact and strict, intent and job_type the corridor's, 1..20 items, names non-blank, at most 64
@@ -21,10 +22,10 @@ from typing import Any
 import httpx
 import Stemmer
 
-from middleware.contracts import CommandDTO
-from middleware.policy import PolicyRegistry
-from middleware.reference.baseline import route as baseline_route
-from middleware.reference.numbers import QUANTITY_WORDS
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.baseline import route as baseline_route
+from partial_trust.middleware.baseline_numbers import QUANTITY_WORDS
+from partial_trust.middleware.policy import PolicyRegistry
 from tests.support.procs import REPO
 
 C = "add_shopping_item"

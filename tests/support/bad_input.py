@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from middleware.reference.app import route_endpoint
+from partial_trust.apps.reference.app import route_endpoint
 from tests.corridor_harness import Harness, command, settings
 
 VALID = json.dumps(command()).encode()

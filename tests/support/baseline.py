@@ -1,6 +1,6 @@
 """Commands for the baseline router's tests, and its decisions in the short forms they assert.
 
-Shared by the ``tests/reference/test_baseline_*.py`` modules. Every command is ``c-1`` from
+Shared by the ``tests/test_baseline_*.py`` modules. Every command is ``c-1`` from
 ``u-1``; by default it may start jobs and has lists ``l-1`` (the default) and ``l-2``, so a test
 states only what it varies.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from middleware.contracts import CommandDTO
-from middleware.reference.baseline import route
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.baseline import route
 
 
 def cmd(

@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from middleware.reference.numbers import QUANTITY_WORDS
+from partial_trust.middleware.baseline_numbers import QUANTITY_WORDS
 from tests.support.allowlist_oracle import C, not_a_count
 
 VOCAB_EN = ["milk", "eggs", "bread", "two eggs", "3 apples", "the cheese", "bottles of water"]

@@ -21,9 +21,9 @@ import asyncio
 import json
 import random
 
-from middleware.llm_sim.answers import BadRequest, answer_bytes, parse_command
-from middleware.llm_sim.config import Mode, SimConfig
-from middleware.reference.baseline import route
+from partial_trust.apps.llm_sim.answers import BadRequest, answer_bytes, parse_command
+from partial_trust.apps.llm_sim.config import Mode, SimConfig
+from partial_trust.middleware.baseline import route
 
 FAULTS = ("double", "late-copy", "overlong", "chunked-extra", "shift")
 

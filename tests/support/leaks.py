@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 
-from middleware.item_names import invisible
-from middleware.text import strip_punct
+from partial_trust.middleware.item_names import invisible
+from partial_trust.middleware.text import strip_punct
 from tests.corridor_harness import iter_strings
 
 C = "add_shopping_item"

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from middleware.candidate import chat_request
-from middleware.contracts import CommandContext, CommandDTO
-from middleware.llm_sim import Mode
+from partial_trust.apps.llm_sim import Mode
+from partial_trust.contracts import CommandContext, CommandDTO
+from partial_trust.middleware.candidate import chat_request
 
 LISTS = ["l-1", "l-2"]
 COMMAND = CommandDTO(

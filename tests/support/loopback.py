@@ -20,8 +20,8 @@ from typing import Any
 import httpcore
 import pytest
 
-from middleware.llm_client import CandidateError, LLMClient
-from middleware.llm_pool import OriginPool
+from partial_trust.middleware.llm_client import CandidateError, LLMClient
+from partial_trust.middleware.llm_pool import OriginPool
 
 REQUEST: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 CANDIDATE: dict[str, Any] = {"intent": "add_shopping_item", "job": {"job_type": "x"}}

@@ -104,4 +104,4 @@ def run_server(
 
 def partial_trust(*args: str) -> list[str]:
     """argv for the project's CLI, run by this interpreter (no reliance on PATH)."""
-    return [PYTHON, "-m", "middleware.cli", *args]
+    return [PYTHON, "-m", "partial_trust.apps.cli", *args]

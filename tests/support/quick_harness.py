@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from middleware.circuit import CircuitBreaker
-from middleware.config import EffectiveSettings
-from middleware.llm_client import LLMClient
+from partial_trust.config import EffectiveSettings
+from partial_trust.middleware.circuit import CircuitBreaker
+from partial_trust.middleware.llm_client import LLMClient
 from tests.corridor_harness import LLM_URL, Harness, harness
 
 #: The profile's cap: a loaded machine must not turn an instant LLM double into a timeout.

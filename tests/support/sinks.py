@@ -22,8 +22,8 @@ from typing import Any
 import respx
 from opentelemetry import trace
 
-from middleware.circuit import CircuitBreaker
-from middleware.config import EffectiveSettings
+from partial_trust.config import EffectiveSettings
+from partial_trust.middleware.circuit import CircuitBreaker
 from tests.corridor_harness import LLM_URL, Harness, completion
 from tests.corridor_harness import settings as corridor_settings
 from tests.support.leaks import Observed, Secrets

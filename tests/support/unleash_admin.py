@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
+from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from tests.support.unleash_server import ENVIRONMENT, UnleashServer
 
 PROJECT = "/projects/default/features"

@@ -1,0 +1,288 @@
+"""What the console shows: effective values and their source, the stage, the gate verdict.
+
+Everything is read from the flag file with ``partial_trust.flags.flagfile`` (the same parser the
+CLI and the
+services use) and the runbook's environment defaults (``partial_trust.config.EnvDefaults``): a
+flag the file does not serve falls back to its environment default, and a variable that is
+set is a ceiling (``partial_trust.config.apply_ceiling``), exactly as the services do. The
+console applies ITS OWN environment: run it with the services' ``PARTIAL_TRUST_*`` variables
+to see what they see. ``limits`` (and each row's ``limited_by``) name what decided a value.
+
+Stages are presets of the sample rate: off (the kill switch, or a rate of 0), stage 1 (1%),
+stage 2 (5%), stage 3 (10%), anything else "custom". Advance/retreat moves one preset along
+``STAGE_RATES``; from a custom rate, to the nearest preset above/below.
+
+The gate verdict for the next stage is ``partial-trust gate --stage N`` computed in-process
+(``partial_trust.apps.analysis``) on the risk log, where N is the stage the corridor is at (its go
+criteria decide whether it may advance). Records count from the time the sample rate was last
+set (the flag's ``changedAt`` metadata), so a stage is judged on its own evidence. Anything
+that prevents the computation (no risk log, the analyzer failing) is "not available".
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from partial_trust.config import (
+    ENV_ENABLED,
+    ENV_INTENT,
+    ENV_TIMEOUT_MS,
+    EnvDefaults,
+    FlagValues,
+    apply_ceiling,
+    ceilinged,
+    parse_profile_id,
+    parse_sample_rate,
+    parse_timeout_ms,
+)
+from partial_trust.flags import flagfile
+from partial_trust.thresholds import STAGES
+
+#: sample rate of stage 1, 2, 3 (the runbook's 1% -> 5% -> 10%)
+STAGE_RATES: tuple[float, ...] = tuple(s.sample_rate for _, s in sorted(STAGES.items()))
+_EPS = 1e-9
+_ENV_NAMES = {
+    flagfile.ENABLED: "PARTIAL_TRUST_ENABLED",
+    flagfile.SAMPLE_RATE: "PARTIAL_TRUST_SAMPLE_RATE",
+    flagfile.TIMEOUT_MS: "PARTIAL_TRUST_TIMEOUT_MS",
+    flagfile.PROFILE_ID: "PARTIAL_TRUST_PROFILE_ID",
+}
+
+
+def stage_number(rate: float) -> int | None:
+    """1, 2 or 3 when ``rate`` is exactly a preset, else None."""
+    for number, preset in enumerate(STAGE_RATES, start=1):
+        if math.isclose(rate, preset, abs_tol=_EPS):
+            return number
+    return None
+
+
+def stage_label(on: bool, rate: float) -> str:
+    """``stage 2 (5%)``, ``custom (3%)``; when off, the stage it would resume at."""
+    if rate <= _EPS:
+        return "off (sample rate 0)"
+    number = stage_number(rate)
+    label = f"stage {number} ({rate:.0%})" if number else f"custom ({rate * 100:g}%)"
+    return label if on else f"off (resumes at {label})"
+
+
+def next_rate(rate: float, direction: str) -> float | None:
+    """The neighbouring preset (``advance`` / ``retreat``), None at either end of the ladder."""
+    if direction == "advance":
+        return next((r for r in STAGE_RATES if r > rate + _EPS), None)
+    return next((r for r in reversed(STAGE_RATES) if r < rate - _EPS), None)
+
+
+def gate_stage(rate: float) -> int | None:
+    """The stage whose gate decides the next step: the highest preset at or below ``rate``."""
+    found = [n for n, r in enumerate(STAGE_RATES, start=1) if r <= rate + _EPS]
+    return found[-1] if found else None
+
+
+@dataclass(frozen=True)
+class FlagRow:
+    key: str
+    value: object  # the effective value after the runbook's parsing
+    served: object  # what the file serves (None: not served)
+    source: str
+    note: str
+    limited_by: str = ""  # "env <VARIABLE>" when a set variable holds the value below the file's
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "served": self.served,
+            "source": self.source,
+            "note": self.note,
+            "limited_by": self.limited_by,
+        }
+
+
+def read_flags(path: Path, defaults: EnvDefaults) -> dict[str, Any]:
+    """The page's flag section; a broken file is reported, never raised."""
+    try:
+        doc = flagfile.load(path)
+    except flagfile.FlagFileError as exc:
+        return {
+            "ok": False,
+            "error": str(exc),
+            "on": False,
+            "stage": "off (flag file unusable: services fail closed)",
+            "rows": [],
+        }
+    rows: dict[str, FlagRow] = {}
+    env_values: dict[str, object] = {
+        flagfile.ENABLED: defaults.enabled,
+        flagfile.SAMPLE_RATE: defaults.sample_rate,
+        flagfile.TIMEOUT_MS: defaults.timeout_ms,
+        flagfile.PROFILE_ID: defaults.profile_id or "",
+    }
+    for key in flagfile.KNOWN_FLAGS:
+        flag = doc.flags.get(key)
+        served, note = flagfile.served_value(flag)
+        if served is None:
+            raw, source = env_values[key], f"environment default ({_ENV_NAMES[key]})"
+        else:
+            variant = flag.default_variant if flag is not None else None
+            raw, source = served, f"flag file, variant {variant!r}"
+        rows[key] = FlagRow(key, _parse(key, raw, defaults), served, source, note)
+    file_rate = float(rows[flagfile.SAMPLE_RATE].value)  # type: ignore[arg-type]
+    file_values = _flag_values(rows)
+    per_field = ceilinged(file_values, defaults)
+    effective = apply_ceiling(file_values, defaults)
+    for key, (value, by) in (
+        (flagfile.ENABLED, per_field.enabled),
+        (flagfile.SAMPLE_RATE, per_field.sample_rate),
+        (flagfile.TIMEOUT_MS, per_field.timeout_ms),
+        (flagfile.PROFILE_ID, per_field.profile_id),
+    ):
+        if by.startswith("env ") and rows[key].served is not None:  # the variable holds it
+            rows[key] = replace(rows[key], value=value if value is not None else "", limited_by=by)
+    enabled, rate = per_field.enabled[0], per_field.sample_rate[0]
+    on = effective.enabled
+    changed_at = None
+    rate_flag = doc.flags.get(flagfile.SAMPLE_RATE)
+    if rate_flag is not None and rate_flag.metadata:
+        changed = rate_flag.metadata.get("changedAt")
+        changed_at = changed if isinstance(changed, str) else None
+    why_off = "" if on else _why_off(dict(effective.limits)["enabled"])
+    return {
+        "ok": True,
+        "error": "",
+        "on": on,
+        "enabled": enabled,
+        "why_off": why_off,
+        "sample_rate": rate,
+        "stage": stage_label(on, rate),
+        "stage_number": stage_number(rate),
+        "advance_to": next_rate(file_rate, "advance"),
+        "retreat_to": next_rate(file_rate, "retreat"),
+        "rate_changed_at": changed_at,
+        "profiles": _variants(doc, flagfile.PROFILE_ID),
+        "rows": [row.to_json() for row in rows.values()],
+        "effective": {
+            "enabled": effective.enabled,
+            "sample_rate": effective.sample_rate,
+            "timeout_ms": effective.timeout_ms,
+            "profile_id": effective.profile_id,
+        },
+        # the console reads no policy file: a "policy file" limit would be a guess
+        "limits": {k: v for k, v in effective.limits if v != "policy file"},
+    }
+
+
+def _flag_values(rows: dict[str, FlagRow]) -> FlagValues:
+    """What the file serves, parsed (``None``: not served), for the ceiling."""
+
+    def served(key: str) -> object:
+        return rows[key].value if rows[key].served is not None else None
+
+    enabled, rate = served(flagfile.ENABLED), served(flagfile.SAMPLE_RATE)
+    timeout, profile = served(flagfile.TIMEOUT_MS), served(flagfile.PROFILE_ID)
+    return FlagValues(
+        enabled if isinstance(enabled, bool) else None,
+        float(rate) if isinstance(rate, float | int) else None,
+        timeout if isinstance(timeout, int) else None,
+        profile if isinstance(profile, str) else None,
+    )
+
+
+def _why_off(by: str) -> str:
+    """The page's one line for why the corridor is off, from ``limits["enabled"]``."""
+    if by == f"env {ENV_INTENT}":
+        return f"{ENV_INTENT} is not on the allowlist"
+    if by == f"env {ENV_ENABLED}":
+        return f"{ENV_ENABLED} is set to false in the environment: a ceiling the flags cannot lift"
+    if by == f"env {ENV_TIMEOUT_MS}":
+        return f"{ENV_TIMEOUT_MS} is set to 0 or garbage in the environment: the corridor is off"
+    if by == f"flag {flagfile.TIMEOUT_MS}":
+        return "the timeout is 0: the corridor is disabled"
+    if by == "default":
+        return f"partial-trust-enabled is not served and {ENV_ENABLED} is unset (default: off)"
+    return "the kill switch is on (partial-trust-enabled is false)"
+
+
+def _parse(key: str, raw: object, defaults: EnvDefaults) -> object:
+    """The runbook's run-time parsing (what a service does with a hand-edited value)."""
+    if key == flagfile.ENABLED:
+        return raw is True
+    if key == flagfile.SAMPLE_RATE:
+        return parse_sample_rate(raw, default=defaults.sample_rate)
+    if key == flagfile.TIMEOUT_MS:
+        return parse_timeout_ms(raw, default=defaults.timeout_ms)
+    return parse_profile_id(raw) or ""
+
+
+def _variants(doc: flagfile.FlagdDocument, key: str) -> list[str]:
+    flag = doc.flags.get(key)
+    if flag is None:
+        return []
+    return sorted({v for v in flag.variants.values() if isinstance(v, str) and v})
+
+
+class GateCache:
+    """The gate verdict, recomputed at most every ``max_age_s`` (it reads the whole log)."""
+
+    def __init__(self, risk_log: Path | None, max_age_s: float = 30.0) -> None:
+        self.risk_log = risk_log
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._key: tuple[object, ...] | None = None
+        self._at = 0.0
+        self._value: dict[str, Any] = {}
+
+    def verdict(self, rate: float, on: bool, since: str | None) -> dict[str, Any]:
+        """Blocking (file I/O): call it from a worker thread."""
+        stage = gate_stage(rate) if on else None
+        if stage is None:
+            why = "the corridor is off" if not on else "below stage 1: no gate"
+            return {"available": False, "why": why}
+        if self.risk_log is None:
+            return {"available": False, "why": "no risk log configured", "stage": stage}
+        try:
+            st = os.stat(self.risk_log)
+        except OSError as exc:
+            why = f"risk log {self.risk_log}: {exc.strerror}"
+            return {"available": False, "why": why, "stage": stage}
+        key = (stage, since, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            fresh = time.monotonic() - self._at < self.max_age_s
+            if self._key is not None and (key == self._key or (fresh and key[:2] == self._key[:2])):
+                return self._value
+            try:
+                value = _evaluate(self.risk_log, stage, since)
+            except Exception as exc:  # the analyzer is optional here: never break the page
+                value = {"available": False, "why": f"gate failed: {exc}", "stage": stage}
+            self._key, self._at, self._value = key, time.monotonic(), value
+            return value
+
+
+def _evaluate(risk_log: Path, stage: int, since: str | None) -> dict[str, Any]:
+    from partial_trust.apps.analysis import gate
+    from partial_trust.apps.analysis.figures import from_tally
+    from partial_trust.apps.analysis.reader import tally_files
+    from partial_trust.apps.analysis.tally import Window, parse_time
+
+    start = parse_time(since) if since else None
+    tally = tally_files([risk_log], Window(start, None), jobs=1)
+    figures = from_tally(tally)
+    verdict, criteria, _ = gate.evaluate(figures, stage)
+    return {
+        "available": True,
+        "stage": stage,
+        "verdict": verdict.value,
+        "since": since,
+        "sampled": figures.sampled,
+        "computed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "criteria": [
+            {"kind": c.kind, "text": c.text, "result": c.result.value, "value": c.value}
+            for c in criteria
+        ],
+    }

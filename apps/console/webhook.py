@@ -1,0 +1,257 @@
+"""Auto-rollback: Alertmanager's webhook (JSON version 4) turns the corridor off.
+
+An alert triggers a rollback when it is ``firing``, every label in ``AutoRollback.matchers``
+matches (by default ``alertname="PartialTrustErrorRateHigh"`` and ``severity="critical"``, the
+critical alert of ``alerts/partial-trust.rules.yml``) and its ``corridor`` label is the
+console's corridor. The rollback is ``partial_trust.flags.flagfile.kill`` plus one audit line with
+source
+``auto-rollback``, actor ``alertmanager`` and the alert's fingerprint and ``startsAt``.
+
+Ignored (answered 200, counted in ``partial_trust_console_webhook_alerts_total{result}``):
+resolved notifications (the console never turns a corridor back on), alerts that do not match,
+other corridors, and repeats: Alertmanager re-sends a firing alert every ``repeat_interval``
+and on every group change; the same (fingerprint, startsAt) is handled once, so an operator
+who resumed on purpose is not overruled by a re-send. A new firing of the same alert (a new
+``startsAt``) rolls back again.
+
+Bounded work, never in the operator's way: only the first ``MAX_ALERTS`` (100) alerts of a
+notification are looked at (the rest are counted ``over_limit`` and the answer says how many),
+the body is at most 1 MiB (413), and the decision (which alerts are new firings) is made
+without the console's change lock. The lock is taken only for the one resulting change: a
+single kill, however many alerts fired, with one audit line that lists every (fingerprint,
+startsAt) it handled. So an operator's kill never waits behind a webhook for more than one
+file write. Labels and annotations recorded from the request are escaped
+(``partial_trust.apps.console.text``) and bounded: a spoofing character in a label never blocks a
+kill.
+
+Rollback storm: ``storm_threshold`` auto-rollbacks (default 3) of one corridor within
+``storm_window`` (10 min) set ``partial_trust_console_rollback_storm{corridor}`` to 1: someone
+keeps resuming into a broken corridor. While it is 1 the console refuses resume and advance
+unless the operator acknowledges the storm, so the corridor stays off instead of flapping;
+alert on the gauge. Both rollback metrics are computed from the audit log at scrape time, so
+they agree across worker processes and restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pydantic import BaseModel, ConfigDict, Field
+
+from partial_trust.apps.console import text
+from partial_trust.apps.console.audit import AuditLog, entry, handled_alerts
+from partial_trust.flags import flagfile
+
+CRITICAL_ALERT = "PartialTrustErrorRateHigh"
+DEFAULT_MATCHERS: Mapping[str, str] = {"alertname": CRITICAL_ALERT, "severity": "critical"}
+#: alerts looked at per notification; the rest are counted as ``over_limit`` and named in the
+#: answer (one kill is all a notification can cause, however many alerts it carries)
+MAX_ALERTS = 100
+#: the largest webhook body read (413 above)
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: str = Field(default="", alias="startsAt")
+    fingerprint: str = ""
+
+    def key(self) -> str:
+        """Alertmanager's fingerprint; a stable hash of the labels if it is absent."""
+        if self.fingerprint:
+            return self.fingerprint
+        text = json.dumps(self.labels, sort_keys=True).encode()
+        return "labels-" + hashlib.sha256(text).hexdigest()[:16]
+
+
+class Notification(BaseModel):
+    """Alertmanager webhook payload, version 4 (unused fields are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    alerts: list[Alert]
+
+
+@dataclass(frozen=True)
+class AutoRollback:
+    """Configuration; ``enabled=False`` turns the webhook into a no-op (still authenticated)."""
+
+    corridor: str = "add_shopping_item"
+    enabled: bool = True
+    matchers: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MATCHERS))
+    storm_threshold: int = 3
+    storm_window: timedelta = timedelta(minutes=10)
+
+
+class Outcomes:
+    """The webhook's in-process counter of alerts by result."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.counter = Counter(
+            "partial_trust_console_webhook_alerts",
+            "Alerts received on the console's Alertmanager webhook, by what was done",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("rolled_back", "repeat", "resolved", "not_matching", "other_corridor"):
+            self.counter.labels(result)
+        self.counter.labels("disabled")
+        self.counter.labels("over_limit")
+
+    def count(self, result: str, amount: int = 1) -> None:
+        if amount:
+            self.counter.labels(result).inc(amount)
+
+
+class RollbackCollector(Collector):
+    """Auto-rollback total and the storm gauge, read from the audit log at scrape time."""
+
+    def __init__(self, audit: AuditLog, config: AutoRollback) -> None:
+        self.audit = audit
+        self.config = config
+
+    def collect(self) -> Iterable[Metric]:
+        corridor = self.config.corridor
+        total = CounterMetricFamily(
+            "partial_trust_console_auto_rollbacks",
+            "Corridor kills made by the Alertmanager webhook (from the audit log)",
+            labels=["corridor"],
+        )
+        total.add_metric([corridor], len(self.audit.auto_rollbacks(corridor)))
+        storm = GaugeMetricFamily(
+            "partial_trust_console_rollback_storm",
+            f"1 while >= {self.config.storm_threshold} auto-rollbacks happened within "
+            f"{int(self.config.storm_window.total_seconds())} s",
+            labels=["corridor"],
+        )
+        storm.add_metric([corridor], float(in_storm(self.audit, self.config)))
+        yield total
+        yield storm
+
+
+def in_storm(audit: AuditLog, config: AutoRollback) -> bool:
+    recent = audit.recent_auto_rollbacks(config.storm_window, config.corridor)
+    return recent >= config.storm_threshold
+
+
+def _matches(alert: Alert, config: AutoRollback) -> bool:
+    return all(alert.labels.get(k) == v for k, v in config.matchers.items())
+
+
+@dataclass
+class Decision:
+    """What a notification asks, decided without the change lock (reads only)."""
+
+    results: list[dict[str, Any]]
+    to_kill: list[tuple[int, Alert]]  # (index in results, alert)
+    ignored: int
+    audit_offset: int
+
+
+def _pair(alert: Alert) -> tuple[str, str]:
+    """The alert's (fingerprint, startsAt) as recorded: escaped and bounded like any free text
+    from a request, so that a label cannot spoof the audit display and repeats still match."""
+    return (
+        text.escape(alert.key(), limit=text.MAX_RECORDED),
+        text.escape(alert.starts_at, limit=text.MAX_RECORDED),
+    )
+
+
+def decide(notification: Notification, *, audit: AuditLog, config: AutoRollback) -> Decision:
+    """Classify the first ``MAX_ALERTS`` alerts (blocking: reads the audit log once).
+
+    Returns one ``{"fingerprint", "result"}`` per alert acted on; the new firings to roll back
+    get ``rolled_back`` provisionally (``apply`` may turn them into ``repeat``).
+    """
+    records, offset = audit.read_from(0)
+    done = handled_alerts(records)
+    results: list[dict[str, Any]] = []
+    to_kill: list[tuple[int, Alert]] = []
+    for alert in notification.alerts[:MAX_ALERTS]:
+        pair = _pair(alert)
+        if not config.enabled:
+            result = "disabled"
+        elif alert.status == "resolved":
+            result = "resolved"
+        elif not _matches(alert, config):
+            result = "not_matching"
+        elif alert.labels.get("corridor") != config.corridor:
+            result = "other_corridor"
+        elif pair in done:
+            result = "repeat"
+        else:
+            result = "rolled_back"
+            done.add(pair)  # the same alert twice in one notification is one rollback
+            to_kill.append((len(results), alert))
+        results.append({"fingerprint": pair[0], "result": result})
+    ignored = max(0, len(notification.alerts) - MAX_ALERTS)
+    return Decision(results, to_kill, ignored, offset)
+
+
+def apply(decision: Decision, *, flags_file: Path, audit: AuditLog, config: AutoRollback) -> None:
+    """The one kill for every new firing in ``decision``, and one audit line (blocking: run
+    it in a worker thread, under the console's change lock).
+
+    Under the audit log's ``flock``, only the lines written since ``decide`` are read again:
+    another request or worker that handled the same alerts meanwhile turns them into
+    ``repeat`` here, so "handled already?" and "handle it" stay one step without holding the
+    lock while 100 alerts are looked at. A failed kill raises ``FlagFileError``/``OSError``
+    (the caller answers 500 so that Alertmanager retries).
+    """
+    if not decision.to_kill:
+        return
+    with audit.locked() as fd:
+        since, _ = audit.read_from(decision.audit_offset)
+        done = handled_alerts(since)
+        fresh = []
+        for index, alert in decision.to_kill:
+            if _pair(alert) in done:
+                decision.results[index]["result"] = "repeat"
+            else:
+                fresh.append(alert)
+        if not fresh:
+            return
+        first = fresh[0]
+        fingerprint, starts_at = _pair(first)
+        alertname = text.escape(first.labels.get("alertname", ""), limit=text.MAX_RECORDED)
+        reason = f"auto-rollback: {alertname} firing for corridor {config.corridor}"
+        change = flagfile.kill(flags_file, reason=f"{reason} (fingerprint {fingerprint})")
+        summary = first.annotations.get("summary")
+        line = entry(
+            change,
+            source="auto-rollback",
+            actor="alertmanager",
+            reason=reason,
+            fingerprint=fingerprint,
+            starts_at=starts_at,
+            alertname=alertname,
+            corridor=config.corridor,
+            summary=text.escape(summary, limit=text.MAX_RECORDED) if summary else None,
+            handled=[list(_pair(a)) for a in fresh[1:]] or None,
+            file=str(flags_file),
+        )
+        audit.write(fd, line)
+
+
+def handle(
+    notification: Notification, *, flags_file: Path, audit: AuditLog, config: AutoRollback
+) -> list[dict[str, Any]]:
+    """``decide`` then ``apply`` in one call (blocking), for callers without a change lock."""
+    decision = decide(notification, audit=audit, config=config)
+    apply(decision, flags_file=flags_file, audit=audit, config=config)
+    return decision.results

@@ -1,0 +1,95 @@
+"""The double's ``disagree`` mode: a wrong answer that every acceptance rule takes.
+
+Replay's disagreement check is only seen to work if something disagrees: a refused candidate
+falls back to the baseline and agrees, so the mode must change the decision (another of the
+command's lists, or one item fewer) while every item stays grounded in the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import httpx
+import pytest
+
+from partial_trust.apps.llm_sim import Mode, SimConfig, create_app, main
+from partial_trust.apps.llm_sim.answers import correct_candidate, corrupt
+from partial_trust.apps.llm_sim.cli import build_parser, config_from_args
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware import acceptance
+from partial_trust.middleware.acceptance import judge
+from partial_trust.middleware.baseline import route
+from partial_trust.middleware.candidate import ShoppingCandidate
+from tests.support.llm_sim import COMMAND, PATH, REQUEST, answer_candidate, force_mode, sim_client
+
+C = "add_shopping_item"
+
+
+@pytest.mark.anyio
+async def test_disagree_changes_only_the_list(sim: httpx.AsyncClient) -> None:
+    await force_mode(sim, Mode.DISAGREE)
+    got = await answer_candidate(sim)
+    want = correct_candidate(COMMAND, route, 0.9)
+    ShoppingCandidate.model_validate(got)  # still a valid candidate
+    assert got["job"]["payload"]["items"] == want["job"]["payload"]["items"]
+    assert got["intent"] == want["intent"]
+    assert got["job"]["payload"]["list_id"] != want["job"]["payload"]["list_id"]
+    assert got["job"]["payload"]["list_id"] in COMMAND.context.lists
+    stats = (await sim.get("/sim/stats")).json()
+    assert stats["by_mode"]["disagree"] == 1
+
+
+@pytest.mark.parametrize(
+    ("context", "text", "expected_items"),
+    [
+        ({"lists": ["home"]}, "add milk and two eggs to my shopping list", 1),
+        ({"lists": ["home"]}, "add milk to my shopping list", 1),
+    ],
+)
+def test_with_one_list_disagree_drops_the_last_item_and_the_corridor_accepts_it(
+    context: dict[str, Any], text: str, expected_items: int
+) -> None:
+    command = CommandDTO.model_validate(
+        {"command_id": "c", "user_id": "u", "text": text, "capabilities": ["start_job"],
+         "context": context}
+    )  # fmt: skip
+    config = SimConfig()
+    raw = corrupt(
+        correct_candidate(command, route, 0.9), Mode.DISAGREE, command, config, random.Random(0)
+    )
+    assert len(raw["job"]["payload"]["items"]) == expected_items
+    baseline = route(command).model_dump(mode="json")
+    verdict = judge(raw, corridor=C, command=command, baseline=baseline, threshold=0.7)
+    assert verdict.accepted
+    changed = acceptance.merge(baseline, verdict.candidate) != baseline  # type: ignore[arg-type]
+    assert changed == (len(baseline["job"]["payload"]["items"]) > 1)
+
+
+def test_disagree_rate_is_a_seeded_share_and_a_cli_option() -> None:
+    args = build_parser().parse_args(["--disagree-rate", "0.25", "--seed", "3"])
+    config = config_from_args(args)
+    assert config.disagree_rate == 0.25
+
+    async def count() -> tuple[int, int]:
+        async with sim_client(create_app(config)) as client:
+            for _ in range(400):
+                assert (await client.post(PATH, json=REQUEST)).status_code == 200
+            by_mode = (await client.get("/sim/stats")).json()["by_mode"]
+            return by_mode["disagree"], by_mode["none"]
+
+    first, second = asyncio.run(count()), asyncio.run(count())
+    assert first == second  # same seed, same share
+    assert 60 <= first[0] <= 140 and sum(first) == 400
+    # Adding the mode last left the other modes' seeded draws where they were.
+    assert list(Mode)[-1] is Mode.DISAGREE
+    assert SimConfig(disagree_rate=1.0).pick(0.999) is Mode.DISAGREE
+    assert SimConfig(error_rate=0.5, disagree_rate=0.5).pick(0.25) is Mode.ERROR
+
+
+def test_force_disagree_is_accepted_by_the_cli() -> None:
+    args = build_parser().parse_args(["--force", "disagree"])
+    assert config_from_args(args).force is Mode.DISAGREE
+    with pytest.raises(SystemExit):
+        main(["--disagree-rate", "1.5"])
