@@ -10,8 +10,8 @@ Rules, the same for every provider:
   flag with the default instead of saying "not found" gives the same effective value;
 * a value of the wrong type (``TYPE_MISMATCH``) → as if the runbook had read garbage: enable →
   false (fail closed), sample rate → the environment default, timeout → 0 (corridor off),
-  profile → default profile, mode → ``off``. Numbers of the other numeric type (an int sample rate, a float
-  timeout) are re-evaluated as that type and parsed, so ``7`` clamps to 1.0 like the
+  profile → default profile, mode → ``off``. Numbers of the other numeric type (an int sample
+  rate, a float timeout) are re-evaluated as that type and parsed, so ``7`` clamps to 1.0 like the
   environment variable would (the extra evaluation happens only for such a malformed value);
 * the provider not ready or fatal → ``ProviderUnavailable``; any other error code
   (``TARGETING_KEY_MISSING``, ``INVALID_CONTEXT``, ``PARSE_ERROR``, ``GENERAL``) →

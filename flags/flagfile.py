@@ -49,8 +49,8 @@ from partial_trust.flags.flagmodel import (
     Scalar,
     parse_document,
 )
-from partial_trust.mode import Mode
 from partial_trust.flags.saferead import UnsafeFileError, read_regular
+from partial_trust.mode import Mode
 from partial_trust.thresholds import STAGES
 
 __all__ = [

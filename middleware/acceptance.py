@@ -88,7 +88,7 @@ def agrees(cand: ShoppingCandidate, baseline: dict[str, Any]) -> bool:
         return False
     mine = [(i.name, i.quantity) for i in cand.job.payload.items]
     return _decision_key(cand.intent, cand.job.payload.list_id, mine) == _decision_key(
-        baseline.get("intent"), payload.get("list_id"), base  # type: ignore[arg-type]
+        baseline.get("intent"), payload.get("list_id"), base
     )
 
 

@@ -278,9 +278,10 @@ def apply_ceiling(
     it on). ``sample_rate`` and ``timeout_ms``: the minimum (a set timeout of 0 or garbage is
     0, the corridor off). ``PARTIAL_TRUST_INTENT`` set to an intent off the allowlist: off.
     ``PARTIAL_TRUST_MODE``: the stricter of off < shadow < canary (``off``: the corridor off;
-    garbage reads as ``off``). ``PARTIAL_TRUST_PROFILE_ID`` set: it wins (profiles have no order, so the operator's
-    pinned profile is the conservative choice). ``LLM_POLICY_ENABLED`` has no flag: set, it
-    beats the policy file's ``enabled`` (false: ``skipped/policy_disabled``, no LLM call).
+    garbage reads as ``off``). ``PARTIAL_TRUST_PROFILE_ID`` set: it wins (profiles have no
+    order, so the operator's pinned profile is the conservative choice).
+    ``LLM_POLICY_ENABLED`` has no flag: set, it beats the policy file's ``enabled`` (false:
+    ``skipped/policy_disabled``, no LLM call).
     On equal values the variable is named, because it is what holds the value there.
     ``limits`` says what decided each setting: ``flag <key>``, ``env <VARIABLE>``,
     ``default`` (neither served nor set), ``policy file``, or, when the corridor is off, the

@@ -164,7 +164,7 @@ def validate_plain(data: bytes) -> Fields | None:
         obj = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
         if type(obj) is not dict:
             return None
-        keys = obj.keys()
+        keys = set(obj)
         legacy = "schema" not in keys
         extra = keys & OPTIONAL
         if extra and (legacy or extra != OPTIONAL):
@@ -244,7 +244,10 @@ LINE: Final = re.compile(
     rb'"latency_ms":(' + _MS + rb'),"baseline_latency_ms":' + _MS + rb","
     rb'"intent_match":' + _BOOL3 + rb',"entity_key_match":' + _BOOL3 + rb","
     rb'"confidence":' + _UNIT + rb',"items_baseline":' + _ITEMS + rb","
-    rb'"items_llm":' + _ITEMS + rb'(?:,"mode":(null|"shadow"|"canary"),"agreement":' + _BOOL3
+    rb'"items_llm":'
+    + _ITEMS
+    + rb'(?:,"mode":(null|"shadow"|"canary"),"agreement":'
+    + _BOOL3
     + rb")?+\}$",
     re.MULTILINE,
 )
