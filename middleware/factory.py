@@ -115,8 +115,9 @@ class CorridorStack:
 
     async def stop(self) -> None:
         try:
+            # First, while the flags still read as they did: a bounded drain of the queue.
+            await self.engine.shadow.stop()
             await self.source.stop()
-            await self.engine.shadow.stop()  # drains (bounded) before the LLM client closes
             await self.llm.aclose()
             await self.risk_log.aclose()
         finally:
