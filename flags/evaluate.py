@@ -1,4 +1,4 @@
-"""Turn four flag evaluations into one ``EffectiveSettings``, with the runbook's rules.
+"""Turn five flag evaluations into one ``EffectiveSettings``, with the runbook's rules.
 
 This runs when flags may have changed (a provider event or the refresh interval), never per
 request: one evaluation costs ~12 µs and the whole not-sampled budget is 15 µs.
@@ -10,8 +10,8 @@ Rules, the same for every provider:
   flag with the default instead of saying "not found" gives the same effective value;
 * a value of the wrong type (``TYPE_MISMATCH``) → as if the runbook had read garbage: enable →
   false (fail closed), sample rate → the environment default, timeout → 0 (corridor off),
-  profile → default profile. Numbers of the other numeric type (an int sample rate, a float
-  timeout) are re-evaluated as that type and parsed, so ``7`` clamps to 1.0 like the
+  profile → default profile, mode → ``off``. Numbers of the other numeric type (an int sample
+  rate, a float timeout) are re-evaluated as that type and parsed, so ``7`` clamps to 1.0 like the
   environment variable would (the extra evaluation happens only for such a malformed value);
 * the provider not ready or fatal → ``ProviderUnavailable``; any other error code
   (``TARGETING_KEY_MISSING``, ``INVALID_CONTEXT``, ``PARSE_ERROR``, ``GENERAL``) →
@@ -41,7 +41,8 @@ from partial_trust.config import (
     parse_sample_rate,
     parse_timeout_ms,
 )
-from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
+from partial_trust.flags.flagfile import ENABLED, MODE, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
+from partial_trust.mode import Mode, parse_mode
 
 _UNAVAILABLE = frozenset({ErrorCode.PROVIDER_NOT_READY, ErrorCode.PROVIDER_FATAL})
 _MESSAGE_MAX = 200
@@ -99,7 +100,7 @@ _GARBAGE = object()
 def read_flags(
     client: OpenFeatureClient, defaults: EnvDefaults, context: EvaluationContext | None = None
 ) -> FlagValues:
-    """The four flags as served, parsed with the runbook's rules (``None``: not served)."""
+    """The five flags as served, parsed with the runbook's rules (``None``: not served)."""
     r = _Reader(client, context)
     served, value = r.get("boolean", ENABLED, defaults.enabled)
     enabled = (value is True) if served else None
@@ -123,7 +124,12 @@ def read_flags(
     profile_id = None
     if served:
         profile_id = profile if isinstance(profile, str) else ""
-    return FlagValues(enabled, sample_rate, timeout_ms, profile_id)
+
+    served, raw_mode = r.get("string", MODE, defaults.mode.value)
+    mode = None
+    if served:  # garbage or a value of the wrong type: the strictest reading, off
+        mode = parse_mode(raw_mode) if isinstance(raw_mode, str) and raw_mode.strip() else Mode.OFF
+    return FlagValues(enabled, sample_rate, timeout_ms, profile_id, mode)
 
 
 def evaluate(
@@ -133,7 +139,7 @@ def evaluate(
     source: str,
     context: EvaluationContext | None = None,
 ) -> EffectiveSettings:
-    """Evaluate the four flags once, apply the environment's ceilings, freeze the result."""
+    """Evaluate the five flags once, apply the environment's ceilings, freeze the result."""
     return apply_ceiling(
         read_flags(client, defaults, context),
         defaults,

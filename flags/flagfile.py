@@ -39,6 +39,7 @@ from partial_trust.flags.flagmodel import (
     ENABLED,
     FLAGD_SCHEMA,
     KNOWN_FLAGS,
+    MODE,
     PROFILE_ID,
     SAMPLE_RATE,
     TIMEOUT_MS,
@@ -49,6 +50,7 @@ from partial_trust.flags.flagmodel import (
     parse_document,
 )
 from partial_trust.flags.saferead import UnsafeFileError, read_regular
+from partial_trust.mode import Mode
 from partial_trust.thresholds import STAGES
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "ENABLED",
     "FLAGD_SCHEMA",
     "KNOWN_FLAGS",
+    "MODE",
     "PROFILE_ID",
     "SAMPLE_RATE",
     "STAGE_ONE_RATE",
@@ -87,6 +90,7 @@ STARTER_FILE = "partial-trust.flagd.json"
 _FRESH_MODE = 0o644  # a replaced file's mode: the service may run as another user
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+MODES = tuple(m.value for m in Mode)
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -137,6 +141,10 @@ def coerce_value(key: str, value: object) -> Scalar:
         if ms <= 0:
             raise FlagFileError(f"{key}: {value!r} is not a whole number of milliseconds > 0")
         return ms
+    if key == MODE:
+        if text is None or text.lower() not in MODES:
+            raise FlagFileError(f"{key}: {value!r} is not one of: {', '.join(MODES)}")
+        return text.lower()
     if text is None or any(ch in text for ch in "\r\n\t") or len(text) > 200:
         raise FlagFileError(f"{key}: {value!r} is not a profile id (one line of text)")
     return text

@@ -22,12 +22,14 @@ ENABLED = "partial-trust-enabled"
 SAMPLE_RATE = "partial-trust-sample-rate"
 TIMEOUT_MS = "partial-trust-timeout-ms"
 PROFILE_ID = "partial-trust-profile-id"
+MODE = "partial-trust-mode"
 #: flag key -> the flagd type it must have
 KNOWN_FLAGS: dict[str, str] = {
     ENABLED: "boolean",
     SAMPLE_RATE: "float",
     TIMEOUT_MS: "integer",
     PROFILE_ID: "string",
+    MODE: "string",
 }
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 #: the largest integer magnitude a flag file may hold (JSON's safe integer range)

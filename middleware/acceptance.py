@@ -20,7 +20,9 @@ from partial_trust.middleware.item_names import chars_ok as _name_ok
 from partial_trust.middleware.text import item_key
 from partial_trust.outcome import Reason
 
-__all__ = ["MAX_ITEMS", "MAX_NAME_CHARS", "Verdict", "grounding", "item_key", "judge", "merge"]
+__all__ = [
+    "MAX_ITEMS", "MAX_NAME_CHARS", "Verdict", "agrees", "grounding", "item_key", "judge", "merge",
+]  # fmt: skip
 
 MAX_ITEMS = 20
 #: Called directly: ``model_validate`` only adds a Python frame and keyword defaults.
@@ -44,6 +46,8 @@ class Verdict:
     entity_key_match: bool | None = None
     confidence: float | None = None
     items_llm: int | None = None
+    #: The candidate's decision equals the baseline's (see ``agrees``); ``None``: no candidate.
+    agreement: bool | None = None
 
     @property
     def accepted(self) -> bool:
@@ -67,6 +71,25 @@ def _baseline_reading(decision: dict[str, Any]) -> list[tuple[str, int]]:
         if type(quantity) is int:
             pairs.append((str(item.get("name", "")), quantity))
     return pairs
+
+
+def _decision_key(
+    intent: object, list_id: object, items: list[tuple[str, int]]
+) -> tuple[object, object, list[tuple[str, int]]]:
+    return intent, list_id, sorted((item_key(name), quantity) for name, quantity in items)
+
+
+def agrees(cand: ShoppingCandidate, baseline: dict[str, Any]) -> bool:
+    """The candidate decides what the baseline decided: the same intent, the same list id and
+    the same items as a multiset of (``item_key`` of the name, quantity)."""
+    payload = (baseline.get("job") or {}).get("payload") or {}
+    base = [(str(i.get("name", "")), i.get("quantity", 1)) for i in _items_of(baseline)]
+    if not all(type(q) is int for _, q in base):
+        return False
+    mine = [(i.name, i.quantity) for i in cand.job.payload.items]
+    return _decision_key(cand.intent, cand.job.payload.list_id, mine) == _decision_key(
+        baseline.get("intent"), payload.get("list_id"), base
+    )
 
 
 def judge(
@@ -101,6 +124,7 @@ def judge(
             entity_key_match=keys_llm == keys_base,
             confidence=round(confidence, 4),
             items_llm=len(names),
+            agreement=agrees(cand, baseline),
         )
 
     if cand.intent != corridor or cand.job.job_type != corridor:

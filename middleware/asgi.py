@@ -23,6 +23,7 @@ from partial_trust.middleware.engine import (
     CorridorEngine,
     candidate_by,
 )
+from partial_trust.middleware.shadow import ShadowJob
 from partial_trust.outcome import Outcome, Reason
 
 
@@ -61,7 +62,10 @@ class PartialTrustMiddleware:
             engine.emit(admitted)
             await self.app(scope, replay, send)
             return
-        await _run_sampled(self.app, engine, admitted, scope, replay, send)
+        if admitted.shadow:
+            await _run_shadow(self.app, engine, admitted, scope, replay, send)
+        else:
+            await _run_sampled(self.app, engine, admitted, scope, replay, send)
 
 
 async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, bool, Receive]:
@@ -160,6 +164,42 @@ async def _run_sampled(
     else:
         await _send_replacement(send, messages[0], replacement)
     engine.emit(outcome, span)
+
+
+async def _run_shadow(
+    app: ASGIApp,
+    engine: CorridorEngine,
+    adm: Admission,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """The baseline straight to the client (each message as the app sends it, a copy kept);
+    once it has answered, the LLM call is queued for the background (``shadow.ShadowQueue``)."""
+    messages: list[Message] = []
+
+    async def tee(message: Message) -> None:
+        messages.append(message)
+        await send(message)
+
+    started = time.perf_counter()
+    try:
+        await app(scope, receive, tee)
+    except BaseException:
+        engine.emit(engine.skip(adm.settings, Reason.BASELINE_ERROR, adm.command_key))
+        raise
+    baseline_ms = (time.perf_counter() - started) * 1000.0
+    try:
+        start, body = _split_response(messages)
+        ok = start is not None and start["status"] == 200
+        baseline = engine.corridor.baseline_decision(body) if ok else None
+        if baseline is None:
+            reason = Reason.CORRIDOR_MISMATCH if ok else Reason.BASELINE_ERROR
+            engine.emit(engine.skip(adm.settings, reason, adm.command_key))
+        else:
+            engine.shadow.submit(ShadowJob(adm, baseline, baseline_ms))
+    except Exception:
+        engine.emit(engine.internal_error(adm.settings, adm))
 
 
 def _split_response(messages: list[Message]) -> tuple[Message | None, bytes]:

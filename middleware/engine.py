@@ -31,6 +31,8 @@ from partial_trust.middleware.metrics import CorridorMetrics
 from partial_trust.middleware.policy import PolicyRegistry, ResolvedProfile
 from partial_trust.middleware.risk_log import RiskLog
 from partial_trust.middleware.sampling import CommandKeyer, is_sampled
+from partial_trust.middleware.shadow import ShadowQueue
+from partial_trust.mode import Mode
 from partial_trust.outcome import Outcome, Reason, Status
 
 logger = logging.getLogger("partial_trust.engine")
@@ -48,6 +50,15 @@ class Admission:
     @property
     def timeout_s(self) -> float:
         return min(self.settings.timeout_ms, self.profile.profile.timeout_cap_ms) / 1000.0
+
+    @property
+    def shadow(self) -> bool:
+        return self.settings.mode is Mode.SHADOW
+
+
+def outcome_mode(settings: EffectiveSettings) -> Mode:
+    """The mode an outcome records: ``shadow`` or ``canary`` (``off`` records nothing)."""
+    return Mode.SHADOW if settings.mode is Mode.SHADOW else Mode.CANARY
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,8 @@ class CorridorEngine:
         risk_log: RiskLog | None = None,
         metrics: CorridorMetrics | None = None,
         keyer: CommandKeyer | None = None,
+        shadow_queue_size: int = 64,
+        shadow_workers: int = 4,
     ) -> None:
         self.corridor = corridor
         self.settings = settings
@@ -88,6 +101,8 @@ class CorridorEngine:
         self.metrics = metrics
         self.keyer = keyer or CommandKeyer()
         self._not_sampled_cache: tuple[EffectiveSettings, Outcome] | None = None
+        #: Shadow mode's background LLM calls (started and stopped with the stack).
+        self.shadow = ShadowQueue(self, maxsize=shadow_queue_size, workers=shadow_workers)
         if metrics is not None:
             metrics.preinit(corridor.name)
             if circuit is not None:
@@ -104,6 +119,7 @@ class CorridorEngine:
             sample_rate=settings.sample_rate,
             profile_id=settings.profile_id,
             command_key=command_key,
+            mode=outcome_mode(settings),
         )
 
     def admit(self, settings: EffectiveSettings, body: bytes) -> Admission | Outcome:
@@ -174,7 +190,8 @@ class CorridorEngine:
         baseline: dict[str, Any],
         baseline_latency_ms: float,
     ) -> tuple[Outcome, bytes | None]:
-        """The outcome, and the body to send instead of the baseline's (only if accepted)."""
+        """The outcome, and the body to send instead of the baseline's (only if accepted, and
+        only in canary: in shadow nothing is ever served)."""
         corridor, settings = self.corridor, adm.settings
         common: dict[str, Any] = {
             "corridor": corridor.name,
@@ -185,6 +202,7 @@ class CorridorEngine:
             "latency_ms": result.latency_ms,
             "baseline_latency_ms": round(baseline_latency_ms, 3),
             "items_baseline": corridor.baseline_items(baseline),
+            "mode": outcome_mode(settings),
         }
         if result.error is not None:
             return Outcome(status=Status.ERROR, reason=result.error, **common), None
@@ -198,9 +216,12 @@ class CorridorEngine:
             entity_key_match=verdict.entity_key_match,
             confidence=verdict.confidence,
             items_llm=verdict.items_llm,
+            agreement=verdict.agreement,
             **common,
         )
-        body = _encode(corridor.merge(baseline, verdict)) if verdict.accepted else None
+        if not verdict.accepted or adm.shadow:
+            return outcome, None
+        body = _encode(corridor.merge(baseline, verdict))
         return outcome, body
 
     def internal_error(self, settings: EffectiveSettings, adm: Admission | None) -> Outcome:
@@ -213,6 +234,7 @@ class CorridorEngine:
             sample_rate=settings.sample_rate,
             profile_id=adm.profile.profile_id if adm else settings.profile_id,
             command_key=adm.command_key if adm else None,
+            mode=outcome_mode(settings),
         )
 
     def emit(self, outcome: Outcome, span: Span | None = None) -> None:

@@ -99,6 +99,7 @@ class CorridorStack:
             log_privacy.install()
             self._redacting = True
         self.risk_log.start()
+        await self.engine.shadow.start()
         await self.source.start()
         corridor = self.engine.corridor.name
         self.source.on_change(lambda settings: self.metrics.set_flags(corridor, settings))
@@ -114,6 +115,8 @@ class CorridorStack:
 
     async def stop(self) -> None:
         try:
+            # First, while the flags still read as they did: a bounded drain of the queue.
+            await self.engine.shadow.stop()
             await self.source.stop()
             await self.llm.aclose()
             await self.risk_log.aclose()
@@ -134,10 +137,15 @@ class CorridorStack:
                 "timeout_ms": settings.timeout_ms,
                 "profile_id": settings.profile_id,
                 "policy_enabled": settings.policy_enabled,
+                "mode": settings.mode.value,
                 "flags_available": settings.flags_available,
                 "source": settings.source,
             },
             "llm_circuit": self.circuit.state,
+            "shadow_queue": {
+                "depth": self.engine.shadow.depth(),
+                "dropped": self.engine.shadow.dropped,
+            },
             "risk_log": self.risk_log.status(),
             "hash_key": self.engine.keyer.status(),
         }

@@ -39,6 +39,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import Receive, Scope, Send
 
 from partial_trust.config import EffectiveSettings
+from partial_trust.mode import Mode
 from partial_trust.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
 
 #: Bucket edges in seconds; 0.3/0.4/0.5 are the runbook's LLM latency thresholds.
@@ -64,6 +65,10 @@ def _corridor_label(corridor: str) -> str:
 MATCH_VALUES: tuple[bool | None, ...] = (True, False, None)
 
 
+#: The modes an outcome can have (``off`` records nothing).
+OUTCOME_MODES: tuple[Mode, ...] = (Mode.SHADOW, Mode.CANARY)
+
+
 def _match_label(value: bool | None) -> str:
     return "unknown" if value is None else ("true" if value else "false")
 
@@ -84,6 +89,9 @@ class _Families:
     risk_log_last_write: Gauge
     circuit_state: Gauge
     llm_in_flight: Gauge
+    agreement: Counter
+    shadow_queue_depth: Gauge
+    shadow_dropped: Counter
 
     @classmethod
     def declare(cls, r: CollectorRegistry) -> _Families:
@@ -156,6 +164,24 @@ class _Families:
                 "LLM candidate calls currently waiting for an answer.",
                 "livesum",
             ),
+            agreement=Counter(
+                "partial_trust_agreement_total",
+                "Outcomes by mode and whether the candidate decided what the baseline decided "
+                "(unknown: no parsed candidate).",
+                ("corridor", "mode", "agreement"),
+                registry=r,
+            ),
+            shadow_queue_depth=gauge(
+                "partial_trust_shadow_queue_depth",
+                "Shadow LLM calls waiting in the background queue.",
+                "livesum",
+            ),
+            shadow_dropped=Counter(
+                "partial_trust_shadow_dropped_total",
+                "Shadow LLM calls dropped because the background queue was full.",
+                c,
+                registry=r,
+            ),
         )
 
 
@@ -181,6 +207,7 @@ class CorridorMetrics:
         self._baseline: dict[str, Histogram] = {}
         self._candidates: dict[tuple[str, bool | None, bool | None], Counter] = {}
         self._sampled_path: dict[str, tuple[Gauge, Gauge]] = {}  # circuit state, in flight
+        self._agreement: dict[tuple[str, Mode, bool | None], Counter] = {}
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -211,6 +238,12 @@ class CorridorMetrics:
             if bh is None:
                 bh = self._baseline_child(corridor)
             bh.observe(baseline / 1000.0)
+        if status in SAMPLED_STATUSES:  # an LLM call was due: agreement true/false/unknown
+            akey = (corridor, outcome.mode, outcome.agreement)
+            agree = self._agreement.get(akey)
+            if agree is None:
+                agree = self._agreement_child(akey)
+            agree.inc()
 
     # -- cache misses: validate once, then never again ---------------------------------------
 
@@ -236,6 +269,12 @@ class CorridorMetrics:
         child = self._candidates[key] = self._f.candidates.labels(*labels)
         return child
 
+    def _agreement_child(self, key: tuple[str, Mode, bool | None]) -> Counter:
+        corridor, mode, agreement = key
+        labels = (_corridor_label(corridor), Mode(mode).value, _match_label(agreement))
+        child = self._agreement[key] = self._f.agreement.labels(*labels)
+        return child
+
     # -- everything else (rare: per flag change, per risk-log batch, per breaker change) -----
 
     def preinit(self, corridor: str) -> None:
@@ -250,6 +289,11 @@ class CorridorMetrics:
             for entity in MATCH_VALUES:
                 if intent is not None or entity is not None:
                     self._candidate_child((corridor, intent, entity))
+        for mode in OUTCOME_MODES:
+            for agreement in MATCH_VALUES:
+                self._agreement_child((corridor, mode, agreement))
+        self._f.shadow_queue_depth.labels(corridor)
+        self._f.shadow_dropped.labels(corridor)
         for result in RISK_LOG_RESULTS:
             self._f.risk_log_records.labels(result)
         self._gauges(corridor)
@@ -283,6 +327,13 @@ class CorridorMetrics:
     def llm_in_flight(self, corridor: str, delta: int) -> None:
         """+1 when an LLM call starts, -1 when it ends (in a ``finally``)."""
         self._gauges(corridor)[1].inc(delta)
+
+    def shadow_queue(self, corridor: str, depth: int, *, dropped: int = 0) -> None:
+        """The shadow queue's depth now, and how many calls it just dropped (full)."""
+        label = _corridor_label(corridor)
+        self._f.shadow_queue_depth.labels(label).set(depth)
+        if dropped:
+            self._f.shadow_dropped.labels(label).inc(dropped)
 
     def _gauges(self, corridor: str) -> tuple[Gauge, Gauge]:
         """Circuit-state and in-flight children: touched twice per sampled request, so cached."""

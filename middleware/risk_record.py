@@ -20,7 +20,7 @@ SCHEMA: Final = "partial_trust_risk/v1"
 FIELDS: Final = (
     "timestamp", "schema", "corridor", "command_key", "status", "reason_code", "sampled",
     "sample_rate", "profile_id", "latency_ms", "baseline_latency_ms", "intent_match",
-    "entity_key_match", "confidence", "items_baseline", "items_llm",
+    "entity_key_match", "confidence", "items_baseline", "items_llm", "mode", "agreement",
 )  # fmt: skip
 _MAX_STR: Final = 128  # corridor/profile/key are short identifiers; anything longer is suspect
 
@@ -85,6 +85,8 @@ def record(outcome: Outcome) -> dict[str, object]:
         "confidence": _num(outcome.confidence, 4),
         "items_baseline": _int(outcome.items_baseline),
         "items_llm": _int(outcome.items_llm),
+        "mode": _ident(outcome.mode),
+        "agreement": _flag(outcome.agreement),
     }
 
 

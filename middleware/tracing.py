@@ -50,17 +50,21 @@ _OPTIONAL: tuple[tuple[str, str], ...] = (
     ("entity_key_match", "partial_trust.entity_key_match"),
     ("items_baseline", "partial_trust.items_baseline"),
     ("items_llm", "partial_trust.items_llm"),
+    ("agreement", "partial_trust.agreement"),
 )
 
 
-_BaseKey = tuple[str, str, str, bool, float]
-#: The five always-present attributes per (corridor, status, reason, sampled, rate): building
+_BaseKey = tuple[str, str, str, bool, float, str]
+#: The six always-present attributes per (corridor, status, reason, sampled, rate, mode): building
 #: them costs ~1 µs, a lookup ~0.2 µs. Bounded: cleared if flag churn ever fills it.
 _base_cache: dict[_BaseKey, Mapping[str, AttrValue]] = {}
 
 
 def _base_attributes(outcome: Outcome) -> Mapping[str, AttrValue]:
-    key = (outcome.corridor, outcome.status, outcome.reason, outcome.sampled, outcome.sample_rate)
+    key = (
+        outcome.corridor, outcome.status, outcome.reason, outcome.sampled, outcome.sample_rate,
+        outcome.mode,
+    )  # fmt: skip
     attrs = _base_cache.get(key)
     if attrs is None:
         if len(_base_cache) >= 1024:
@@ -71,6 +75,7 @@ def _base_attributes(outcome: Outcome) -> Mapping[str, AttrValue]:
             "partial_trust.reason": Reason(outcome.reason).value,
             "partial_trust.sampled": bool(outcome.sampled),
             "partial_trust.sample_rate": float(outcome.sample_rate),
+            "partial_trust.mode": str(outcome.mode.value),
         }
     return attrs
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from partial_trust.mode import DEFAULT_MODE, Mode, parse_mode, stricter_mode
+
 logger = logging.getLogger("partial_trust.config")
 T = TypeVar("T")
 
@@ -38,12 +40,16 @@ ENV_SAMPLE_RATE = "PARTIAL_TRUST_SAMPLE_RATE"
 ENV_TIMEOUT_MS = "PARTIAL_TRUST_TIMEOUT_MS"
 ENV_PROFILE_ID = "PARTIAL_TRUST_PROFILE_ID"
 ENV_POLICY_ENABLED = "LLM_POLICY_ENABLED"
+ENV_MODE = "PARTIAL_TRUST_MODE"
 #: The flag keys (the contract; ``partial_trust.flags.flagmodel`` defines the same strings).
 FLAG_ENABLED = "partial-trust-enabled"
 FLAG_SAMPLE_RATE = "partial-trust-sample-rate"
 FLAG_TIMEOUT_MS = "partial-trust-timeout-ms"
 FLAG_PROFILE_ID = "partial-trust-profile-id"
-_CEILING_VARS = (ENV_ENABLED, ENV_INTENT, ENV_SAMPLE_RATE, ENV_TIMEOUT_MS, ENV_PROFILE_ID)
+FLAG_MODE = "partial-trust-mode"
+_CEILING_VARS = (
+    ENV_ENABLED, ENV_INTENT, ENV_SAMPLE_RATE, ENV_TIMEOUT_MS, ENV_PROFILE_ID, ENV_MODE,
+)  # fmt: skip
 
 
 def parse_bool(raw: str | None) -> bool:
@@ -120,6 +126,8 @@ class EffectiveSettings:
     #: (setting, what decided it) pairs, see ``apply_ceiling``; not part of equality, so a
     #: snapshot whose values did not change is not reported as a change.
     limits: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    #: ``shadow`` or ``canary`` while on (``off`` turns the corridor off, see ``apply_ceiling``).
+    mode: Mode = DEFAULT_MODE
 
     @classmethod
     def build(
@@ -134,15 +142,18 @@ class EffectiveSettings:
         flags_available: bool = True,
         source: str = "env",
         limits: tuple[tuple[str, str], ...] = (),
+        mode: Mode = DEFAULT_MODE,
     ) -> EffectiveSettings:
         """Apply the runbook's rule: a missing intent or a zero timeout disables the corridor."""
         on = enabled and intent is not None and timeout_ms > 0 and flags_available
+        on = on and mode is not Mode.OFF
         if not on:
             off = (False, intent, 0.0, 0, None, policy_enabled, flags_available, source, limits)
-            return cls(*off)
+            return cls(*off, mode=mode)
         return cls(
-            True, intent, sample_rate, timeout_ms, profile_id, policy_enabled, True, source, limits
-        )
+            True, intent, sample_rate, timeout_ms, profile_id, policy_enabled, True, source, limits,
+            mode,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +167,7 @@ class EnvDefaults:
     profile_id: str | None
     risk_log_path: str
     policy_enabled: bool | None
+    mode: Mode = DEFAULT_MODE
     #: The ceiling variables that are SET (present and not blank): only these limit the flags.
     explicit: frozenset[str] = frozenset()
 
@@ -170,6 +182,7 @@ class EnvDefaults:
             profile_id=parse_profile_id(env.get("PARTIAL_TRUST_PROFILE_ID")),
             risk_log_path=env.get("PARTIAL_TRUST_RISK_LOG_PATH") or DEFAULT_RISK_LOG_PATH,
             policy_enabled=parse_optional_bool(env.get("LLM_POLICY_ENABLED")),
+            mode=parse_mode(env.get(ENV_MODE)),
             explicit=frozenset(n for n in _CEILING_VARS if (env.get(n) or "").strip()),
         )
 
@@ -188,10 +201,11 @@ class FlagValues:
     sample_rate: float | None = None
     timeout_ms: int | None = None
     profile_id: str | None = None
+    mode: Mode | None = None
 
 
 #: The keys of ``EffectiveSettings.limits`` (and of ``limits`` on /health, flags show, console).
-LIMIT_FIELDS = ("enabled", "sample_rate", "timeout_ms", "profile_id", "policy_enabled")
+LIMIT_FIELDS = ("enabled", "sample_rate", "timeout_ms", "profile_id", "policy_enabled", "mode")
 FLAGS_UNAVAILABLE = "flags unavailable"
 
 
@@ -226,6 +240,7 @@ class Ceilinged:
     timeout_ms: tuple[int, str]
     profile_id: tuple[str | None, str]
     policy_enabled: tuple[bool, str]
+    mode: tuple[Mode, str] = (DEFAULT_MODE, "default")
 
 
 def ceilinged(flags: FlagValues, env: EnvDefaults, policy_default: bool = False) -> Ceilinged:
@@ -244,7 +259,9 @@ def ceilinged(flags: FlagValues, env: EnvDefaults, policy_default: bool = False)
         policy = (policy_default, "policy file")
     else:
         policy = (env.policy_enabled, f"env {ENV_POLICY_ENABLED}")
-    return Ceilinged(enabled, rate, timeout, (parse_profile_id(profile[0]), profile[1]), policy)
+    mode = _pick(ENV_MODE, FLAG_MODE, flags.mode, env, env.mode, stricter_mode)
+    profile_pair = (parse_profile_id(profile[0]), profile[1])
+    return Ceilinged(enabled, rate, timeout, profile_pair, policy, mode)
 
 
 def apply_ceiling(
@@ -260,9 +277,11 @@ def apply_ceiling(
     ``enabled``: a set variable can only turn the corridor off (``true`` set does not force
     it on). ``sample_rate`` and ``timeout_ms``: the minimum (a set timeout of 0 or garbage is
     0, the corridor off). ``PARTIAL_TRUST_INTENT`` set to an intent off the allowlist: off.
-    ``PARTIAL_TRUST_PROFILE_ID`` set: it wins (profiles have no order, so the operator's
-    pinned profile is the conservative choice). ``LLM_POLICY_ENABLED`` has no flag: set, it
-    beats the policy file's ``enabled`` (false: ``skipped/policy_disabled``, no LLM call).
+    ``PARTIAL_TRUST_MODE``: the stricter of off < shadow < canary (``off``: the corridor off;
+    garbage reads as ``off``). ``PARTIAL_TRUST_PROFILE_ID`` set: it wins (profiles have no
+    order, so the operator's pinned profile is the conservative choice).
+    ``LLM_POLICY_ENABLED`` has no flag: set, it beats the policy file's ``enabled`` (false:
+    ``skipped/policy_disabled``, no LLM call).
     On equal values the variable is named, because it is what holds the value there.
     ``limits`` says what decided each setting: ``flag <key>``, ``env <VARIABLE>``,
     ``default`` (neither served nor set), ``policy file``, or, when the corridor is off, the
@@ -279,6 +298,8 @@ def apply_ceiling(
         on, off_by = False, f"env {ENV_INTENT}"
     elif timeout <= 0:
         on, off_by = False, by_timeout
+    elif c.mode[0] is Mode.OFF:
+        on, off_by = False, c.mode[1]
     decided = (by_enabled, c.sample_rate[1], by_timeout, c.profile_id[1]) if on else (off_by,) * 4
     return EffectiveSettings.build(
         enabled=on,
@@ -289,7 +310,12 @@ def apply_ceiling(
         policy_enabled=c.policy_enabled[0],
         flags_available=flags_available,
         source=source,
-        limits=(*zip(LIMIT_FIELDS, decided, strict=False), ("policy_enabled", c.policy_enabled[1])),
+        limits=(
+            *zip(LIMIT_FIELDS, decided, strict=False),
+            ("policy_enabled", c.policy_enabled[1]),
+            ("mode", c.mode[1] if on else off_by),
+        ),
+        mode=c.mode[0],
     )
 
 

@@ -11,6 +11,8 @@ import enum
 import time
 from dataclasses import dataclass, field
 
+from partial_trust.mode import Mode
+
 
 class Status(enum.StrEnum):
     ACCEPTED_LLM = "accepted_llm"
@@ -127,11 +129,19 @@ class Outcome:
     items_baseline: int | None = None
     items_llm: int | None = None
     timestamp: float = field(default_factory=time.time)
+    #: ``canary`` (an accepted candidate was served) or ``shadow`` (nothing was served: the
+    #: status says what canary would have done); never ``off`` (nothing is recorded then).
+    mode: Mode = Mode.CANARY
+    #: The candidate's decision equals the baseline's (intent, list id, items as a multiset of
+    #: normalised name and quantity); ``None`` when no candidate was parsed.
+    agreement: bool | None = None
 
     def __post_init__(self) -> None:
         allowed = REASONS_BY_STATUS[self.status]
         if self.reason not in allowed:
             raise ValueError(f"reason {self.reason.value!r} is not valid for {self.status.value!r}")
+        if self.mode is Mode.OFF:
+            raise ValueError("an outcome's mode is shadow or canary")
 
     @property
     def logged(self) -> bool:

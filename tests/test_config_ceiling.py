@@ -59,6 +59,7 @@ def test_unset_variables_leave_the_flags_in_charge() -> None:
         "timeout_ms": "flag partial-trust-timeout-ms",
         "profile_id": "flag partial-trust-profile-id",
         "policy_enabled": "policy file",
+        "mode": "default",
     }
 
 

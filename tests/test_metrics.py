@@ -201,6 +201,8 @@ LABEL_VALUES = {
     "intent_match": {"true", "false", "unknown"},
     "entity_key_match": {"true", "false", "unknown"},
     "result": set(RISK_LOG_RESULTS),
+    "mode": {"shadow", "canary"},
+    "agreement": {"true", "false", "unknown"},
 }
 floats = st.none() | st.floats(allow_nan=True, allow_infinity=True)
 texts = st.none() | st.text(min_size=4, max_size=40)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXPECTED_FIELDS = (
     "timestamp", "schema", "corridor", "command_key", "status", "reason_code", "sampled",
     "sample_rate", "profile_id", "latency_ms", "baseline_latency_ms", "intent_match",
-    "entity_key_match", "confidence", "items_baseline", "items_llm",
+    "entity_key_match", "confidence", "items_baseline", "items_llm", "mode", "agreement",
 )  # fmt: skip
 
 

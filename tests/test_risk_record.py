@@ -39,6 +39,8 @@ TYPES: dict[str, tuple[type, ...]] = {
     "confidence": (*NUM, type(None)),
     "items_baseline": (int, type(None)),
     "items_llm": (int, type(None)),
+    "mode": (str,),
+    "agreement": (bool, type(None)),
 }
 
 

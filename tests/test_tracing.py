@@ -53,6 +53,7 @@ def expected_attributes(o: Outcome) -> dict[str, object]:
         "partial_trust.reason": o.reason.value,
         "partial_trust.sampled": o.sampled,
         "partial_trust.sample_rate": 0.25,
+        "partial_trust.mode": "canary",
     }
     if o.latency_ms is not None:
         attrs["partial_trust.latency_ms"] = 350.0
@@ -223,7 +224,7 @@ def test_span_attributes_hold_no_input_text(
     o = Outcome(C, pair[0], pair[1], True, 0.5, profile, key, latency, None, None, None, conf)
     tracing.record_outcome(o)
     (span,) = _EXPORTER.get_finished_spans()
-    allowed = {C} | {s.value for s in Status} | {r.value for r in Reason}
+    allowed = {C} | {s.value for s in Status} | {r.value for r in Reason} | {"canary", "shadow"}
     for name, value in (span.attributes or {}).items():
         assert name.startswith("partial_trust.")
         if isinstance(value, str):

@@ -125,6 +125,10 @@ _REQUIRED: Final = frozenset(
      "profile_id", "latency_ms", "baseline_latency_ms", "intent_match", "entity_key_match",
      "confidence", "items_baseline", "items_llm")
 )  # fmt: skip
+#: Issue 19's fields: written together by newer writers, absent from older lines (both valid).
+OPTIONAL: Final = frozenset(("mode", "agreement"))
+#: The values ``mode`` may have on a line (``off`` records nothing).
+MODES: Final = frozenset(("shadow", "canary"))
 
 
 def _refuse_constant(name: str) -> float:
@@ -160,12 +164,19 @@ def validate_plain(data: bytes) -> Fields | None:
         obj = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
         if type(obj) is not dict:
             return None
-        keys = obj.keys()
+        keys = set(obj)
         legacy = "schema" not in keys
+        extra = keys & OPTIONAL
+        if extra and (legacy or extra != OPTIONAL):
+            return None
+        keys = keys - extra
         if keys - {"schema"} != _REQUIRED and not (
             legacy and LEGACY_REQUIRED.issubset(keys) and _REQUIRED.issuperset(keys)
         ):
             return None
+        if extra and (obj["mode"] not in MODES and obj["mode"] is not None):
+            return None
+        _tribool(obj.get("agreement"))
         status, reason = obj["status"], obj["reason_code"]
         sampled = obj.get("sampled")
         if (
@@ -223,7 +234,8 @@ _PAIRS = b"|".join(
     for s, rs in sorted(REASONS.items())
 )
 _BOOL3 = rb"(true|false|null)"
-#: One canonical line. Groups: hour, status, reason_code, latency_ms, intent, entity.
+#: One canonical line. Groups: hour, status, reason_code, latency_ms, intent, entity, and,
+#: on lines of newer writers (empty on older ones), mode and agreement.
 LINE: Final = re.compile(
     rb'^\{"timestamp":"' + _STAMP + rb'","schema":"partial_trust_risk/v1",'
     rb'"corridor":' + _ID + rb',"command_key":' + _ID + rb","
@@ -232,7 +244,11 @@ LINE: Final = re.compile(
     rb'"latency_ms":(' + _MS + rb'),"baseline_latency_ms":' + _MS + rb","
     rb'"intent_match":' + _BOOL3 + rb',"entity_key_match":' + _BOOL3 + rb","
     rb'"confidence":' + _UNIT + rb',"items_baseline":' + _ITEMS + rb","
-    rb'"items_llm":' + _ITEMS + rb"\}$",
+    rb'"items_llm":'
+    + _ITEMS
+    + rb'(?:,"mode":(null|"shadow"|"canary"),"agreement":'
+    + _BOOL3
+    + rb")?+\}$",
     re.MULTILINE,
 )
 assert math.isfinite(LATENCY_CAP_MS) and LATENCY_CAP_MS > 1e6  # _MS stays below the cap

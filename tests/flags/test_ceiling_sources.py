@@ -62,6 +62,7 @@ async def test_rate_and_timeout_set_cap_the_flags_also_after_a_change() -> None:
             "timeout_ms": "env PARTIAL_TRUST_TIMEOUT_MS",
             "profile_id": "flag partial-trust-profile-id",
             "policy_enabled": "policy file",
+            "mode": "default",
         }
         put(provider, SAMPLE_RATE, 0.005)  # below the cap: the flag decides
         put(provider, TIMEOUT_MS, 30)

@@ -16,13 +16,15 @@ from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
 from partial_trust.flags import build_settings_source
-from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
+from partial_trust.flags.flagfile import ENABLED, MODE, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from partial_trust.flags.source import DOMAIN
 
 from .helpers import memory_source
 
 pytestmark = pytest.mark.anyio
-VALUES: dict[str, object] = {ENABLED: True, SAMPLE_RATE: 0.25, TIMEOUT_MS: 300, PROFILE_ID: ""}
+VALUES: dict[str, object] = {
+    ENABLED: True, SAMPLE_RATE: 0.25, TIMEOUT_MS: 300, PROFILE_ID: "", MODE: "canary",
+}  # fmt: skip
 
 
 class KeyRequiredProvider(AbstractProvider):

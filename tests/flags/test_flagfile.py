@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from partial_trust.flags import flagfile
-from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS, FlagFileError
+from partial_trust.flags.flagfile import (
+    ENABLED,
+    MODE,
+    PROFILE_ID,
+    SAMPLE_RATE,
+    TIMEOUT_MS,
+    FlagFileError,
+)
 
 
 def flags_of(path: Path) -> dict[str, dict[str, object]]:
@@ -21,7 +28,9 @@ def test_shipped_file_has_corridor_off_and_stage1_ready(flag_file: Path) -> None
     doc = flagfile.load(flag_file)
     assert doc.schema_url == flagfile.FLAGD_SCHEMA
     values = {key: flagfile.served_value(doc.flags[key])[0] for key in flagfile.KNOWN_FLAGS}
-    assert values == {ENABLED: False, SAMPLE_RATE: 0.01, TIMEOUT_MS: 200, PROFILE_ID: ""}
+    assert values == {
+        ENABLED: False, SAMPLE_RATE: 0.01, TIMEOUT_MS: 200, PROFILE_ID: "", MODE: "shadow",
+    }  # fmt: skip
     rate = doc.flags[SAMPLE_RATE].variants
     assert rate == {"off": 0.0, "stage1": 0.01, "stage2": 0.05, "stage3": 0.1}
     assert {"partial_trust", "reliable"} <= set(doc.flags[PROFILE_ID].variants.values())  # type: ignore[arg-type]
@@ -148,7 +157,9 @@ def test_kill_replaces_an_invalid_file_with_the_starter_document(flag_file: Path
     assert change.replaced is not None and "field 'variants'" in change.replaced
     doc = flagfile.load(flag_file)
     values = {key: flagfile.served_value(doc.flags[key])[0] for key in flagfile.KNOWN_FLAGS}
-    assert values == {ENABLED: False, SAMPLE_RATE: 0.01, TIMEOUT_MS: 200, PROFILE_ID: ""}
+    assert values == {
+        ENABLED: False, SAMPLE_RATE: 0.01, TIMEOUT_MS: 200, PROFILE_ID: "", MODE: "shadow",
+    }  # fmt: skip
     assert flag_file.stat().st_mode & 0o777 == 0o644
 
 

@@ -1,0 +1,156 @@
+"""Shadow mode's background queue: the LLM is asked after the baseline's answer went out.
+
+The request only hands a ``ShadowJob`` to ``submit`` (a ``put_nowait``: a few µs, never a
+wait); a fixed number of worker tasks, the queue's own concurrency cap, take jobs in order,
+ask the LLM under the same deadline rule as canary (the timeout from the flags, counted from
+when the worker starts the call), judge the candidate with the same acceptance rules, and
+emit the outcome with ``mode="shadow"``. A full queue drops the job and counts it
+(``partial_trust_shadow_dropped_total``): memory is bounded by ``maxsize`` whatever the LLM
+does. The kill switch is read again when a job starts: a corridor turned off (or out of
+shadow) since the request asks nothing more. The breaker is the engine's: shadow calls count
+for it exactly as canary calls do (``CorridorEngine.ask``).
+
+The workers run between ``start`` and ``stop`` (the stack's lifespan); ``stop`` stops taking
+jobs, lets the queue drain for at most ``drain_s`` seconds, then cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from partial_trust.middleware import tracing
+from partial_trust.mode import Mode
+
+if TYPE_CHECKING:
+    from partial_trust.middleware.engine import Admission, CorridorEngine
+
+logger = logging.getLogger("partial_trust.shadow")
+
+DEFAULT_QUEUE_SIZE: Final = 64
+DEFAULT_WORKERS: Final = 4
+DEFAULT_DRAIN_S: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowJob:
+    """One shadowed request: what the worker needs once the response has gone out."""
+
+    adm: Admission
+    baseline: dict[str, Any]
+    baseline_ms: float
+
+
+class ShadowQueue:
+    def __init__(
+        self,
+        engine: CorridorEngine,
+        *,
+        maxsize: int = DEFAULT_QUEUE_SIZE,
+        workers: int = DEFAULT_WORKERS,
+        drain_s: float = DEFAULT_DRAIN_S,
+    ) -> None:
+        if maxsize < 1 or workers < 1:
+            raise ValueError("the shadow queue needs maxsize >= 1 and workers >= 1")
+        self.engine = engine
+        self.maxsize = maxsize
+        self.workers = workers
+        self.drain_s = drain_s
+        self._queue: asyncio.Queue[ShadowJob] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dropped = 0
+
+    @property
+    def running(self) -> bool:
+        return self._queue is not None
+
+    def depth(self) -> int:
+        return 0 if self._queue is None else self._queue.qsize()
+
+    def submit(self, job: ShadowJob) -> bool:
+        """Queue ``job`` without waiting; ``False`` (dropped and counted) when full or stopped."""
+        queue = self._queue
+        if queue is None:
+            self._dropped(1)
+            return False
+        try:
+            queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self._dropped(1)
+            return False
+        self._depth()
+        return True
+
+    async def start(self) -> None:
+        if self._queue is not None:
+            return
+        queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=self.maxsize)
+        self._queue = queue
+        self._tasks = [
+            asyncio.create_task(self._work(queue), name=f"partial-trust-shadow-{i}")
+            for i in range(self.workers)
+        ]
+        self._depth()
+
+    async def join(self) -> None:
+        """Wait until every queued job has been recorded (tests, and a graceful drain)."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    async def stop(self) -> None:
+        """Stop taking jobs, drain for at most ``drain_s``, cancel the rest (counted dropped)."""
+        queue, tasks = self._queue, self._tasks
+        if queue is None:
+            return
+        self._queue, self._tasks = None, []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.drain_s):
+                await queue.join()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if left := queue.qsize():
+            self._dropped(left)
+        self._depth()
+
+    async def _work(self, queue: asyncio.Queue[ShadowJob]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                self._depth(queue)
+                await self.run(job)
+            except Exception as exc:  # a failing job must never stop its worker
+                logger.error("a shadow job failed inside (%s)", type(exc).__name__)
+            finally:
+                queue.task_done()
+
+    async def run(self, job: ShadowJob) -> None:
+        """Ask, judge and record one job (the kill switch and mode are read again first)."""
+        engine, adm = self.engine, job.adm
+        now = engine.settings.current()
+        if not now.enabled or now.mode is not Mode.SHADOW:
+            return
+        span = tracing.start_corridor_span()
+        try:
+            deadline = asyncio.get_running_loop().time() + adm.timeout_s
+            result = await engine.ask(adm, span, deadline)
+            outcome, _ = engine.decide(adm, result, job.baseline, job.baseline_ms)
+        except Exception:
+            outcome = engine.internal_error(adm.settings, adm)
+        engine.emit(outcome, span)
+
+    def _dropped(self, n: int) -> None:
+        self.dropped += n
+        metrics = self.engine.metrics
+        if metrics is not None:
+            metrics.shadow_queue(self.engine.corridor.name, self.depth(), dropped=n)
+
+    def _depth(self, queue: asyncio.Queue[ShadowJob] | None = None) -> None:
+        metrics = self.engine.metrics
+        if metrics is not None:
+            current = queue if queue is not None else self._queue
+            depth = 0 if current is None else current.qsize()
+            metrics.shadow_queue(self.engine.corridor.name, depth)

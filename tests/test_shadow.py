@@ -1,0 +1,194 @@
+"""Shadow mode in process: the baseline's bytes go out, the LLM is asked afterwards, in the
+background, and the outcome is recorded with ``mode=shadow`` and its agreement."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from starlette.types import Message, Receive, Scope, Send
+
+from partial_trust.middleware.shadow import ShadowQueue
+from partial_trust.mode import Mode
+from tests.corridor_harness import (
+    CORRIDOR,
+    LLM_URL,
+    Harness,
+    command,
+    completion,
+    good_candidate,
+    harness,
+    settings,
+)
+
+pytestmark = pytest.mark.anyio
+SHADOW = settings(mode=Mode.SHADOW)
+
+
+@pytest.fixture
+def llm() -> Any:
+    with respx.mock(base_url=LLM_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+@asynccontextmanager
+async def shadow_harness(
+    tmp_path: Path, *, maxsize: int = 64, workers: int = 4, timeout_ms: int = 200
+) -> AsyncIterator[Harness]:
+    async with harness(tmp_path, settings(mode=Mode.SHADOW, timeout_ms=timeout_ms)) as h:
+        h.engine.shadow = ShadowQueue(h.engine, maxsize=maxsize, workers=workers, drain_s=1.0)
+        await h.engine.shadow.start()
+        try:
+            yield h
+        finally:
+            await h.engine.shadow.stop()
+
+
+async def baseline_bytes(h: Harness, body: Any) -> bytes:
+    saved = h.source.value
+    h.source.value = settings(enabled=False)
+    try:
+        return (await h.post(body)).content
+    finally:
+        h.source.value = saved
+
+
+def sample(h: Harness, name: str, labels: dict[str, str]) -> float:
+    return h.registry.get_sample_value(name, {"corridor": CORRIDOR, **labels}) or 0.0
+
+
+async def test_shadow_sends_the_baseline_bytes_and_asks_the_llm_after(
+    tmp_path: Path, llm: Any
+) -> None:
+    events: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        events.append("llm")
+        return completion(good_candidate(list_id="l-2"))  # accepted in canary, differs
+
+    route = llm.post("/chat/completions").mock(side_effect=answer)
+    async with shadow_harness(tmp_path) as h:
+        expected = await baseline_bytes(h, command())
+
+        async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+            async def spy(message: Message) -> None:
+                await send(message)
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    events.append("sent")
+
+            await h.app(scope, receive, spy)
+
+        transport = httpx.ASGITransport(app=recording)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+            response = await client.post("/route", json=command())
+        await h.engine.shadow.join()
+        assert response.content == expected  # byte-identical, though the LLM would differ
+        assert events == ["sent", "llm"] and route.call_count == 1
+        (line,) = h.lines()
+        assert (line["mode"], line["status"], line["agreement"]) == (
+            "shadow",
+            "accepted_llm",
+            False,
+        )
+        assert sample(h, "partial_trust_agreement_total", {"mode": "shadow", "agreement": "false"})
+        assert h.decisions("accepted_llm", "accepted") == 1
+
+
+async def test_agreement_true_when_the_candidate_decides_what_the_baseline_did(
+    tmp_path: Path, llm: Any
+) -> None:
+    llm.post("/chat/completions").mock(return_value=completion(good_candidate(list_id="l-1")))
+    async with shadow_harness(tmp_path) as h:
+        expected = await baseline_bytes(h, command())
+        assert (await h.post(command())).content == expected
+        await h.engine.shadow.join()
+        h.source.value = settings()  # canary: the same candidate, served, agreement computed
+        await h.post(command("c-2"))
+        lines = h.lines()
+        assert [(x["mode"], x["agreement"]) for x in lines] == [("shadow", True), ("canary", True)]
+        for mode in ("shadow", "canary"):
+            labels = {"mode": mode, "agreement": "true"}
+            assert sample(h, "partial_trust_agreement_total", labels) == 1
+
+
+async def test_no_parsed_candidate_is_agreement_unknown(tmp_path: Path, llm: Any) -> None:
+    llm.post("/chat/completions").mock(return_value=completion("not json"))
+    async with shadow_harness(tmp_path) as h:
+        await h.post(command())
+        await h.engine.shadow.join()
+        (line,) = h.lines()
+        assert (line["mode"], line["agreement"]) == ("shadow", None)
+        labels = {"mode": "shadow", "agreement": "unknown"}
+        assert sample(h, "partial_trust_agreement_total", labels) == 1
+
+
+async def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path, llm: Any) -> None:
+    release, asked = asyncio.Event(), asyncio.Event()
+    calls: list[int] = []
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        asked.set()
+        await release.wait()
+        return completion(good_candidate())
+
+    route = llm.post("/chat/completions").mock(side_effect=hang)
+    async with shadow_harness(tmp_path, maxsize=2, workers=1, timeout_ms=2000) as h:
+        slowest = 0.0
+        for i in range(10):
+            expected = await baseline_bytes(h, command(f"c-{i}"))
+            started = time.perf_counter()
+            response = await h.post(command(f"c-{i}"))
+            slowest = max(slowest, time.perf_counter() - started)
+            assert response.content == expected
+            if i == 0:  # the one worker takes the first job and hangs in it
+                await asyncio.wait_for(asked.wait(), 2)
+        assert slowest < 0.5  # the 2 s LLM timeout never reaches a request
+        assert len(calls) == 1  # one worker: one call in flight, two queued
+        assert sample(h, "partial_trust_shadow_dropped_total", {}) == 7
+        assert sample(h, "partial_trust_shadow_queue_depth", {}) == 2
+        release.set()
+        await h.engine.shadow.join()
+        assert len(calls) == route.call_count == 3
+        assert len(h.lines()) == 3
+
+
+async def test_kill_switch_means_no_shadow_calls(tmp_path: Path, llm: Any) -> None:
+    release = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return completion(good_candidate())
+
+    route = llm.post("/chat/completions").mock(side_effect=hang)
+    async with shadow_harness(tmp_path, workers=1, timeout_ms=2000) as h:
+        h.source.value = settings(enabled=False, mode=Mode.SHADOW)
+        await h.post(command())
+        assert h.engine.shadow.depth() == 0
+        h.source.value = SHADOW
+        await h.post(command("c-1"))
+        await asyncio.sleep(0.05)
+        await h.post(command("c-2"))  # queued behind the hanging call
+        h.source.value = settings(enabled=False, mode=Mode.SHADOW)  # killed before it runs
+        release.set()
+        await h.engine.shadow.join()
+        assert route.call_count == 1
+        assert [x["command_key"] is not None for x in h.lines()] == [True]
+
+
+async def test_the_breaker_counts_shadow_failures(tmp_path: Path, llm: Any) -> None:
+    route = llm.post("/chat/completions").mock(return_value=httpx.Response(500))
+    async with shadow_harness(tmp_path) as h:
+        for i in range(12):
+            await h.post(command(f"c-{i}"))
+            await h.engine.shadow.join()
+        reasons = [x["reason_code"] for x in h.lines()]
+        assert "circuit_open" in reasons and route.call_count < 12
+        assert all(x["mode"] == "shadow" for x in h.lines())
