@@ -43,6 +43,8 @@ class RiskLine(BaseModel):
     confidence: Unit | None
     items_baseline: Items | None
     items_llm: Items | None
+    mode: Literal["shadow", "canary"] = "canary"  # absent: a line from before modes
+    agreement: bool | None = None
 
     @model_validator(mode="after")
     def _known_outcome(self) -> RiskLine:
@@ -76,6 +78,8 @@ class LegacyLine(BaseModel):
     confidence: Unit | None = None
     items_baseline: Items | None = None
     items_llm: Items | None = None
+    mode: Literal["shadow", "canary"] = "canary"
+    agreement: bool | None = None
 
     @model_validator(mode="after")
     def _known_outcome(self) -> LegacyLine:
@@ -108,4 +112,6 @@ def validate_model(data: bytes) -> Fields | None:
         r.intent_match,
         r.entity_key_match,
         legacy,
+        r.mode,
+        r.agreement,
     )

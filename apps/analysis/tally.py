@@ -44,9 +44,11 @@ SAMPLED: Final = frozenset({"accepted_llm", "fallback_deterministic", "error"})
 _HOUR_PREFIX: Final = b'{"timestamp":"'
 _UTC: Final = b'Z","schema":"partial_trust_risk/v1"'  # the hour prefix is a UTC hour
 
-Key = tuple[bytes, bytes, bytes, bytes, bytes]  # hour, status, reason, intent, entity
+#: hour, status, reason, intent, entity, mode, agreement. From the regex, mode and agreement
+#: are b"" when the line has no such field (``figures`` reads b"" as canary and null).
+Key = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]
 LatKey = tuple[bytes, bytes]  # status, latency token
-_KEY: Final = itemgetter(0, 1, 2, 4, 5)
+_KEY: Final = itemgetter(0, 1, 2, 4, 5, 6, 7)
 _LATENCY: Final = itemgetter(1, 3)  # (status, latency token): only sampled ones count, later
 
 
@@ -205,12 +207,12 @@ class Tally:
             else:
                 self.foreign += 1
             return
-        (ts, (hour, status, reason, latency, intent, entity)), legacy = parsed
+        (ts, (hour, status, reason, latency, intent, entity, mode, agree)), legacy = parsed
         if not self.window.open and not self.window.contains(ts):
             self.outside_window += 1
             return
         self.legacy += legacy
-        self.records[(hour, status, reason, intent, entity)] += 1
+        self.records[(hour, status, reason, intent, entity, mode, agree)] += 1
         self._check_records()
         self._add_latencies(Counter({(status, latency): 1}))
 
