@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from partial_trust import thresholds
 from partial_trust.apps.analysis import durations, html, report, selftest, shadow_gate
 from partial_trust.apps.analysis import gate as gate_mod
 from partial_trust.apps.analysis.figures import Figures, from_tally
@@ -263,7 +264,7 @@ def _shadow_gate(args: argparse.Namespace, fig: Figures) -> int:
         print(f"{label}: {duration.summary()} (start from: {duration.source})")
     payload = {
         "stage": "shadow",
-        "next_stage": shadow_gate.SHADOW.next_stage,
+        "next_stage": thresholds.SHADOW.next_stage,
         "verdict": verdict.value,
         "exit_code": verdict.exit_code,
         "data_verdict": data_verdict.value,
