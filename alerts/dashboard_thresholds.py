@@ -25,6 +25,7 @@ PANELS: dict[str, tuple[str, float]] = {
     "Share of LLM calls slower than 300 / 400 / 500 ms": ("timeout_share", 1),
     "Risk log: time since last write": ("risk_log_age_seconds", 1),
     "Sampled requests (range)": ("sampled", 1),
+    "Agreement rate": ("agreement_rate", 1),
 }
 GRADE = ("yellow", "orange", "red")
 
@@ -56,6 +57,14 @@ def steps(figure: str, scale: float) -> list[dict[str, Any]]:
         colors = ("yellow", "green")[-len(minimums) :]
         return [{"color": "red", "value": None}] + [
             {"color": c, "value": _num(v)} for c, v in zip(colors, minimums, strict=True)
+        ]
+    if figure == "agreement_rate":
+        # more is better: red at or below week 1's line, orange up to the line to leave
+        # shadow, green above it (``thresholds.SHADOW``; Grafana colours from each value on)
+        return [
+            {"color": "red", "value": None},
+            {"color": "orange", "value": table.SHADOW.agreement_week1},
+            {"color": "green", "value": table.SHADOW.agreement_week2},
         ]
     found = lines(figure)
     if len(found) == 1:

@@ -140,6 +140,37 @@ ALERTS: tuple[Alert, ...] = (
         anchor="partialtrustacceptanceratedrop",
         action="Investigate LLM provider",
     ),
+    # The shadow stage's agreement (seed 004: > 80% in week 1, > 90% in week 2): a warning
+    # when the hour's agreement is not above week 1's line, below which a shadow run is off
+    # track at any age (the gate's NO-GO); per corridor and mode.
+    Alert(
+        name="PartialTrustAgreementLow",
+        unit="ratio",
+        severity="warning",
+        threshold=table.SHADOW.agreement_week1,
+        min_samples=table.AGREEMENT_MIN_SAMPLES,
+        for_=table.AGREEMENT_ALERT_FOR,
+        expr=(
+            f"corridor_mode:partial_trust_agreement_rate:ratio_rate{table.AGREEMENT_WINDOW}"
+            " <= {threshold}\nand on (corridor, mode) "
+            f"corridor_mode:partial_trust_agreement_checked:increase{table.AGREEMENT_WINDOW}"
+            " >= {min_samples}"
+        ),
+        summary=(
+            "Partial trust corridor {{ $labels.corridor }} ({{ $labels.mode }}): LLM agreement "
+            "with the baseline at or below @T@"
+        ),
+        description=(
+            "Over the last hour only {{ $value | humanizePercentage }} of the LLM candidates "
+            "in corridor {{ $labels.corridor }} (mode {{ $labels.mode }}) agreed with the "
+            "baseline decision (the shadow stage needs more than @T@ in week 1 and more than "
+            f"{table.SHADOW.agreement_week2 * 100:g}% to leave it; at least @N@ candidates with "
+            "a verdict). Review the disagreements before any stage change."
+        ),
+        anchor="partialtrustagreementlow",
+        action="Review disagreements, hold the stage",
+        figure="agreement_rate",
+    ),
     Alert(
         name="PartialTrustRiskLogStale",
         unit="seconds",

@@ -15,6 +15,7 @@ from partial_trust import thresholds
 DECISIONS = "partial_trust_decisions_total"
 CANDIDATES = "partial_trust_candidates_total"
 LATENCY = "partial_trust_llm_latency_seconds"
+AGREEMENT = "partial_trust_agreement_total"
 
 SAMPLED = 'status=~"accepted_llm|fallback_deterministic|error"'
 ACCEPTED = 'status="accepted_llm"'
@@ -37,6 +38,7 @@ def recording_rules() -> list[dict[str, str]]:
         _flags(),
         _outage(),
         _stage(),
+        _agreement(),
     )
     return [{"record": name, "expr": expr} for rules in sections for name, expr in rules]
 
@@ -168,3 +170,17 @@ def _stage() -> Iterator[Rule]:
     parts.append(f"{rate} * 0 + {top}")
     parts.append(f"corridor:partial_trust_sampled:increase5m * 0 + {top}")
     yield "corridor:partial_trust_rollout_stage:from_sample_rate", "\nor ".join(parts)
+
+
+def _agreement() -> Iterator[Rule]:
+    """Agreement per corridor and mode (shadow / canary) over ``thresholds.AGREEMENT_WINDOW``:
+    candidates that agree with the baseline / candidates with a verdict (``unknown``, no
+    candidate parsed, never dilutes the rate), and both counts for the dashboard and the
+    alert's sample guard."""
+    w = thresholds.AGREEMENT_WINDOW
+    by = "corridor, mode"
+    agreed = f"corridor_mode:partial_trust_agreements:increase{w}"
+    checked = f"corridor_mode:partial_trust_agreement_checked:increase{w}"
+    yield agreed, summed("increase", AGREEMENT, 'agreement="true"', w, by=by)
+    yield checked, summed("increase", AGREEMENT, 'agreement=~"true|false"', w, by=by)
+    yield f"corridor_mode:partial_trust_agreement_rate:ratio_rate{w}", ratio(agreed, checked)

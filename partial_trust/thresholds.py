@@ -189,3 +189,42 @@ def category(stage: int, figure: str, value: float) -> str:
         return "rollback"
     go = go_line(stage, figure)
     return "hold" if go is not None and value >= go else "go"
+
+
+# -- the shadow stage (DESIGN "Wave 2"; seed 004 "Shadow Mode (Week 1-2)") -----------------
+@dataclass(frozen=True, slots=True)
+class ShadowStage:
+    """The stage before stage 1: nothing served, agreement measured.
+
+    Seed 004: "Target: >80% agreement in Week 1, >90% agreement in Week 2", and "Test in shadow
+    mode again (1 week minimum)". So the shadow stage runs at least ``min_days`` (one week);
+    while it is in its first week its agreement must stay above ``agreement_week1`` (the
+    on-track line; below it the gate says NO-GO and the alert warns), and to leave it (at or
+    after ``min_days``, i.e. in week 2 or later) agreement must be above ``agreement_week2``.
+    ``min_records``: records with an agreement verdict (true or false) the gate needs before
+    it can say GO; fewer is never GO. Errors are judged by stage 1's lines (the first canary
+    stage's), so a shadow run that would fail stage 1's error line does not lead into it.
+    """
+
+    min_days: int
+    agreement_week1: float  # agreement_rate must be strictly above it in week 1
+    agreement_week2: float  # ... and strictly above this one to leave shadow
+    min_records: int  # agreement records (true + false) before GO is possible
+    next_stage: int  # the stage GO leads to
+
+    def agreement_line(self, elapsed_days: float | None) -> float:
+        """The line that applies after ``elapsed_days`` in shadow (unknown: week 2's)."""
+        if elapsed_days is not None and elapsed_days < 7:
+            return self.agreement_week1
+        return self.agreement_week2
+
+
+SHADOW: Final = ShadowStage(
+    min_days=7, agreement_week1=0.80, agreement_week2=0.90, min_records=200, next_stage=1
+)
+#: the agreement alert: a warning when the 1h agreement rate is at or below the week-1 line
+#: (a shadow run below it is off track at any age), over at least this many agreement records
+#: in the hour, for ``AGREEMENT_ALERT_FOR``.
+AGREEMENT_WINDOW: Final = "1h"
+AGREEMENT_MIN_SAMPLES: Final = 20
+AGREEMENT_ALERT_FOR: Final = "15m"

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from partial_trust.apps.analysis import durations, html, report, selftest
+from partial_trust import thresholds
+from partial_trust.apps.analysis import durations, html, report, selftest, shadow_gate
 from partial_trust.apps.analysis import gate as gate_mod
 from partial_trust.apps.analysis.figures import Figures, from_tally
 from partial_trust.apps.analysis.limits import InputError
@@ -166,7 +167,12 @@ def gate_main(argv: Sequence[str]) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.error_code = GATE_ERROR
-    p.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
+    p.add_argument(
+        "--stage",
+        choices=("shadow", "1", "2", "3"),
+        required=True,
+        help="shadow: may the corridor leave shadow for stage 1 (agreement; see shadow_gate)",
+    )
     _source_args(p)
     p.add_argument("--window-hours", type=int, default=24, help="stability window (default 24)")
     p.add_argument(
@@ -200,6 +206,9 @@ def gate_main(argv: Sequence[str]) -> int:
     if bool(args.risk_log) == bool(args.prometheus):
         p.error("give exactly one source: --risk-log PATH ... or --prometheus URL")
     fig = _prometheus_figures(p, args) if args.prometheus else _figures(args)
+    if args.stage == "shadow":
+        return _shadow_gate(args, fig)
+    args.stage = int(args.stage)
     data_verdict, criteria, stab = gate_mod.evaluate(
         fig,
         args.stage,
@@ -234,6 +243,41 @@ def gate_main(argv: Sequence[str]) -> int:
     _write_json(args.output_json, payload)
     if args.html:
         _write_text(args.html, html.render(fig, [(args.stage, verdict, criteria)]))
+    return verdict.exit_code
+
+
+def _shadow_gate(args: argparse.Namespace, fig: Figures) -> int:
+    """``gate --stage shadow`` (``shadow_gate``): agreement, its records, errors, duration."""
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    risk_logs = expand(args.risk_log) if args.risk_log else ()
+    duration = durations.shadow_duration(since=since, risk_logs=risk_logs, until=until)
+    data_verdict, criteria = shadow_gate.evaluate(fig, duration)
+    verdict = gate_mod.held(data_verdict, duration)
+    why = gate_mod.unevaluable(fig)
+    if why is not None:
+        print(f"partial-trust gate: cannot evaluate: {why}", file=sys.stderr)
+    elif args.output_json != "-":
+        stab = gate_mod.Stability((), None, None)
+        print(report.gate_table("shadow", verdict, criteria, stab, shadow_gate.MANUAL))
+        label = "HOLD" if verdict is gate_mod.Verdict.HOLD else "duration"
+        print(f"{label}: {duration.summary()} (start from: {duration.source})")
+    payload = {
+        "stage": "shadow",
+        "next_stage": thresholds.SHADOW.next_stage,
+        "verdict": verdict.value,
+        "exit_code": verdict.exit_code,
+        "data_verdict": data_verdict.value,
+        "agreement_line": shadow_gate.agreement_line(duration),
+        "duration": duration.to_json(),
+        "cannot_evaluate": why,
+        "criteria": [_criterion_json(c) for c in criteria],
+        "manual_checks": list(shadow_gate.MANUAL),
+        "figures": fig.to_json(),
+    }
+    _write_json(args.output_json, payload)
+    if args.html:
+        _write_text(args.html, html.render(fig, [("shadow", verdict, criteria)]))
     return verdict.exit_code
 
 

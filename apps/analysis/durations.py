@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from partial_trust.thresholds import STAGES
+from partial_trust.thresholds import SHADOW, STAGES
 
 #: the runbook's stage presets: sample rate of stage 1, 2, 3 (1% -> 5% -> 10%), from the table
 STAGE_SAMPLE_RATE: Final[dict[int, float]] = {n: s.sample_rate for n, s in STAGES.items()}
@@ -56,6 +56,9 @@ SAMPLE_RATE_KEY: Final = "partial-trust-sample-rate"
 ENABLED_KEY: Final = "partial-trust-enabled"
 MAX_AUDIT_LINE: Final = 64 * 1024  # longer lines are not the console's: skipped
 _EPS: Final = 1e-9
+#: ``Duration.stage`` of the shadow stage (before stage 1; ``thresholds.SHADOW``)
+SHADOW_STAGE: Final = 0
+SHADOW_MIN_DURATION: Final = timedelta(days=SHADOW.min_days)
 
 Run = tuple[datetime, datetime | None]  # start, end (None: still running)
 
@@ -115,6 +118,8 @@ class Duration:
     def summary(self) -> str:
         """One line: ``stage 1 has run 1 h 02 min of its 3 days at 1%; 2 d 22 h 58 min left``."""
         days = self.required_s // 86400
+        if self.stage == SHADOW_STAGE:
+            return self._shadow_summary(days)
         of = f"of its {days} days at {self.rate:.0%}"
         if self.elapsed_s is None:
             return (
@@ -123,6 +128,18 @@ class Duration:
                 "at that rate): pass --since RFC3339 to say when"
             )
         ran = f"stage {self.stage} has run {human(self.elapsed_s)} {of}"
+        ended = f" (the run ended {self.until})" if self.until else ""
+        if self.done:
+            return f"{ran}{ended}: the minimum duration is met"
+        return f"{ran}{ended}; {human(self.left_s or 0)} left"
+
+    def _shadow_summary(self, days: int) -> str:
+        if self.elapsed_s is None:
+            return (
+                f"shadow needs {days} days in shadow mode, and when it started is unknown (no "
+                "risk record with mode shadow): pass --since RFC3339 to say when"
+            )
+        ran = f"shadow has run {human(self.elapsed_s)} of its {days} days"
         ended = f" (the run ended {self.until})" if self.until else ""
         if self.done:
             return f"{ran}{ended}: the minimum duration is met"
@@ -244,9 +261,34 @@ def stage_duration(
     return from_run(stage, run, source, end_of_view)
 
 
+def shadow_duration(
+    *,
+    since: datetime | None = None,
+    risk_logs: Sequence[Path] = (),
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> Duration:
+    """How long the shadow stage has run: from ``--since``, else from the first record with
+    ``mode: shadow`` of the latest unbroken run of such records in the risk log (a record in
+    another mode ends the run); unknown otherwise (never long enough)."""
+    now = now or datetime.now(UTC)
+    end_of_view = min(now, until) if until is not None else now
+    run: Run | None = None
+    source = "none"
+    if since is not None:
+        run, source = (since, None), "--since"
+    elif risk_logs:
+        from partial_trust.apps.analysis.stage_start import risk_log_mode_run
+
+        run = risk_log_mode_run(risk_logs, "shadow", end_of_view)
+        source = "risk-log" if run is not None else source
+    return from_run(SHADOW_STAGE, run, source, end_of_view)
+
+
 def from_run(stage: int, run: Run | None, source: str, end_of_view: datetime) -> Duration:
     """The ``Duration`` of ``run`` (None: unknown start), counted up to ``end_of_view``."""
-    required = int(STAGE_MIN_DURATION[stage].total_seconds())
+    minimum = SHADOW_MIN_DURATION if stage == SHADOW_STAGE else STAGE_MIN_DURATION[stage]
+    required = int(minimum.total_seconds())
     if run is None:
         return Duration(stage, required, None, None, None, "none")
     start, end = run

@@ -11,6 +11,10 @@ Definitions (numerator / denominator; a zero denominator gives ``None``, never 0
 * acceptance_rate = accepted_llm / sampled
 * intent_mismatch_rate = records with intent_match false / records with intent_match not null
 * entity_key_mismatch_rate = the same with entity_key_match
+* agreement_rate = records with agreement true / records with agreement not null (the
+  candidate's decision equals the baseline's; null when no candidate was parsed), overall and
+  by mode (``shadow``, ``canary``; a line without ``mode`` is canary, without ``agreement``
+  null). ``by_mode`` also carries each mode's records, sampled, error and acceptance rates.
 * latency_p95 = 95th percentile of latency_ms over sampled records that have one, in ms,
   by linear interpolation between closest ranks: with the n values sorted ascending
   (0-based), h = (n - 1) * 0.95 and p95 = x[floor h] + (h - floor h) * (x[ceil h] - x[floor h])
@@ -34,7 +38,10 @@ from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from typing import Any
 
+from partial_trust.apps.analysis.records import MODES
 from partial_trust.apps.analysis.tally import SAMPLED, STATUSES, Tally
+
+_TRIBOOL = ("true", "false", "null")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,9 @@ class Figures:
     latency_histogram: tuple[tuple[float | None, int], ...] = ()
     source: str = "risk-log"
     input: Mapping[str, Any] = field(default_factory=dict)  # lines, foreign, torn, files...
+    #: mode -> status -> records, and mode -> "true" / "false" / "null" -> records
+    mode_status: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    agreement: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def sampled(self) -> int:
@@ -96,12 +106,44 @@ class Figures:
         m = self.entity_key_match
         return Rate(m.get("false", 0), m.get("false", 0) + m.get("true", 0))
 
+    @property
+    def agreement_rate(self) -> Rate:
+        return _sum_rates(self.agreement_rate_of(m) for m in self.agreement)
+
+    def agreement_rate_of(self, mode: str) -> Rate:
+        m = self.agreement.get(mode, {})
+        return Rate(m.get("true", 0), m.get("true", 0) + m.get("false", 0))
+
+    def records_of(self, mode: str) -> int:
+        return sum(self.mode_status.get(mode, {}).values())
+
+    def sampled_of(self, mode: str) -> int:
+        return sum(self.mode_status.get(mode, {}).get(s, 0) for s in SAMPLED)
+
+    def status_rate_of(self, mode: str, status: str) -> Rate:
+        return Rate(self.mode_status.get(mode, {}).get(status, 0), self.sampled_of(mode))
+
     def rates(self) -> dict[str, Rate]:
         return {
             "error_rate": self.error_rate,
             "intent_mismatch_rate": self.intent_mismatch_rate,
             "entity_key_mismatch_rate": self.entity_key_mismatch_rate,
             "acceptance_rate": self.acceptance_rate,
+            "agreement_rate": self.agreement_rate,
+        }
+
+    def by_mode(self) -> dict[str, dict[str, Any]]:
+        """Per mode: records, sampled, and the rates that differ by mode, with their parts."""
+        return {
+            mode: {
+                "records": self.records_of(mode),
+                "sampled": self.sampled_of(mode),
+                "error_rate": _rate_json(self.status_rate_of(mode, "error")),
+                "acceptance_rate": _rate_json(self.status_rate_of(mode, "accepted_llm")),
+                "agreement_rate": _rate_json(self.agreement_rate_of(mode)),
+                "agreement_counts": dict(self.agreement.get(mode, {})),
+            }
+            for mode in MODES
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -117,10 +159,8 @@ class Figures:
         out["latency_p95"] = _round(self.latency_p95)
         out["latency_p95_unit"] = "ms"
         out["latency_count"] = self.latency_count
-        out["rates"] = {
-            name: {"value": _round(r.value), "numerator": r.numerator, "denominator": r.denominator}
-            for name, r in self.rates().items()
-        }
+        out["rates"] = {name: _rate_json(r) for name, r in self.rates().items()}
+        out["by_mode"] = self.by_mode()
         out["status_counts"] = dict(self.status_counts)
         out["reason_counts"] = dict(self.reason_counts)
         out["intent_match_counts"] = dict(self.intent_match)
@@ -129,6 +169,15 @@ class Figures:
         out["latency_histogram_ms"] = [{"le": e, "count": n} for e, n in self.latency_histogram]
         out["input"] = dict(self.input)
         return out
+
+
+def _rate_json(r: Rate) -> dict[str, Any]:
+    return {"value": _round(r.value), "numerator": r.numerator, "denominator": r.denominator}
+
+
+def _sum_rates(rates: Any) -> Rate:
+    pairs = [(r.numerator, r.denominator) for r in rates]
+    return Rate(sum(p[0] for p in pairs), sum(p[1] for p in pairs))
 
 
 def _round(value: float | None) -> float | None:
@@ -170,8 +219,13 @@ def from_tally(tally: Tally, input_info: Mapping[str, Any] | None = None) -> Fig
     intent: Counter[str] = Counter({"true": 0, "false": 0, "null": 0})
     entity: Counter[str] = Counter({"true": 0, "false": 0, "null": 0})
     hours: dict[str, list[int]] = {}
-    for (hour, st, rs, im, em), n in tally.records.items():
+    modes: dict[str, Counter[str]] = {m: Counter({s: 0 for s in STATUSES}) for m in MODES}
+    agree: dict[str, Counter[str]] = {m: Counter({a: 0 for a in _TRIBOOL}) for m in MODES}
+    for (hour, st, rs, im, em, md, ag), n in tally.records.items():
         s = st.decode()
+        mode = md.decode() or "canary"  # b"": the regex saw no mode field
+        modes[mode][s] += n
+        agree[mode][ag.decode() or "null"] += n
         status[s] += n
         reason[rs.decode()] += n
         intent[im.decode()] += n
@@ -212,4 +266,6 @@ def from_tally(tally: Tally, input_info: Mapping[str, Any] | None = None) -> Fig
         hours=tuple(HourCounts(h, *row) for h, row in sorted(hours.items())),
         latency_histogram=histogram(values),
         input=info,
+        mode_status={m: dict(c) for m, c in modes.items()},
+        agreement={m: dict(c) for m, c in agree.items()},
     )

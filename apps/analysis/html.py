@@ -56,13 +56,18 @@ THRESHOLDS: dict[str, tuple[tuple[float, str], ...]] = {
         "acceptance_rate",
     )
 }
+#: the shadow stage's agreement lines (week 1 on track, week 2 to leave shadow)
+THRESHOLDS["agreement_rate"] = (
+    (thresholds.SHADOW.agreement_week1, "shadow week 1"),
+    (thresholds.SHADOW.agreement_week2, "leave shadow"),
+)
 #: the stages' p95 go lines in ms, drawn on the latency histogram
 LATENCY_LINES: tuple[tuple[float, str], ...] = tuple(
     (line, f"stage {n}")
     for n in sorted(thresholds.STAGES, reverse=True)
     if (line := thresholds.go_line(n, "latency_p95")) is not None
 )
-Gate = tuple[int, Verdict, Sequence[Criterion]]
+Gate = tuple[int | str, Verdict, Sequence[Criterion]]
 
 
 def _svg(height: int, body: str, label: str) -> str:
@@ -178,6 +183,26 @@ def rates_chart(fig: Figures) -> str:
     return _svg(24 + len(fig.rates()) * row, "".join(parts), "rates against thresholds")
 
 
+def modes_table(fig: Figures) -> str:
+    """Per mode: records, sampled, acceptance and agreement rates with their parts."""
+
+    def cell(r: dict[str, object]) -> str:
+        v = r["value"]
+        value = "null" if v is None else f"{v:.4f}"
+        return f"<td>{value} ({r['numerator']:,} / {r['denominator']:,})</td>"
+
+    rows = "".join(
+        f"<tr><td>{escape(mode)}</td><td>{m['records']:,}</td><td>{m['sampled']:,}</td>"
+        f"{cell(m['acceptance_rate'])}{cell(m['agreement_rate'])}{cell(m['error_rate'])}</tr>"
+        for mode, m in fig.by_mode().items()
+    )
+    return (
+        '<table class="modes"><tr><th>mode</th><th>records</th><th>sampled</th>'
+        "<th>acceptance_rate</th><th>agreement_rate</th><th>error_rate</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def _gate_html(gates: Sequence[Gate], fig: Figures) -> str:
     out = []
     why = unevaluable(fig)
@@ -197,6 +222,12 @@ def _gate_html(gates: Sequence[Gate], fig: Figures) -> str:
             f"<th>value</th><th>result</th></tr>{rows}</table>"
         )
     return "".join(out)
+
+
+def _agreement(fig: Figures) -> str:
+    r = fig.agreement_rate
+    value = "null" if r.value is None else f"{r.value:.4f}"
+    return f"agreement_rate {value} ({r.numerator:,} / {r.denominator:,})"
 
 
 def render(fig: Figures, gates: Sequence[Gate], title: str = "Partial-trust risk report") -> str:
@@ -219,11 +250,13 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
 svg {{ display: block; margin: 8px 0 20px; background: #fafafa; }}
 </style></head><body>
 <h1>{escape(title)}</h1>
-<p>{fig.records:,} records, {fig.sampled:,} sampled, latency_p95 {p95}. Source: {files}</p>
+<p>{fig.records:,} records, {fig.sampled:,} sampled, latency_p95 {p95}, {_agreement(fig)}.
+Source: {files}</p>
 <h2>Gate verdicts</h2>{_gate_html(gates, fig)}
 <h2>Outcomes over time (sampled records per UTC hour)</h2>{outcomes_chart(fig)}
 <h2>LLM latency distribution</h2>{latency_chart(fig)}
 <h2>Rates against thresholds</h2>{rates_chart(fig)}
+<h2>By mode (shadow: nothing served; canary: accepted candidates served)</h2>{modes_table(fig)}
 <h2>Counts by status and reason_code</h2><table>{counts}</table>
 </body></html>
 """

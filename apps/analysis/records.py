@@ -64,15 +64,21 @@ def _ident(value: object) -> str | None:
     return value
 
 
-#: (UTC hour, status, reason, latency token, intent, entity): what a line contributes.
-Rec = tuple[bytes, bytes, bytes, bytes, bytes, bytes]
+#: (UTC hour, status, reason, latency token, intent, entity, mode, agreement): what a line
+#: contributes. ``mode`` is ``shadow`` or ``canary`` (absent: ``canary``, the lines written
+#: before modes existed); ``agreement`` is ``true``, ``false`` or ``null`` (absent: ``null``).
+Rec = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
 #: The same for a line inside a time window, plus its instant.
 TimedRec = tuple[datetime, Rec]
 
 
-#: (instant, status, reason_code, latency_ms, intent_match, entity_key_match, legacy) of a
-#: valid line; *legacy*: written by the original application (no ``schema``).
-Fields = tuple[datetime, str, str, float | None, bool | None, bool | None, bool]
+#: (instant, status, reason_code, latency_ms, intent_match, entity_key_match, legacy, mode,
+#: agreement) of a valid line; *legacy*: written by the original application (no ``schema``).
+Fields = tuple[datetime, str, str, float | None, bool | None, bool | None, bool, str, bool | None]
+#: optional fields (issue 19), after ``items_llm``: a line without them stays valid
+OPTIONAL: Final = frozenset(("mode", "agreement"))
+MODES: Final = ("shadow", "canary")
+DEFAULT_MODE: Final = "canary"
 #: What a legacy line must carry: the runbook reads these three, and nothing else is sure.
 LEGACY_REQUIRED: Final = frozenset(("timestamp", "status", "reason_code"))
 
@@ -93,7 +99,7 @@ def parse_line(line: bytes) -> tuple[TimedRec, bool] | None:
     fields = _validator()(line.removeprefix(_BOM))
     if fields is None:
         return None
-    ts, status, reason, latency, intent, entity, legacy = fields
+    ts, status, reason, latency, intent, entity, legacy, mode, agreement = fields
     lat = b"null" if latency is None else repr(latency).encode()
     rec = (
         ts.strftime("%Y-%m-%dT%H").encode(),
@@ -102,6 +108,8 @@ def parse_line(line: bytes) -> tuple[TimedRec, bool] | None:
         lat,
         _flag(intent),
         _flag(entity),
+        mode.encode(),
+        _flag(agreement),
     )
     return (ts, rec), legacy
 
@@ -125,10 +133,6 @@ _REQUIRED: Final = frozenset(
      "profile_id", "latency_ms", "baseline_latency_ms", "intent_match", "entity_key_match",
      "confidence", "items_baseline", "items_llm")
 )  # fmt: skip
-#: Issue 19's fields: written together by newer writers, absent from older lines (both valid).
-OPTIONAL: Final = frozenset(("mode", "agreement"))
-#: The values ``mode`` may have on a line (``off`` records nothing).
-MODES: Final = frozenset(("shadow", "canary"))
 
 
 def _refuse_constant(name: str) -> float:
@@ -164,19 +168,16 @@ def validate_plain(data: bytes) -> Fields | None:
         obj = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
         if type(obj) is not dict:
             return None
-        keys = set(obj)
+        keys = obj.keys()
         legacy = "schema" not in keys
-        extra = keys & OPTIONAL
-        if extra and (legacy or extra != OPTIONAL):
-            return None
-        keys = keys - extra
-        if keys - {"schema"} != _REQUIRED and not (
-            legacy and LEGACY_REQUIRED.issubset(keys) and _REQUIRED.issuperset(keys)
+        core = keys - {"schema"} - OPTIONAL
+        if core != _REQUIRED and not (
+            legacy and LEGACY_REQUIRED.issubset(keys) and _REQUIRED.issuperset(core)
         ):
             return None
-        if extra and (obj["mode"] not in MODES and obj["mode"] is not None):
+        mode = obj.get("mode", DEFAULT_MODE)
+        if type(mode) is not str or mode not in MODES:
             return None
-        _tribool(obj.get("agreement"))
         status, reason = obj["status"], obj["reason_code"]
         sampled = obj.get("sampled")
         if (
@@ -202,6 +203,8 @@ def validate_plain(data: bytes) -> Fields | None:
             _tribool(obj.get("intent_match")),
             _tribool(obj.get("entity_key_match")),
             legacy,
+            mode,
+            _tribool(obj.get("agreement")),
         )
     except (ValueError, OverflowError, RecursionError):  # JSONDecodeError, UnicodeError too
         return None
@@ -234,8 +237,8 @@ _PAIRS = b"|".join(
     for s, rs in sorted(REASONS.items())
 )
 _BOOL3 = rb"(true|false|null)"
-#: One canonical line. Groups: hour, status, reason_code, latency_ms, intent, entity, and,
-#: on lines of newer writers (empty on older ones), mode and agreement.
+#: One canonical line. Groups: hour, status, reason_code, latency_ms, intent, entity, mode,
+#: agreement (the last two are b"" when the line has no such field: canary, null).
 LINE: Final = re.compile(
     rb'^\{"timestamp":"' + _STAMP + rb'","schema":"partial_trust_risk/v1",'
     rb'"corridor":' + _ID + rb',"command_key":' + _ID + rb","
@@ -244,11 +247,8 @@ LINE: Final = re.compile(
     rb'"latency_ms":(' + _MS + rb'),"baseline_latency_ms":' + _MS + rb","
     rb'"intent_match":' + _BOOL3 + rb',"entity_key_match":' + _BOOL3 + rb","
     rb'"confidence":' + _UNIT + rb',"items_baseline":' + _ITEMS + rb","
-    rb'"items_llm":'
-    + _ITEMS
-    + rb'(?:,"mode":(null|"shadow"|"canary"),"agreement":'
-    + _BOOL3
-    + rb")?+\}$",
+    rb'"items_llm":' + _ITEMS + rb'(?:,"mode":"(' + _alt(MODES) + rb')")?+'
+    rb'(?:,"agreement":' + _BOOL3 + rb")?+\}$",
     re.MULTILINE,
 )
 assert math.isfinite(LATENCY_CAP_MS) and LATENCY_CAP_MS > 1e6  # _MS stays below the cap

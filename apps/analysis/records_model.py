@@ -13,14 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 from partial_trust.apps.analysis.limits import LATENCY_CAP_MS, MAX_ITEMS
-from partial_trust.apps.analysis.records import (
-    OPTIONAL,
-    REASONS,
-    SCHEMA,
-    Fields,
-    _ident,
-    _instant,
-)
+from partial_trust.apps.analysis.records import REASONS, SCHEMA, Fields, _ident, _instant
 
 Instant = Annotated[datetime, PlainValidator(_instant)]
 Ident = Annotated[str | None, PlainValidator(_ident)]
@@ -50,17 +43,13 @@ class RiskLine(BaseModel):
     confidence: Unit | None
     items_baseline: Items | None
     items_llm: Items | None
-    #: Issue 19: written together by newer writers, absent from older lines.
-    mode: Literal["shadow", "canary"] | None = None
+    mode: Literal["shadow", "canary"] = "canary"  # absent: a line from before modes
     agreement: bool | None = None
 
     @model_validator(mode="after")
     def _known_outcome(self) -> RiskLine:
         if self.reason_code not in REASONS.get(self.status, ()):
             raise ValueError("unknown status or a reason that status never has")
-        optional = self.model_fields_set & OPTIONAL
-        if optional and (optional != OPTIONAL or "schema_" not in self.model_fields_set):
-            raise ValueError("mode and agreement come together, on lines with our schema")
         return self
 
 
@@ -89,6 +78,8 @@ class LegacyLine(BaseModel):
     confidence: Unit | None = None
     items_baseline: Items | None = None
     items_llm: Items | None = None
+    mode: Literal["shadow", "canary"] = "canary"
+    agreement: bool | None = None
 
     @model_validator(mode="after")
     def _known_outcome(self) -> LegacyLine:
@@ -121,4 +112,6 @@ def validate_model(data: bytes) -> Fields | None:
         r.intent_match,
         r.entity_key_match,
         legacy,
+        r.mode,
+        r.agreement,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from partial_trust.apps.analysis.figures import Figures
 from partial_trust.apps.analysis.gate import Criterion, Stability, Verdict
@@ -19,6 +19,8 @@ definitions (over the records in the window; a zero denominator gives null, neve
   sampled                  records with status accepted_llm, fallback_deterministic or error
   error_rate               error / sampled
   acceptance_rate          accepted_llm / sampled
+  agreement_rate           records with agreement true / records with agreement not null
+                           (the candidate's decision equals the baseline's), also by mode
   intent_mismatch_rate     records with intent_match false / records with intent_match not null
   entity_key_mismatch_rate records with entity_key_match false / ... not null
   latency_p95              95th percentile of latency_ms over sampled records that have one, ms;
@@ -59,6 +61,10 @@ def analysis_table(fig: Figures) -> str:
         lines.append(f"{name:<26}{_fmt(rate.value):>12}   {ratio}")
     p95 = "null" if fig.latency_p95 is None else f"{fig.latency_p95:.2f} ms"
     lines.append(f"{'latency_p95':<26}{p95:>12}   over {fig.latency_count:,} latencies")
+    lines += ["", f"{'by mode':<14}{'records':>10}{'acceptance_rate':>22}{'agreement_rate':>22}"]
+    for mode, m in fig.by_mode().items():
+        acc, agr = m["acceptance_rate"], m["agreement_rate"]
+        lines.append(f"{mode:<14}{m['records']:>10,}{_part(acc):>22}{_part(agr):>22}")
     lines += ["", f"{'status':<26}{'count':>12}"]
     lines += [f"{k:<26}{v:>12,}" for k, v in fig.status_counts.items()]
     lines += ["", f"{'reason_code':<26}{'count':>12}"]
@@ -66,11 +72,15 @@ def analysis_table(fig: Figures) -> str:
     return "\n".join(lines)
 
 
+def _part(r: dict[str, Any]) -> str:
+    return f"{_fmt(r['value'])} ({r['numerator']:,}/{r['denominator']:,})"
+
+
 _ODD = ("foreign_lines", "torn_lines", "blank_lines", "outside_window")
 
 
 def gate_table(
-    stage: int,
+    stage: int | str,
     verdict: Verdict,
     criteria: list[Criterion],
     stab: Stability,
@@ -78,14 +88,15 @@ def gate_table(
 ) -> str:
     """The gate's checklist: every criterion with its value and result, then the verdict."""
     lines = [
-        f"stage {stage} gate  (go: pass = met; rollback: fail = line crossed)",
+        f"stage {stage} gate  (go: pass = met; rollback: fail = line crossed)"
+        + (" over the records with mode shadow" if stage == "shadow" else ""),
         "",
         f"{'kind':<9}{'criterion':<48}{'value':>12}  result",
     ]
     for c in criteria:
         if c.bound.figure == "stable_acceptance":
             value = "null" if c.value is None else ("yes" if c.value else "no")
-        elif c.bound.figure == "sampled":
+        elif c.bound.figure in ("sampled", "agreement_records"):
             value = "null" if c.value is None else f"{c.value:,.0f}"
         else:
             value = _fmt(c.value, 2 if c.bound.figure == "latency_p95" else 4)

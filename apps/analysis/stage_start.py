@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
@@ -31,6 +31,11 @@ from partial_trust.apps.analysis.tally import parse_time
 
 _PAIR: Final = re.compile(
     rb'^\{\s*"timestamp"\s*:\s*"([^"\n]{1,64})"[^\n]*?"sample_rate"\s*:\s*(null|[-+0-9.eE]{1,32})',
+    re.MULTILINE,
+)
+#: (timestamp, mode); the mode is b"" when the line has none (canary)
+_MODE: Final = re.compile(
+    rb'^\{\s*"timestamp"\s*:\s*"([^"\n]{1,64})"[^\n]*?(?:"mode"\s*:\s*"([a-z]{1,16})"|$)',
     re.MULTILINE,
 )
 _RATE: Final = itemgetter(1)
@@ -59,7 +64,7 @@ def _blocks(f: BinaryIO | gzip.GzipFile, cap: int | None, name: str) -> Iterator
         yield rest
 
 
-def _segments(path: Path) -> list[Segment]:
+def _segments(path: Path, pattern: re.Pattern[bytes] = _PAIR) -> list[Segment]:
     f, size = open_regular(path)
     segments: list[Segment] = []
     try:
@@ -68,7 +73,7 @@ def _segments(path: Path) -> list[Segment]:
             f.seek(0)
             stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=f, mode="rb") if gz else f
             for block in _blocks(stream, gzip_cap(size) if gz else None, str(path)):
-                pairs = _PAIR.findall(block)
+                pairs = pattern.findall(block)
                 if not pairs:
                     continue
                 cur = segments[-1] if segments else None
@@ -90,11 +95,27 @@ def _segments(path: Path) -> list[Segment]:
 
 def risk_log_run(paths: Sequence[Path], rate: float, until: datetime) -> Run | None:
     """The latest unbroken run of records at ``rate`` that started before ``until``."""
-    timed: list[tuple[datetime, datetime, float]] = []
+    return _latest_run(paths, _PAIR, lambda token: same_rate(float(token), rate), until)
+
+
+def risk_log_mode_run(paths: Sequence[Path], mode: str, until: datetime) -> Run | None:
+    """The latest unbroken run of records in ``mode`` that started before ``until`` (a
+    line without ``mode`` is canary: it ends a shadow run)."""
+    wanted = mode.encode()
+    return _latest_run(paths, _MODE, lambda token: (token or b"canary") == wanted, until)
+
+
+def _latest_run(
+    paths: Sequence[Path],
+    pattern: re.Pattern[bytes],
+    wanted: Callable[[bytes], bool],
+    until: datetime,
+) -> Run | None:
+    timed: list[tuple[datetime, datetime, bool]] = []
     for path in paths:
-        for token, first, last in _segments(path):
+        for token, first, last in _segments(path, pattern):
             try:
-                value = float(token)
+                value = wanted(token)
             except ValueError:
                 continue
             start = parse_time(first.decode("utf-8", "replace"))
@@ -104,7 +125,7 @@ def risk_log_run(paths: Sequence[Path], rate: float, until: datetime) -> Run | N
     timed.sort(key=itemgetter(0))
     run: Run | None = None
     for start, _end, value in timed:
-        if same_rate(value, rate):
+        if value:
             if run is None or run[1] is not None:
                 run = (start, None)
         elif run is not None and run[1] is None:

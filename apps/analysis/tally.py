@@ -44,9 +44,11 @@ SAMPLED: Final = frozenset({"accepted_llm", "fallback_deterministic", "error"})
 _HOUR_PREFIX: Final = b'{"timestamp":"'
 _UTC: Final = b'Z","schema":"partial_trust_risk/v1"'  # the hour prefix is a UTC hour
 
-Key = tuple[bytes, bytes, bytes, bytes, bytes]  # hour, status, reason, intent, entity
+#: hour, status, reason, intent, entity, mode, agreement. A line without ``mode`` counts as
+#: canary, without ``agreement`` as null (``_canonical``: the regex gives b"" for them).
+Key = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes]
 LatKey = tuple[bytes, bytes]  # status, latency token
-_KEY: Final = itemgetter(0, 1, 2, 4, 5)
+_KEY: Final = itemgetter(0, 1, 2, 4, 5, 6, 7)
 _LATENCY: Final = itemgetter(1, 3)  # (status, latency token): only sampled ones count, later
 
 
@@ -142,7 +144,9 @@ class Tally:
         found = LINE.findall(data, start, end)
         if len(found) == n:
             self.lines += n
-            self.records.update(map(_KEY, found))  # map/itemgetter: no Python per line
+            # map/itemgetter: no Python per line; then one step per distinct key (a few)
+            for key, count in Counter(map(_KEY, found)).items():
+                self.records[_canonical(key)] += count
             self._check_records()
             if self.latency_exact:
                 self.latencies.update(map(_LATENCY, found))  # C speed, the common case
@@ -205,12 +209,12 @@ class Tally:
             else:
                 self.foreign += 1
             return
-        (ts, (hour, status, reason, latency, intent, entity)), legacy = parsed
+        (ts, (hour, status, reason, latency, intent, entity, mode, agree)), legacy = parsed
         if not self.window.open and not self.window.contains(ts):
             self.outside_window += 1
             return
         self.legacy += legacy
-        self.records[(hour, status, reason, intent, entity)] += 1
+        self.records[(hour, status, reason, intent, entity, mode, agree)] += 1
         self._check_records()
         self._add_latencies(Counter({(status, latency): 1}))
 
@@ -252,6 +256,13 @@ class Tally:
         if self.latency_exact:
             exact, self.latencies, self.latency_exact = self.latencies, Counter(), False
             self._add_latencies(exact)
+
+
+def _canonical(key: Key) -> Key:
+    """The key with an absent mode read as canary and an absent agreement as null."""
+    if key[5] and key[6]:
+        return key
+    return (*key[:5], key[5] or b"canary", key[6] or b"null")
 
 
 _LOG_RATIO: Final = math.log(LATENCY_BUCKET_RATIO)

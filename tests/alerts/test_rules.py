@@ -215,6 +215,7 @@ def test_runbook_thresholds() -> None:
         "PartialTrustLLMLatencyRollback": (0.4, 0.5),
         "PartialTrustLLMTimeoutShareHigh": (0.05,),
         "PartialTrustAcceptanceRateDrop": (0.20,),
+        "PartialTrustAgreementLow": (0.80,),  # the shadow stage's week-1 line
         "PartialTrustRiskLogStale": (3600,),
         "PartialTrustNoSampledTraffic": (1,),
         "PartialTrustTargetDown": (1,),
@@ -225,13 +226,16 @@ def test_runbook_thresholds() -> None:
 def test_recording_rules_follow_the_naming_convention() -> None:
     for rule in _record_rules():
         level, metric, operation = rule["record"].split(":")
-        assert level in {"corridor", "corridor_le"}, rule["record"]
+        assert level in {"corridor", "corridor_le", "corridor_mode"}, rule["record"]
         assert metric.startswith("partial_trust_") and operation, rule["record"]
         # summed across instances: no instance-level series survives
         assert (
             "sum by (corridor" in rule["expr"]
             or "max by (corridor" in rule["expr"]
-            or (rule["expr"].count("corridor:") + rule["expr"].count("corridor_le:") >= 1)
+            or sum(
+                rule["expr"].count(f"{lv}:") for lv in ("corridor", "corridor_le", "corridor_mode")
+            )
+            >= 1
         ), rule["record"]
 
 

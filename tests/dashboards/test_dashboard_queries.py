@@ -11,8 +11,12 @@ through Prometheus' HTTP query API: it must parse and return at least one series
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -59,6 +63,50 @@ def panel_queries() -> list[tuple[str, str]]:
     return [(p["title"], t["expr"]) for p in query_panels() for t in p["targets"]]
 
 
+class _AgreementExporter(BaseHTTPRequestHandler):
+    """``partial_trust_agreement_total`` as the shadow-mode engine exports it (issue 19, item
+    1, built in parallel under this fixed name): counters growing with time, so the agreement
+    panels have series before, and independently of, the engine's own."""
+
+    started = time.monotonic()
+
+    def do_GET(self) -> None:
+        t = time.monotonic() - self.started
+        body = "# TYPE partial_trust_agreement_total counter\n" + "".join(
+            f'partial_trust_agreement_total{{corridor="{CORRIDOR}",mode="{mode}",'
+            f'agreement="{agreement}"}} {per_s * t:.3f}\n'
+            for mode, agreement, per_s in (
+                ("shadow", "true", 9.0),
+                ("shadow", "false", 1.0),
+                ("shadow", "unknown", 0.5),
+                ("canary", "true", 4.0),
+                ("canary", "false", 1.0),
+            )
+        )
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def agreement_exporter() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AgreementExporter)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @dataclass
 class Running:
     prom: Server
@@ -79,15 +127,21 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     }
     sim_argv = partial_trust("llm-sim", "--port", str(sim_port), "--seed", "7")
     app_argv = partial_trust("serve", "--port", str(app_port), "--log-level", "warning")
-    config = prometheus_config(
-        targets=[f"127.0.0.1:{app_port}"], rule_files=[RULES], alertmanager=None, interval="1s"
-    )
     with (
+        agreement_exporter() as exporter,
         run_server(sim_argv, port=sim_port, ready_path="/health", log_path=tmp / "sim.log") as sim,
         run_server(
             app_argv, port=app_port, ready_path="/health", log_path=tmp / "app.log", env=env
         ) as app,
-        run_prometheus(tmp, config) as prom,
+        run_prometheus(
+            tmp,
+            prometheus_config(
+                targets=[f"127.0.0.1:{app_port}", exporter],
+                rule_files=[RULES],
+                alertmanager=None,
+                interval="1s",
+            ),
+        ) as prom,
     ):
         httpx.post(f"{sim.url}/sim/config", json=SIM_FAULTS, timeout=5).raise_for_status()
         with Traffic(app.url, prefix="dash", per_second=40):
@@ -164,3 +218,16 @@ def test_every_panel_query_parses_without_the_app(tmp_path: Path) -> None:
         got = query(prom, "count by (corridor) (partial_trust_flag_enabled)")
         assert got["status"] == "success"
     assert not errors, errors
+
+
+def test_the_agreement_panel_reads_the_rate_by_mode(running: Running) -> None:
+    """9 agreeing, 1 disagreeing, 0.5 unknown a second in shadow: 90%, unknown not counted
+    (the app runs canary: shadow is the exporter's alone)."""
+    expr = substitute(
+        next(e for t, e in panel_queries() if t == "Agreement rate" and "ratio" in e), CORRIDOR
+    )
+    rows = query(running.prom, expr)["data"]["result"]
+    rates = {r["metric"]["mode"]: float(r["value"][1]) for r in rows}
+    assert rates["shadow"] == pytest.approx(0.9, abs=0.02), rates
+    # canary: the app's own agreement (it runs canary) adds to the exporter's once merged
+    assert 0 <= rates["canary"] <= 1, rates

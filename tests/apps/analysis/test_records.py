@@ -46,7 +46,7 @@ def test_the_writers_lines_match_and_validate_to_the_same_key() -> None:
         m = LINE.fullmatch(line)
         parsed = parse(line)
         assert m is not None and parsed is not None, line
-        hour, st_, rs, lat, im, em = parsed[1]
+        hour, st_, rs, lat, im, em = parsed[1][:6]
         assert (hour, st_, rs, im, em) == (m[1], m[2], m[3], m[5], m[6])
         assert float(lat) == float(m[4])
 
@@ -159,6 +159,6 @@ def test_every_line_the_regex_matches_validates_with_the_same_key(tokens: dict[s
     if m is None:
         return
     assert parsed is not None, line
-    hour, status, reason, lat, im, em = parsed[1]
+    hour, status, reason, lat, im, em = parsed[1][:6]
     assert (hour, status, reason, im, em) == (m[1], m[2], m[3], m[5], m[6]), line
     assert (lat == b"null") == (m[4] == b"null") and (lat == b"null" or float(lat) == float(m[4]))
