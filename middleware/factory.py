@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
-from partial_trust import flags
+from partial_trust import flags, thresholds
 from partial_trust.config import EnvDefaults
 from partial_trust.flags import ManagedSettingsSource
 from partial_trust.middleware import log_privacy
@@ -140,6 +140,12 @@ class CorridorStack:
                 "mode": settings.mode.value,
                 "flags_available": settings.flags_available,
                 "source": settings.source,
+            },
+            "latency_lines_unreachable": {
+                "timeout_ms": settings.timeout_ms,
+                "lines": thresholds.unreachable_latency_lines(settings.timeout_ms or None),
+                "why": "a call cut at the timeout counts as an error, so the LLM latency p95 "
+                "cannot pass these lines; the timeout-share alert watches them instead",
             },
             "llm_circuit": self.circuit.state,
             "shadow_queue": {

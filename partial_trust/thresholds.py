@@ -182,6 +182,25 @@ def latency_line_reachable(limit_ms: float, timeout_ms: float | None) -> bool:
     return timeout_ms is None or timeout_ms > limit_ms
 
 
+def unreachable_latency_lines(timeout_ms: float | None) -> list[dict[str, object]]:
+    """The latency lines (every stage's go and rollback lines, and the monitoring table's)
+    that can never be crossed while calls are cut at ``timeout_ms``: a timed-out call is an
+    error, not a slow answer, so its p95 never passes the timeout. ``/health`` shows them, so
+    nobody reads a quiet latency alert as good news; the timeout-share rule covers them."""
+    lines: list[dict[str, object]] = []
+    for number, stage in sorted(STAGES.items()):
+        for kind, bounds in (("go", stage.go), ("rollback", stage.rollback)):
+            for bound in bounds:
+                if bound.figure == "latency_p95" and not latency_line_reachable(
+                    bound.limit, timeout_ms
+                ):
+                    lines.append({"stage": number, "line": kind, "ms": bound.limit})
+    for alarm_ in MONITORING:
+        if alarm_.figure == "latency_p95" and not latency_line_reachable(alarm_.limit, timeout_ms):
+            lines.append({"stage": None, "line": "monitoring", "ms": alarm_.limit})
+    return lines
+
+
 def category(stage: int, figure: str, value: float) -> str:
     """What the table tells the operator about one figure: ``rollback``, ``hold`` or ``go``."""
     line = rollback_line(stage, figure)

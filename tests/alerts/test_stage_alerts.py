@@ -115,3 +115,18 @@ def test_the_one_rule_in_numbers() -> None:
     assert thresholds.category(1, "error_rate", 0.08) == "rollback"
     assert thresholds.category(2, "error_rate", 0.04) == "hold"
     assert thresholds.category(3, "error_rate", 0.019) == "go"
+
+
+def test_health_names_the_latency_lines_the_timeout_hides() -> None:
+    """At the default 200 ms every latency line (300/400/500 ms) is out of reach; at 450 ms
+    only the 500 ms lines are; with no timeout known, none is claimed."""
+    from partial_trust import thresholds
+
+    at_200 = thresholds.unreachable_latency_lines(200)
+    assert {line["ms"] for line in at_200} == {300, 400, 500}
+    assert {"stage": 3, "line": "go", "ms": 300} in at_200
+    assert {line["line"] for line in at_200} == {"go", "rollback", "monitoring"}
+    at_450 = thresholds.unreachable_latency_lines(450)
+    assert {line["ms"] for line in at_450} == {500}
+    assert thresholds.unreachable_latency_lines(None) == []
+    assert thresholds.unreachable_latency_lines(1000) == []
