@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,41 +21,13 @@ from tests.integration.stack import (
     llm_sim,
     metric_value,
     reference_app,
-    shopping_command,
 )
 from tests.support.procs import REPO, Server, partial_trust
+from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 LIMIT_S = 0.3
 SHIPPED = REPO / "flags" / "partial-trust.flagd.json"
-
-
-class Traffic:
-    """Two client threads posting commands back to back; every status code is kept."""
-
-    def __init__(self, app: Server) -> None:
-        self.url = f"{app.url}/route"
-        self.statuses: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(2)]
-
-    def _run(self, worker: int) -> None:
-        with httpx.Client(timeout=5) as client:
-            i = 0
-            while not self._stop.is_set():
-                i += 1
-                code = client.post(self.url, json=shopping_command(f"w{worker}-{i}")).status_code
-                self.statuses[code] = self.statuses.get(code, 0) + 1
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
 
 
 @pytest.fixture(scope="module")

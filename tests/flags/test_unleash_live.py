@@ -8,7 +8,6 @@ with room for a busy 2-core machine.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,40 +18,13 @@ import pytest
 from partial_trust.flags.flagfile import ENABLED
 from tests.integration.stack import llm_sim, reference_app, shopping_command
 from tests.support.procs import Server
+from tests.support.traffic import Traffic
 from tests.support.unleash_admin import archive, set_enabled, set_flags
 from tests.support.unleash_server import UnleashServer, shared_unleash
 
 pytestmark = pytest.mark.integration
 KILL_LIMIT_S = 3.0  # target 2 s (1 s poll + Unleash's 1 s revision tick); room for CI
 STALE_LIMIT_S = 3.0 + 2.0  # the bound (3 polls of 1 s) + a watcher tick and a busy machine
-
-
-class Traffic:
-    """Two clients posting commands back to back while a test changes things."""
-
-    def __init__(self, app: Server) -> None:
-        self.url = f"{app.url}/route"
-        self.failures = 0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(2)]
-
-    def _run(self, worker: int) -> None:
-        with httpx.Client(timeout=5) as client:
-            i = 0
-            while not self._stop.is_set():
-                i += 1
-                resp = client.post(self.url, json=shopping_command(f"u{worker}-{i}"))
-                self.failures += resp.status_code >= 500
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
 
 
 class Sim:

@@ -13,36 +13,7 @@ from typing import Any
 import httpx
 
 from tests.apps.console.helpers import AUTH, HOOK_AUTH, alert, notification
-from tests.integration.stack import shopping_command
 from tests.support.procs import REPO, Server, partial_trust
-
-
-class Traffic:
-    """Two clients posting commands back to back; every status code is kept."""
-
-    def __init__(self, app: Server) -> None:
-        self.url = f"{app.url}/route"
-        self.statuses: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(2)]
-
-    def _run(self, worker: int) -> None:
-        with httpx.Client(timeout=10) as client:
-            i = 0
-            while not self._stop.is_set():
-                i += 1
-                code = client.post(self.url, json=shopping_command(f"h{worker}-{i}")).status_code
-                self.statuses[code] = self.statuses.get(code, 0) + 1
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
 
 
 class HealthProbe:

@@ -24,7 +24,6 @@ from partial_trust.flags import flagfile
 from tests.apps.console.helpers import TOKEN, WEBHOOK_TOKEN
 from tests.integration.flag_probes import (
     HealthProbe,
-    Traffic,
     calls_grow,
     calls_settle,
     health,
@@ -35,6 +34,7 @@ from tests.integration.flag_probes import (
 )
 from tests.integration.stack import BASE_ENV, llm_sim
 from tests.support.procs import Server, free_port, partial_trust, run_server
+from tests.support.traffic import Traffic
 from tests.support.unprivileged import as_reader, shared_dir
 
 pytestmark = pytest.mark.integration
