@@ -45,24 +45,34 @@ class LLMTap:
         self.records: dict[str, Tapped] = {}
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._client: httpx.AsyncClient | None = None
+        self._in_flight = 0
         app = Starlette(routes=[Route("/v1/chat/completions", self._forward, methods=["POST"])])
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            loop="asyncio",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="llm-tap", daemon=True)
 
     async def _forward(self, request: Request) -> Response:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=300.0)
         body = await request.body()
-        started = time.perf_counter()
-        upstream = await self._client.post(
-            f"{self.upstream}/chat/completions",
-            content=body,
-            headers={"content-type": "application/json"},
-        )
+        self._in_flight += 1
+        try:
+            # A client per call: each call takes seconds, and nothing is left open when the
+            # tap stops (``serve`` gives up on slow calls; the tap still waits for them).
+            async with httpx.AsyncClient(timeout=300.0) as client:
+                started = time.perf_counter()
+                upstream = await client.post(
+                    f"{self.upstream}/chat/completions",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+        finally:
+            self._in_flight -= 1
         latency_ms = (time.perf_counter() - started) * 1000
         try:
             sent = json.loads(body)["messages"][-1]["content"]
@@ -86,6 +96,10 @@ class LLMTap:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Calls ``serve`` abandoned at its deadline still run on the LLM server: wait for
+        # them (bounded), so their answers are recorded and no connection is left open.
+        deadline = time.monotonic() + 120
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.1)
         self._server.should_exit = True
         self._thread.join(timeout=20)
-        self._client = None  # its connections went with the tap's event loop

@@ -180,7 +180,8 @@ def run(
                 tapped.get(command_key(command["text"], ctx["default_list_id"], ctx["lists"])),
             )
         )  # fmt: skip
-    lines = {"risk_log_total_lines": sum(1 for _ in risk_log.open()) if risk_log.exists() else 0}
+    text = risk_log.read_text(encoding="utf-8") if risk_log.exists() else ""
+    lines = {"risk_log_total_lines": len(text.splitlines())}
     extra = {"llm_server_start_s": round(llm.started_s, 1), "warm_up_s": round(warm_s, 1)}
     return Report(mode, "", observed, {**lines, **extra})
 

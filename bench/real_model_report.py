@@ -115,6 +115,19 @@ class Report:
                 "request_all": _pcts([r.request_ms for r in rows]),
             },
             **self.lines,
+            # per command, for what-if analyses of new acceptance rules (bench output only:
+            # this is the corpus's own text, never a production log)
+            "per_command": [
+                {
+                    "id": r.entry["id"],
+                    "outcome": f"{r.record['status']}/{r.record['reason_code']}"
+                    if r.record
+                    else None,
+                    "candidate": r.tapped.candidate if r.tapped else None,
+                    "llm_ms": r.tapped.latency_ms if r.tapped else None,
+                }
+                for r in rows
+            ],
         }
 
 
