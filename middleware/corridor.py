@@ -101,6 +101,8 @@ class ShoppingCorridor:
             model=profile.model,
             temperature=profile.temperature,
             max_tokens=profile.max_tokens,
+            response_format=profile.response_format,
+            few_shot=profile.few_shot,
         )
 
     def baseline_decision(self, body: bytes) -> dict[str, Any] | None:

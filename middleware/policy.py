@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from partial_trust.llm_policy import POLICY_FILE
+from partial_trust.middleware.candidate_schema import ResponseFormat
 
 #: The shipped registry as a file path (a wheel installs package data as plain files).
 DEFAULT_POLICY_PATH = Path(str(resources.files("partial_trust.llm_policy").joinpath(POLICY_FILE)))
@@ -35,6 +36,12 @@ class Profile(_Strict):
     max_tokens: Annotated[int, Field(ge=1, le=32_000)]
     confidence_threshold: Annotated[float, Field(ge=0.0, le=1.0)]
     timeout_cap_ms: Annotated[int, Field(ge=1, le=60_000)]
+    #: How the request asks for the candidate's shape (``middleware.candidate_schema``):
+    #: ``json_schema`` for OpenAI, vLLM, llama.cpp's llama-server, Ollama;
+    #: ``json_object_schema`` for llama-cpp-python's server; ``json_object`` for any other.
+    response_format: ResponseFormat = "json_schema"
+    #: Worked examples before the command (``middleware.candidate_examples``): small models.
+    few_shot: bool = False
 
 
 class Task(_Strict):

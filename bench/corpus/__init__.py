@@ -1,0 +1,1 @@
+"""The labelled shopping corpus (``shopping_labelled.json``), built by ``build`` from rows."""
