@@ -257,6 +257,9 @@ def run_interleaved(
     shutil.copy(SHIPPED_FLAGS, flags)
     flagfile.set_flag(flags, flagfile.SAMPLE_RATE, sample_rate)
     flagfile.set_flag(flags, flagfile.TIMEOUT_MS, timeout_ms)
+    # The shipped file starts in shadow (a bounded queue after the response); this measures
+    # the runbook's canary stages, where the LLM call is on the request path.
+    flagfile.set_flag(flags, flagfile.MODE, "canary")
     flagfile.kill(flags)
     with sim_process(tmp, "--force", "hang", "--hang-max-s", "60", placement=placement) as llm:
         env = load_env(f"{llm.url}/v1", tmp / f"risk-{name}.jsonl", timeout_ms)
