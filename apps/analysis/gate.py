@@ -238,15 +238,19 @@ def evaluate(
             elif bound.figure == "latency_p95":
                 detail = _timeout_note(bound.limit, timeout_ms)
             out.append(Criterion(kind, bound, value, result, detail))
+    return verdict_of(figures, out), out, stab
+
+
+def verdict_of(figures: Figures, criteria: list[Criterion]) -> Verdict:
+    """The one rule every gate applies to its criteria: data that is not evidence cannot be
+    evaluated; any crossed rollback line rolls back; every go line met is GO; else NO-GO."""
     if unevaluable(figures) is not None:
-        verdict = Verdict.CANNOT_EVALUATE
-    elif any(c.kind == "rollback" and c.result is Result.FAIL for c in out):
-        verdict = Verdict.ROLLBACK
-    elif all(c.result is Result.PASS for c in out if c.kind == "go"):
-        verdict = Verdict.GO
-    else:
-        verdict = Verdict.NO_GO
-    return verdict, out, stab
+        return Verdict.CANNOT_EVALUATE
+    if any(c.kind == "rollback" and c.result is Result.FAIL for c in criteria):
+        return Verdict.ROLLBACK
+    if all(c.result is Result.PASS for c in criteria if c.kind == "go"):
+        return Verdict.GO
+    return Verdict.NO_GO
 
 
 def held(verdict: Verdict, duration: Duration) -> Verdict:

@@ -27,7 +27,7 @@ from typing import Final
 from partial_trust import thresholds
 from partial_trust.apps.analysis.durations import Duration
 from partial_trust.apps.analysis.figures import Figures
-from partial_trust.apps.analysis.gate import Criterion, Result, Verdict, unevaluable
+from partial_trust.apps.analysis.gate import Criterion, Result, Verdict, verdict_of
 from partial_trust.thresholds import SHADOW, Bound
 
 MODE: Final = "shadow"
@@ -81,15 +81,7 @@ def evaluate(figures: Figures, duration: Duration) -> tuple[Verdict, list[Criter
             "rollback", Bound("error_rate", ">", rollback_err), errors.value, "shadow records only"
         ),
     ]
-    if unevaluable(figures) is not None:
-        verdict = Verdict.CANNOT_EVALUATE
-    elif any(c.kind == "rollback" and c.result is Result.FAIL for c in out):
-        verdict = Verdict.ROLLBACK
-    elif all(c.result is Result.PASS for c in out if c.kind == "go"):
-        verdict = Verdict.GO
-    else:
-        verdict = Verdict.NO_GO
-    return verdict, out
+    return verdict_of(figures, out), out
 
 
 MANUAL: Final = (
