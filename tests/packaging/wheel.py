@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.procs import REPO, Server, wait_http
+from tests.support.procs import REPO, Server, run_server
 
 #: a cold install downloads ~35 packages; a warm pip cache makes it ~30 s
 _PIP_TIMEOUT_S = 240
@@ -110,26 +110,14 @@ def serving(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
     """An installed subcommand as a server, stopped (SIGTERM) when the block ends."""
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(installed.bin / "partial-trust"), *args, "--port", str(port)],
-            cwd=cwd,
-            env=installed.env(env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", port, proc, log_path)
-    try:
-        try:
-            wait_http(server.url + ready_path, 60, proc)
-        except Exception as exc:
-            raise RuntimeError(f"{args[:2]} did not start:\n{server.output()}") from exc
+    with run_server(
+        [str(installed.bin / "partial-trust"), *args, "--port", str(port)],
+        port=port,
+        ready_path=ready_path,
+        log_path=log_path,
+        env=installed.env(env),
+        cwd=cwd,
+        timeout_s=60,
+        inherit_env=False,
+    ) as server:
         yield server
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()

@@ -79,8 +79,12 @@ def run_server(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout_s: float = 20.0,
+    inherit_env: bool = True,
 ) -> Iterator[Server]:
-    full_env = {**os.environ, **(env or {})}
+    """``argv`` as a server on ``port``, waited for at ``ready_path``, stopped when the block
+    ends. ``inherit_env=False`` runs it with ``env`` alone (an installed wheel must not see
+    this checkout's interpreter settings)."""
+    full_env = {**(os.environ if inherit_env else {}), **(env or {})}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             list(argv), stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or REPO
