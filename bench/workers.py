@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,18 +63,42 @@ def run_two_workers(tmp: Path, *, requests: int, concurrency: int) -> WorkersRep
         env = load_env(f"{sim.url}/v1", risk_log, 1000)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         with app_process(tmp, env, breaker=True, workers=2) as app:
-            # Several rounds of fresh connections, so the kernel hands them to both workers.
             statuses: Counter[int] = Counter()
+            sent = until_both_workers_serve(app.port, concurrency, metrics_dir, statuses)
+            # Several rounds of fresh connections, so the kernel hands them to both workers.
             rounds = 4
             for r in range(rounds):
                 share = requests // rounds + (1 if r < requests % rounds else 0)
                 _, got = asyncio.run(corridor_load(app.port, share, concurrency, f"w{r}"))
                 statuses.update(got)
-            lines, torn = settle_risk_log(risk_log, requests)
+            sent += requests
+            lines, torn = settle_risk_log(risk_log, sent)
             outcomes = sum(
                 v
                 for labels, v in metric_samples(app.url, "partial_trust_decisions_total")
                 if labels["reason"] != "not_sampled"
             )
             per_worker = per_worker_outcomes(metrics_dir)
-    return WorkersReport(requests, statuses, len(lines), torn, outcomes, per_worker)
+    return WorkersReport(sent, statuses, len(lines), torn, outcomes, per_worker)
+
+
+def until_both_workers_serve(
+    port: int, concurrency: int, metrics_dir: Path, statuses: Counter[int]
+) -> int:
+    """Rounds of fresh connections until each worker has served one: how many were sent.
+
+    ``/health`` answers as soon as the first worker is up; on a loaded machine the second can
+    still be importing while 400 instant requests finish, and then one process wrote every
+    line and the run proved nothing about two writers. Bounded: a worker that never serves
+    within a minute is a failure the caller sees in ``per_worker``."""
+    sent = 0
+    deadline = time.monotonic() + 60
+    while (
+        sum(1 for n in per_worker_outcomes(metrics_dir).values() if n > 0) < 2
+        and time.monotonic() < deadline
+    ):
+        _, got = asyncio.run(corridor_load(port, concurrency, concurrency, f"up{sent}"))
+        statuses.update(got)
+        sent += concurrency
+        time.sleep(0.1)
+    return sent
