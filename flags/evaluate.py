@@ -131,7 +131,10 @@ def read_flags(
     if served:  # garbage or a value of the wrong type: the strictest reading, off
         mode = parse_mode(raw_mode) if isinstance(raw_mode, str) and raw_mode.strip() else Mode.OFF
 
-    served, review = r.get("boolean", REVIEW_ENABLED, False)
+    try:  # an optional flag: its own error turns review off, never the corridor
+        served, review = r.get("boolean", REVIEW_ENABLED, False)
+    except ProviderError:
+        served, review = True, False
     review_enabled = (review is True) if served else None  # garbage: off, like enable
     return FlagValues(enabled, sample_rate, timeout_ms, profile_id, mode, review_enabled)
 

@@ -14,6 +14,7 @@ queue is emptied and later cases are dropped and counted. A restart tries again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import threading
@@ -170,7 +171,7 @@ class ReviewWriter:
         queue = self._queue
         while queue:
             case = queue.popleft()
-            if not self._guard(lambda: self._keep(db, case), case.corridor):
+            if not self._guard(functools.partial(self._keep, db, case), case.corridor):
                 return False
         return True
 
