@@ -2,8 +2,8 @@
 
 Opens the store with the key (a wrong key reads nothing: ``ReviewStoreError``), deletes
 expired cases first (the retention holds even when no app writes), and records verdicts.
-``verdict_rows`` needs no key: verdicts and categories are closed enums stored in clear, so
-the analyzer can compute the override rate without ever holding raw data.
+``partial_trust.apps.review.verdicts`` reads verdicts without the key (closed enums in
+clear), so the analyzer computes the override rate without ever holding raw data.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from partial_trust.apps.review.verdicts import VerdictRow
 from partial_trust.middleware import review_store
 from partial_trust.middleware.review import ReviewSettings
 from partial_trust.middleware.review_store import ReviewStoreError
@@ -36,14 +37,6 @@ class Case:
     text: str | None
     baseline: Any
     candidate: Any
-
-
-@dataclass(frozen=True, slots=True)
-class VerdictRow:
-    corridor: str
-    verdict: str
-    category: str
-    judged: float
 
 
 def category_of(verdict: str, category: str | None) -> str:
@@ -143,18 +136,3 @@ class ReviewReader:
         for row in rows:
             note = review_store.unseal(self._fernet, row[9]) if row[9] is not None else None
             yield self._case(row[:7]), row[7], row[8], note
-
-
-def verdict_rows(path: str, since: float | None = None) -> list[VerdictRow]:
-    """The verdicts (no raw data, no key needed); ``ReviewStoreError`` for an unusable file."""
-    db = review_store.connect(path, readonly=True)
-    try:
-        rows = db.execute(
-            "SELECT corridor, verdict, category, judged FROM verdicts WHERE judged >= ?",
-            (since or 0.0,),
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise ReviewStoreError(review_store.describe(exc)) from None
-    finally:
-        db.close()
-    return [VerdictRow(*row) for row in rows]
