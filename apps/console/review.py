@@ -237,4 +237,3 @@ def _view(case: Case) -> dict[str, Any]:
         "candidate": case.candidate,
         "differed": differences(case.baseline, case.candidate),
     }
-
