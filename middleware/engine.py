@@ -29,7 +29,7 @@ from partial_trust.middleware.corridor import Corridor
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.metrics import CorridorMetrics
 from partial_trust.middleware.policy import PolicyRegistry, ResolvedProfile
-from partial_trust.middleware.review import ReviewCase, ReviewSink
+from partial_trust.middleware.review import ReviewSink, hand_over
 from partial_trust.middleware.risk_log import RiskLog
 from partial_trust.middleware.sampling import CommandKeyer, is_sampled
 from partial_trust.middleware.shadow import ShadowQueue
@@ -232,29 +232,11 @@ class CorridorEngine:
         return outcome, body
 
     def _keep_for_review(
-        self,
-        review: ReviewSink,
-        adm: Admission,
-        outcome: Outcome,
-        raw: object,
-        baseline: dict[str, Any],
+        self, review: ReviewSink, adm: Admission, outcome: Outcome, raw: object, baseline: Any
     ) -> None:
-        """Hand a disagreement (raw data held in memory for this call only) to the review
-        sink; the sink alone sees it. A failing sink never fails the request."""
+        """The raw parts, held in memory for this call only, go to the review sink alone."""
         try:
-            if review.wants(outcome):
-                review.submit(
-                    ReviewCase(
-                        corridor=outcome.corridor,
-                        mode=outcome.mode.value,
-                        status=outcome.status.value,
-                        reason=outcome.reason.value,
-                        command_key=outcome.command_key,
-                        command=adm.command,
-                        baseline=baseline,
-                        candidate=raw,
-                    )
-                )
+            hand_over(review, outcome, adm.command, baseline, raw)
         except Exception:
             log_failure("the review sink failed")
 

@@ -140,3 +140,22 @@ def wanted(outcome: Outcome, settings: ReviewSettings) -> bool:
     elif not (settings.include_fallbacks and outcome.status is Status.FALLBACK_DETERMINISTIC):
         return False
     return in_share(outcome.command_key, settings.share)
+
+
+def hand_over(
+    sink: ReviewSink, outcome: Outcome, command: Any, baseline: dict[str, Any], candidate: object
+) -> None:
+    """Give ``sink`` the case of ``outcome`` if it wants it (the engine's one call)."""
+    if sink.wants(outcome):
+        sink.submit(
+            ReviewCase(
+                corridor=outcome.corridor,
+                mode=outcome.mode.value,
+                status=outcome.status.value,
+                reason=outcome.reason.value,
+                command_key=outcome.command_key,
+                command=command,
+                baseline=baseline,
+                candidate=candidate,
+            )
+        )
