@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from partial_trust.apps.console import audit
+from partial_trust.environment import Environment
 from partial_trust.flags import flagfile
 from partial_trust.flags.provider import PROVIDER_ENV, flags_file_path
 
@@ -64,14 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show(path: Path, as_json: bool) -> int:
+def _show(path: Path, as_json: bool, env: Environment) -> int:
     """The file's values, then the effective ones with THIS shell's environment ceilings
     (``partial_trust.config.apply_ceiling``; a service with other variables may differ)."""
     from partial_trust.apps.console import state
-    from partial_trust.config import EnvDefaults
 
     doc = flagfile.load(path)
-    seen = state.read_flags(path, EnvDefaults.from_env(os.environ))
+    seen = state.read_flags(path, env.defaults)
     limited = {row["key"]: row["limited_by"] for row in seen.get("rows", [])}
     rows = []
     for key in flagfile.KNOWN_FLAGS:
@@ -102,7 +101,7 @@ def _show(path: Path, as_json: bool) -> int:
     return 0
 
 
-def _change(args: argparse.Namespace, path: Path) -> int:
+def _change(args: argparse.Namespace, path: Path, env: Environment) -> int:
     if args.command == "kill":
         change = flagfile.kill(path, reason=args.reason)
     elif args.command == "resume":
@@ -122,12 +121,12 @@ def _change(args: argparse.Namespace, path: Path) -> int:
         )
         print(f"{flagfile.SAMPLE_RATE}: {json.dumps(old)} -> {json.dumps(new)} ({how})")
     try:
-        audit.record(audit.default_audit_path(), change, reason=args.reason or "", source="cli")
+        audit.record(audit.default_audit_path(env), change, reason=args.reason or "", source="cli")
     except OSError as exc:  # the change is made; a missing audit line must not hide that
         print(f"warning: the audit log was not written: {exc}", file=sys.stderr)
-    if os.environ.get(PROVIDER_ENV, "file").strip().lower() not in {"", "file"}:
+    if env.value(PROVIDER_ENV).lower() not in {"", "file"}:
         print(
-            f"note: {PROVIDER_ENV}={os.environ[PROVIDER_ENV]}: services not on the file "
+            f"note: {PROVIDER_ENV}={env.get(PROVIDER_ENV)}: services not on the file "
             "provider do not read this file",
             file=sys.stderr,
         )
@@ -141,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return console.main(argv[1:])
     args = _parser().parse_args(argv)
-    path = args.file.absolute() if args.file is not None else flags_file_path()
+    env = Environment.from_os()
+    path = args.file.absolute() if args.file is not None else flags_file_path(env)
     try:
         if args.command == "show":
-            return _show(path, args.json)
-        return _change(args, path)
+            return _show(path, args.json, env)
+        return _change(args, path, env)
     except flagfile.FlagFileError as exc:
         hint = f"\nrules for {args.key}: {_RUNBOOK_NOTES[args.key]}" if "key" in args else ""
         print(f"partial-trust flags {args.command}: refused: {exc}{hint}", file=sys.stderr)

@@ -6,17 +6,14 @@ Heavy imports (OpenFeature, the flagd provider) happen inside the factory so tha
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
-from partial_trust.config import EnvDefaults
+from partial_trust.environment import Environment
 from partial_trust.flags.managed import EnvSettingsSource, ManagedSettingsSource
 
 __all__ = ["EnvSettingsSource", "ManagedSettingsSource", "build_settings_source"]
 
 
 def build_settings_source(
-    environ: Mapping[str, str] | None = None, *, policy_default: bool = False
+    env: Environment, *, policy_default: bool = False
 ) -> ManagedSettingsSource:
     """The source ``PARTIAL_TRUST_FLAGS_PROVIDER`` asks for; call ``start()`` in the lifespan.
 
@@ -26,8 +23,7 @@ def build_settings_source(
     """
     from partial_trust.flags.provider import flags_file_path, make_provider, provider_kind
 
-    env = os.environ if environ is None else environ
-    defaults = EnvDefaults.from_env(env)
+    defaults = env.defaults
     kind = provider_kind(env)
     if kind == "env":
         return EnvSettingsSource(defaults.effective(policy_default))
@@ -40,5 +36,5 @@ def build_settings_source(
         provider_factory=lambda: provider,
         policy_default=policy_default,
         flags_file=flags_file_path(env) if kind == "file" else None,
-        service=(env.get("OTEL_SERVICE_NAME") or "").strip() or None,
+        service=env.value("OTEL_SERVICE_NAME") or None,
     )

@@ -169,11 +169,14 @@ class FlagFileGuard:
                 previous = self._state
         if self._stop.is_set():
             return  # stopped while reading: the snapshot directory may be gone on purpose
-        valid = error is None and self._valid is not None and self._valid[0] == digest
-        if valid and (digest != previous.digest or not self.snapshot_path.exists()):
-            assert self._valid is not None
+        checked = self._valid if error is None else None  # (digest, snapshot bytes)
+        if (
+            checked is not None
+            and checked[0] == digest
+            and (digest != previous.digest or not self.snapshot_path.exists())
+        ):
             try:
-                self._write_bytes(self._valid[1])
+                self._write_bytes(checked[1])
             except OSError as exc:
                 error = f"cannot write the private flag snapshot {self.snapshot_path} ({exc})"
             else:

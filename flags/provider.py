@@ -30,10 +30,10 @@ which
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from partial_trust.environment import Environment
 
 PROVIDER_ENV = "PARTIAL_TRUST_FLAGS_PROVIDER"
 FILE_ENV = "PARTIAL_TRUST_FLAGS_FILE"
@@ -47,18 +47,16 @@ FILE_POLL_MS = 50
 UNLEASH_INTERVAL_ENV = "UNLEASH_REFRESH_INTERVAL"
 
 
-def provider_kind(environ: Mapping[str, str] | None = None) -> str:
+def provider_kind(env: Environment) -> str:
     """The configured kind; an unknown value is an error at start-up, never a silent default."""
-    env = os.environ if environ is None else environ
     kind = (env.get(PROVIDER_ENV) or "file").strip().lower()
     if kind not in PROVIDER_KINDS:
         raise ValueError(f"{PROVIDER_ENV}={kind!r}: expected one of {', '.join(PROVIDER_KINDS)}")
     return kind
 
 
-def flags_file_path(environ: Mapping[str, str] | None = None) -> Path:
+def flags_file_path(env: Environment) -> Path:
     """``PARTIAL_TRUST_FLAGS_FILE`` or the default, made absolute against the cwd once."""
-    env = os.environ if environ is None else environ
     return Path(env.get(FILE_ENV) or DEFAULT_FLAGS_FILE).absolute()
 
 
@@ -76,11 +74,10 @@ def make_flagd_provider() -> Any:
     return FlagdProvider()
 
 
-def unleash_refresh_interval(environ: Mapping[str, str] | None = None) -> int:
+def unleash_refresh_interval(env: Environment) -> int:
     """``UNLEASH_REFRESH_INTERVAL`` in whole seconds (1–60, default 1); anything else stops
     start-up: a typo must not quietly become a 15 s kill switch."""
-    env = os.environ if environ is None else environ
-    raw = (env.get(UNLEASH_INTERVAL_ENV) or "").strip()
+    raw = env.value(UNLEASH_INTERVAL_ENV)
     if not raw:
         return 1
     if not raw.isdigit() or not 1 <= int(raw) <= 60:
@@ -88,11 +85,10 @@ def unleash_refresh_interval(environ: Mapping[str, str] | None = None) -> int:
     return int(raw)
 
 
-def make_unleash_provider(environ: Mapping[str, str] | None = None) -> Any:
+def make_unleash_provider(env: Environment) -> Any:
     """The fail-closed Unleash provider (``partial_trust.flags.unleash``); a missing extra, URL or
     a bad
     interval is a clear error at start-up, not an ImportError or a silent default."""
-    env = os.environ if environ is None else environ
     try:
         from partial_trust.flags.unleash import UnleashFlagProvider
     except ImportError as exc:
@@ -100,23 +96,23 @@ def make_unleash_provider(environ: Mapping[str, str] | None = None) -> Any:
             "PARTIAL_TRUST_FLAGS_PROVIDER=unleash needs the 'unleash' extra: "
             "pip install 'partial-trust-corridor[unleash]'"
         ) from exc
-    url = env.get("UNLEASH_URL", "").strip()
+    url = env.value("UNLEASH_URL")
     if not url.startswith(("http://", "https://")):
         raise ValueError("PARTIAL_TRUST_FLAGS_PROVIDER=unleash needs UNLEASH_URL (http(s)://…/api)")
     return UnleashFlagProvider(
         url=url,
         app_name=env.get("UNLEASH_APP_NAME") or "partial-trust",
-        api_token=env.get("UNLEASH_API_TOKEN", ""),
+        api_token=env.get("UNLEASH_API_TOKEN") or "",
         refresh_interval_s=unleash_refresh_interval(env),
     )
 
 
-def make_provider(kind: str, environ: Mapping[str, str] | None = None) -> Any:
+def make_provider(kind: str, env: Environment) -> Any:
     """A new provider of ``kind`` (not for ``env``, which has none)."""
     if kind == "file":
-        return make_file_provider(flags_file_path(environ))
+        return make_file_provider(flags_file_path(env))
     if kind == "flagd":
         return make_flagd_provider()
     if kind == "unleash":
-        return make_unleash_provider(environ)
+        return make_unleash_provider(env)
     raise ValueError(f"provider kind {kind!r} has no OpenFeature provider")

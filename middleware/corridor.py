@@ -128,7 +128,8 @@ class ShoppingCorridor:
         )
 
     def merge(self, baseline: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
-        assert verdict.candidate is not None
+        if verdict.candidate is None:  # the engine merges accepted verdicts only
+            raise ValueError("merge needs an accepted verdict with a candidate")
         return acceptance.merge(baseline, verdict.candidate)
 
     def baseline_items(self, baseline: dict[str, Any]) -> int:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
 from partial_trust import flags, thresholds
-from partial_trust.config import EnvDefaults
+from partial_trust.environment import Environment
 from partial_trust.flags import ManagedSettingsSource
 from partial_trust.middleware import log_privacy
 from partial_trust.middleware.asgi import PartialTrustMiddleware
@@ -62,15 +61,15 @@ class CorridorStack:
     @classmethod
     def from_env(
         cls,
-        environ: Mapping[str, str] | None = None,
+        env: Environment | None = None,
         *,
         corridor: Corridor | None = None,
         registry: CollectorRegistry | None = None,
         source: ManagedSettingsSource | None = None,
     ) -> CorridorStack:
-        env = os.environ if environ is None else environ
-        defaults = EnvDefaults.from_env(env)
-        policy = PolicyRegistry.load(env.get("LLM_POLICY_PATH") or DEFAULT_POLICY_PATH)
+        env = Environment.from_os() if env is None else env
+        defaults = env.defaults
+        policy = PolicyRegistry.load(env.llm.policy_path or DEFAULT_POLICY_PATH)
         metrics = CorridorMetrics(registry)
         corridor = corridor or ShoppingCorridor()
         if source is None:
@@ -78,9 +77,9 @@ class CorridorStack:
         risk_log = RiskLog(defaults.risk_log_path, on_result=metrics.risk_log_result)
         keyer = CommandKeyer(resolve_hash_key(env, defaults.risk_log_path))
         llm = LLMClient(
-            env.get("LLM_BASE_URL") or DEFAULT_LLM_BASE_URL,
-            api_key=env.get("LLM_API_KEY") or None,
-            trust_env=True,
+            env.llm.base_url or DEFAULT_LLM_BASE_URL,
+            api_key=env.llm.api_key,
+            trust_env=env,
         )
         review_settings = ReviewSettings.from_env(env)
         review = None

@@ -31,9 +31,10 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+from partial_trust.environment import Environment
 
 logger = logging.getLogger("partial_trust.hash_key")
 
@@ -81,8 +82,8 @@ def ephemeral_key(reason: str) -> HashKey:
     return HashKey(secrets.token_hex(32).encode(), "ephemeral")
 
 
-def from_env(env: Mapping[str, str]) -> HashKey | None:
-    raw = env.get(ENV_VAR, "")
+def from_env(env: Environment) -> HashKey | None:
+    raw = env.get(ENV_VAR) or ""
     if not raw:
         return None
     key = HashKey(raw.encode(), "env")
@@ -91,7 +92,7 @@ def from_env(env: Mapping[str, str]) -> HashKey | None:
     return key
 
 
-def resolve_hash_key(env: Mapping[str, str], risk_log_path: str) -> HashKey:
+def resolve_hash_key(env: Environment, risk_log_path: str) -> HashKey:
     """The environment's key, else the key file next to the risk log, else an ephemeral key."""
     key = from_env(env)
     if key is not None:

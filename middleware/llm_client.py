@@ -20,9 +20,8 @@ import asyncio
 import functools
 import json
 import math
-import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -30,6 +29,7 @@ import httpcore
 import httpx
 from opentelemetry.propagate import inject
 
+from partial_trust.environment import Environment
 from partial_trust.middleware import log_privacy
 from partial_trust.middleware.completion import (
     CANDIDATE_ERROR_REASONS,
@@ -69,7 +69,7 @@ class LLMClient:
     created on first use inside the running loop; see ``llm_transport`` for why not a full
     ``httpx.AsyncClient``). An injected ``client`` (an in-process ASGI transport, a test
     double, a proxy setup) is used instead and stays the caller's: ``aclose`` leaves it open.
-    With ``trust_env=True`` and a proxy set in the environment (``HTTPS_PROXY``,
+    With ``trust_env`` an ``Environment`` that sets a proxy (``HTTPS_PROXY``,
     ``HTTP_PROXY``, ``ALL_PROXY``), the client makes and owns an ``httpx.AsyncClient`` that
     honours it, since the pool speaks to the origin directly.
     """
@@ -84,7 +84,7 @@ class LLMClient:
         max_connections: int = 200,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        trust_env: bool = False,
+        trust_env: Environment | None = None,
     ) -> None:
         if max_response_bytes < 1:
             raise ValueError(f"max_response_bytes must be >= 1, got {max_response_bytes}")
@@ -98,7 +98,7 @@ class LLMClient:
         self._api_key = api_key
         self._max_bytes = max_response_bytes
         self._client = client
-        self._owns_client = client is None and trust_env and proxy_configured()
+        self._owns_client = client is None and trust_env is not None and proxy_configured(trust_env)
         self._max_connections = max_connections
         self._backend = network_backend
         self._ssl = ssl_context
@@ -277,11 +277,9 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
     return b""
 
 
-def proxy_configured(environ: Mapping[str, str] | None = None) -> bool:
+def proxy_configured(env: Environment) -> bool:
     """Whether the environment asks for an HTTP proxy (the variables httpx honours)."""
-    env = os.environ if environ is None else environ
-    names = ("https_proxy", "http_proxy", "all_proxy")
-    return any(env.get(n) or env.get(n.upper()) for n in names)
+    return env.proxy_configured
 
 
 @functools.cache

@@ -217,7 +217,8 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         raw = self._transport
-        assert raw is not None
+        if raw is None:  # the connection was lost before the TLS upgrade
+            raise httpcore.ConnectError("the connection closed before the TLS handshake")
         try:
             tls = await loop.start_tls(raw, self, ssl_context, server_hostname=server_hostname)
         except BaseException as exc:

@@ -27,7 +27,6 @@ Mount it with ``Mount("/metrics", app=metrics_endpoint())`` (Starlette) or
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import weakref
@@ -39,6 +38,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import Receive, Scope, Send
 
 from partial_trust.config import EffectiveSettings
+from partial_trust.environment import Environment
 from partial_trust.mode import Mode
 from partial_trust.outcome import SAMPLED_STATUSES, STATUS_REASONS, Outcome, Reason, Status
 
@@ -359,14 +359,17 @@ class MetricsApp:
         await self._app(scope, receive, send)
 
 
-def metrics_endpoint(registry: CollectorRegistry | None = None) -> MetricsApp:
+def metrics_endpoint(
+    registry: CollectorRegistry | None = None, *, env: Environment | None = None
+) -> MetricsApp:
     """The ``/metrics`` endpoint: ``Route("/metrics", metrics_endpoint(registry))``.
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set it serves a fresh registry holding only a
     ``MultiProcessCollector`` (the per-process registry would show one worker's share);
     otherwise ``registry`` or the global one.
     """
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    env = Environment.from_os() if env is None else env  # a host app's entry point
+    if env.multiproc_dir:
         source = CollectorRegistry()
         MultiProcessCollector(source)  # type: ignore[no-untyped-call]
     else:

@@ -19,8 +19,8 @@ id, and nobody without the key can test guesses against it. There is no built-in
 from __future__ import annotations
 
 import hashlib
-import os
 
+from partial_trust.environment import Environment
 from partial_trust.middleware.hash_key import ENV_VAR, HashKey, ephemeral_key, from_env
 
 _SAMPLING_KEY = b"partial-trust-corridor/sampling/v1"
@@ -56,7 +56,8 @@ class CommandKeyer:
 
     def __init__(self, key: bytes | HashKey | None = None) -> None:
         if key is None:
-            key = from_env(os.environ) or ephemeral_key(f"{ENV_VAR} is not set")
+            # a hand-built engine is its own entry point: the process environment, read once
+            key = from_env(Environment.from_os()) or ephemeral_key(f"{ENV_VAR} is not set")
         elif isinstance(key, bytes):
             key = HashKey(key, "given")
         self.origin = key

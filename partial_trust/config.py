@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -179,8 +178,9 @@ class EnvDefaults:
     explicit: frozenset[str] = frozenset()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EnvDefaults:
-        env = os.environ if environ is None else environ
+    def from_env(cls, env: Mapping[str, str]) -> EnvDefaults:
+        """Parse ``env`` (``Environment.variables``: ``partial_trust.environment`` reads the
+        process environment, once)."""
         return cls(
             enabled=parse_bool(env.get("PARTIAL_TRUST_ENABLED")),
             intent=parse_intent(env.get("PARTIAL_TRUST_INTENT")),

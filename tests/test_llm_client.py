@@ -16,6 +16,7 @@ import pytest
 import respx
 from opentelemetry.sdk.trace import TracerProvider
 
+from partial_trust.environment import Environment
 from partial_trust.middleware.llm_client import LLMClient
 from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, ok
 
@@ -108,9 +109,9 @@ async def test_proxy_in_the_environment_is_honoured_with_trust_env(
 ) -> None:
     """The pool speaks to the origin directly; with a proxy configured and ``trust_env`` the
     call goes through an owned ``httpx.AsyncClient`` (httpx routes it to the proxy)."""
-    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")  # httpx routes by the process's
     route = mock.post(URL).mock(return_value=ok())
-    client = LLMClient(BASE, trust_env=True)
+    client = LLMClient(BASE, trust_env=Environment.from_os())
     assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
     http = client._client
     assert isinstance(http, httpx.AsyncClient)
@@ -133,7 +134,7 @@ async def test_proxy_is_ignored_without_trust_env(
 def test_proxy_configured_reads_either_case() -> None:
     from partial_trust.middleware.llm_client import proxy_configured
 
-    assert not proxy_configured({})
-    assert proxy_configured({"https_proxy": "http://p:1"})
-    assert proxy_configured({"ALL_PROXY": "socks5://p:1"})
-    assert not proxy_configured({"HTTPS_PROXY": ""})
+    assert not proxy_configured(Environment.from_mapping({}))
+    assert proxy_configured(Environment.from_mapping({"https_proxy": "http://p:1"}))
+    assert proxy_configured(Environment.from_mapping({"ALL_PROXY": "socks5://p:1"}))
+    assert not proxy_configured(Environment.from_mapping({"HTTPS_PROXY": ""}))

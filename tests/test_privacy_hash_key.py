@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from partial_trust.environment import Environment
 from partial_trust.middleware import hash_key, sampling
 from partial_trust.middleware.hash_key import (
     KEY_FILE_NAME,
@@ -57,16 +58,20 @@ def test_resolution_order_and_status_never_show_the_key(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     log = str(tmp_path / "risk.jsonl")
-    env_key = resolve_hash_key({"PARTIAL_TRUST_HASH_KEY": "a-long-enough-secret-key"}, log)
+    env_key = resolve_hash_key(
+        Environment.from_mapping({"PARTIAL_TRUST_HASH_KEY": "a-long-enough-secret-key"}), log
+    )
     assert env_key.source == "env" and env_key.status() == {"source": "env"}
     assert not (tmp_path / KEY_FILE_NAME).exists()  # the environment wins; no file made
-    from_file = resolve_hash_key({"PARTIAL_TRUST_HASH_KEY": ""}, log)  # empty means unset
+    from_file = resolve_hash_key(
+        Environment.from_mapping({"PARTIAL_TRUST_HASH_KEY": ""}), log
+    )  # empty means unset
     assert from_file.status() == {"source": "file", "path": key_file_path(log)}
     assert from_file.path == str(tmp_path / KEY_FILE_NAME)
     for key in (env_key, from_file):
         assert key.key.decode() not in repr(key) + repr(key.status())
     with caplog.at_level("WARNING", "partial_trust.hash_key"):
-        resolve_hash_key({"PARTIAL_TRUST_HASH_KEY": "k9z"}, log)
+        resolve_hash_key(Environment.from_mapping({"PARTIAL_TRUST_HASH_KEY": "k9z"}), log)
     assert "shorter than 16 bytes" in caplog.text and "k9z" not in caplog.text
 
 
@@ -83,7 +88,9 @@ def test_no_built_in_key_remains(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_generated_key_defeats_guessing_with_public_constants(tmp_path: Path) -> None:
-    keyer = CommandKeyer(resolve_hash_key({}, str(tmp_path / "risk.jsonl")))
+    keyer = CommandKeyer(
+        resolve_hash_key(Environment.from_mapping({}), str(tmp_path / "risk.jsonl"))
+    )
     public = [OLD_PUBLIC_KEY, sampling._SAMPLING_KEY, b"partial-trust-replay", b"\x00"]
     ids = [f"c-{i}" for i in range(1, 1001)]
     logged = {keyer(i) for i in ids}
@@ -182,7 +189,7 @@ def test_key_file_others_can_reach_is_refused(tmp_path: Path, mode: int) -> None
     path.write_bytes(os.urandom(32).hex().encode())
     path.chmod(mode)
     with pytest.raises(ValueError, match=f"group/others have access \\(mode {mode:o}\\)"):
-        resolve_hash_key({}, str(tmp_path / "risk.jsonl"))
+        resolve_hash_key(Environment.from_mapping({}), str(tmp_path / "risk.jsonl"))
 
 
 def test_key_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
@@ -196,7 +203,7 @@ def test_key_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
         path.chmod(0o000)  # not ours to read either way
         expected = "Permission denied"
     with pytest.raises(ValueError, match=expected):
-        resolve_hash_key({}, str(tmp_path / "risk.jsonl"))
+        resolve_hash_key(Environment.from_mapping({}), str(tmp_path / "risk.jsonl"))
 
 
 def _unsafe(tmp_path: Path, kind: str) -> Path:
@@ -232,7 +239,7 @@ def test_key_file_of_the_wrong_kind_is_refused(tmp_path: Path, kind: str, reason
     path = _unsafe(tmp_path, kind)
     started = time.monotonic()
     with pytest.raises(ValueError, match=reason):
-        resolve_hash_key({}, str(tmp_path / "risk.jsonl"))
+        resolve_hash_key(Environment.from_mapping({}), str(tmp_path / "risk.jsonl"))
     assert time.monotonic() - started < 5  # a FIFO is not waited on
     assert path.exists() or path.is_symlink()
 
@@ -243,11 +250,13 @@ def test_unwritable_directory_falls_back_to_an_ephemeral_key(
     blocker = tmp_path / "file"
     blocker.write_text("x")  # the risk log's "directory" is a file: nothing can be made there
     with caplog.at_level("WARNING", "partial_trust.hash_key"):
-        key = resolve_hash_key({}, str(blocker / "risk.jsonl"))
+        key = resolve_hash_key(Environment.from_mapping({}), str(blocker / "risk.jsonl"))
     assert key.source == "ephemeral" and key.path is None and len(key.key) == 64
     assert key.status()["source"] == "ephemeral" and "restarts" in key.status()["warning"]
     assert "per-process random hash key" in caplog.text and key.key.decode() not in caplog.text
-    assert resolve_hash_key({}, str(blocker / "risk.jsonl")).key != key.key
+    assert (
+        resolve_hash_key(Environment.from_mapping({}), str(blocker / "risk.jsonl")).key != key.key
+    )
 
 
 def test_key_lengths() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from partial_trust.environment import Environment
 from partial_trust.middleware import log_privacy
 from partial_trust.middleware.factory import CorridorStack
 from partial_trust.middleware.llm_client import CandidateError, LLMClient
@@ -141,7 +142,7 @@ async def test_corridor_stack_redacts_while_started(tmp_path: Path, capture: Cap
     async with Loopback(leaky) as server:
         env["LLM_BASE_URL"] = server.url
         env["LLM_API_KEY"] = API_KEY
-        stacks = [CorridorStack.from_env(env) for _ in range(2)]
+        stacks = [CorridorStack.from_env(Environment.from_mapping(env)) for _ in range(2)]
         before = log_privacy.installed()
         for stack in stacks:
             await stack.start()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from partial_trust.environment import Environment
 from partial_trust.middleware import sampling
 from partial_trust.middleware.factory import CorridorStack
 from partial_trust.middleware.hash_key import KEY_FILE_NAME
@@ -37,10 +38,12 @@ def _env(log_dir: Path, **extra: str) -> dict[str, str]:
 
 def test_key_file_next_to_the_risk_log_is_shared_and_named_on_health(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
-    first = CorridorStack.from_env(_env(log_dir))
+    first = CorridorStack.from_env(Environment.from_mapping(_env(log_dir)))
     key_path = log_dir / KEY_FILE_NAME
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
-    second = CorridorStack.from_env(_env(log_dir))  # a restart, or another worker
+    second = CorridorStack.from_env(
+        Environment.from_mapping(_env(log_dir))
+    )  # a restart, or another worker
     assert [first.engine.keyer(i) for i in IDS[:50]] == [second.engine.keyer(i) for i in IDS[:50]]
     health = first.status()
     assert health["hash_key"] == {"source": "file", "path": str(key_path)}
@@ -49,13 +52,17 @@ def test_key_file_next_to_the_risk_log_is_shared_and_named_on_health(tmp_path: P
 
 
 def test_environment_key_wins_and_no_file_is_made(tmp_path: Path) -> None:
-    stack = CorridorStack.from_env(_env(tmp_path, PARTIAL_TRUST_HASH_KEY="a-long-enough-key"))
+    stack = CorridorStack.from_env(
+        Environment.from_mapping(_env(tmp_path, PARTIAL_TRUST_HASH_KEY="a-long-enough-key"))
+    )
     assert stack.status()["hash_key"] == {"source": "env"}
     assert not (tmp_path / KEY_FILE_NAME).exists()
     # The key file's text is the key: putting it into the variable gives the same hashes.
-    from_file = CorridorStack.from_env(_env(tmp_path / "a"))
+    from_file = CorridorStack.from_env(Environment.from_mapping(_env(tmp_path / "a")))
     text = (tmp_path / "a" / KEY_FILE_NAME).read_text()
-    from_env = CorridorStack.from_env(_env(tmp_path / "b", PARTIAL_TRUST_HASH_KEY=text))
+    from_env = CorridorStack.from_env(
+        Environment.from_mapping(_env(tmp_path / "b", PARTIAL_TRUST_HASH_KEY=text))
+    )
     assert from_file.engine.keyer("c-1") == from_env.engine.keyer("c-1")
 
 
@@ -64,21 +71,21 @@ def test_unsafe_key_file_stops_the_stack_at_construction(tmp_path: Path) -> None
     key_path.write_text(os.urandom(32).hex())
     key_path.chmod(0o644)
     with pytest.raises(ValueError, match=f"refusing the hash key file {key_path}.*chmod 600"):
-        CorridorStack.from_env(_env(tmp_path))
+        CorridorStack.from_env(Environment.from_mapping(_env(tmp_path)))
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o644  # left for the operator to judge
 
 
 def test_unwritable_directory_gives_an_ephemeral_key_shown_on_health(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    stacks = [CorridorStack.from_env(_env(blocker)) for _ in range(2)]
+    stacks = [CorridorStack.from_env(Environment.from_mapping(_env(blocker))) for _ in range(2)]
     status = stacks[0].status()["hash_key"]
     assert status["source"] == "ephemeral" and "warning" in status and "path" not in status
     assert stacks[0].engine.keyer("c-1") != stacks[1].engine.keyer("c-1")
 
 
 def test_guessing_with_any_public_constant_recovers_nothing(tmp_path: Path) -> None:
-    keyer = CorridorStack.from_env(_env(tmp_path)).engine.keyer
+    keyer = CorridorStack.from_env(Environment.from_mapping(_env(tmp_path))).engine.keyer
     logged = {keyer(i) for i in IDS}
     for constant in (OLD_PUBLIC_KEY, sampling._SAMPLING_KEY, b"partial-trust-replay"):
         guesses = {_hash(constant, i) for i in IDS}

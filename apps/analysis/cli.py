@@ -33,6 +33,7 @@ from partial_trust.apps.analysis.figures import Figures, from_tally
 from partial_trust.apps.analysis.limits import InputError
 from partial_trust.apps.analysis.reader import expand, tally_files
 from partial_trust.apps.analysis.tally import Window, parse_time
+from partial_trust.environment import Environment
 
 ANALYZE_ERROR = 2
 GATE_ERROR = 3
@@ -364,7 +365,11 @@ def _duration(args: argparse.Namespace) -> durations.Duration:
     """How long the stage has run at its rate (``durations``); ``--since`` wins."""
     since = parse_time(args.since) if args.since else None
     until = parse_time(args.until) if args.until else None
-    audit = Path(args.audit_log) if args.audit_log else durations.default_audit_log()
+    audit = (
+        Path(args.audit_log)
+        if args.audit_log
+        else durations.default_audit_log(Environment.from_os())
+    )  # a CLI entry
     try:
         return durations.stage_duration(
             args.stage,

@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from partial_trust.environment import Environment
 from partial_trust.thresholds import SHADOW, STAGES
 
 #: the runbook's stage presets: sample rate of stage 1, 2, 3 (1% -> 5% -> 10%), from the table
@@ -71,8 +72,7 @@ def same_rate(a: float, b: float) -> bool:
     return math.isclose(a, b, abs_tol=_EPS)
 
 
-def default_audit_log(environ: dict[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
+def default_audit_log(env: Environment) -> Path:
     return Path(env.get(AUDIT_ENV) or DEFAULT_AUDIT_LOG)
 
 

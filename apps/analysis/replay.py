@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +74,7 @@ from partial_trust.apps.analysis.replay_run import (
     sim_transport,
 )
 from partial_trust.apps.llm_sim import Mode, SimConfig
+from partial_trust.environment import Environment
 from partial_trust.middleware.policy import DEFAULT_POLICY_PATH, PolicyError, PolicyRegistry
 
 #: The default run's injected disagreement (see the module docstring): it FAILs on purpose.
@@ -158,11 +158,10 @@ def main(argv: Sequence[str], *, transport: TransportFactory | None = None) -> i
     if args.give_up_after < 0:
         print("partial-trust replay: need --give-up-after >= 0", file=sys.stderr)
         return EXIT_BAD_INPUT
+    llm = Environment.from_os().llm
     try:
         commands = load_corpus(args.corpus)
-        policy = PolicyRegistry.load(
-            args.policy or os.environ.get("LLM_POLICY_PATH") or DEFAULT_POLICY_PATH
-        )
+        policy = PolicyRegistry.load(args.policy or llm.policy_path or DEFAULT_POLICY_PATH)
     except (CorpusError, PolicyError) as exc:
         print(f"partial-trust replay: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -179,7 +178,7 @@ def main(argv: Sequence[str], *, transport: TransportFactory | None = None) -> i
             policy,
             transport=transport,
             llm_url=args.llm_url,
-            api_key=os.environ.get("LLM_API_KEY") or None,
+            api_key=llm.api_key,
             runs=args.runs,
             timeout_ms=args.timeout_ms,
             profile_id=args.profile,

@@ -42,17 +42,17 @@ from partial_trust.apps.analysis.triage_parts import (
     fetch,
     versions,
 )
+from partial_trust.environment import Environment
 
 PREFIX = "partial-trust-triage"
 DEFAULT_TIMEOUT_S = 3.0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(env: Environment) -> argparse.ArgumentParser:
     from partial_trust.apps.console.audit import default_audit_path
-    from partial_trust.config import DEFAULT_RISK_LOG_PATH
     from partial_trust.flags.provider import flags_file_path
 
-    risk_log = os.environ.get("PARTIAL_TRUST_RISK_LOG_PATH") or DEFAULT_RISK_LOG_PATH
+    risk_log = env.risk_log_path
     p = argparse.ArgumentParser(
         prog="partial-trust triage",
         description=(__doc__ or "").split("\n\n", 1)[1],
@@ -68,12 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--flags-file",
-        default=str(flags_file_path()),
+        default=str(flags_file_path(env)),
         help="flag file (default: $PARTIAL_TRUST_FLAGS_FILE or %(default)s)",
     )
     p.add_argument(
         "--audit-log",
-        default=str(default_audit_path()),
+        default=str(default_audit_path(env)),
         help="flag audit log (default: $PARTIAL_TRUST_FLAGS_AUDIT_LOG or %(default)s)",
     )
     p.add_argument("--app-url", help="the app's base URL, for /health and /metrics (optional)")
@@ -174,7 +174,7 @@ def write_bundle(out: Path, parts: Sequence[Part], unavailable: dict[str, str]) 
 
 
 def main(argv: Sequence[str]) -> int:
-    p = _parser()
+    p = _parser(Environment.from_os())
     try:
         args = p.parse_args(list(argv))
     except SystemExit as exc:

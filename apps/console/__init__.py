@@ -10,8 +10,8 @@ Mount it in any Starlette app (``partial-trust serve`` mounts it at ``/flags``):
     console = create_console_app(
         Path("flags/partial-trust.flagd.json"),
         audit_path=Path("logs/partial_trust_flag_audit.jsonl"),
-        token=os.environ.get("PARTIAL_TRUST_CONSOLE_TOKEN"),
-        webhook_token=os.environ.get("PARTIAL_TRUST_WEBHOOK_TOKEN"),
+        token=env.console_tokens.token,          # env = Environment.from_os()
+        webhook_token=env.console_tokens.webhook_token,
         risk_log_path=Path("logs/partial_trust_risk.jsonl"),
     )
     app = Starlette(routes=[..., Mount("/flags", app=console)])
@@ -34,7 +34,8 @@ same).
 * ``auto_rollback``: a ``partial_trust.apps.console.webhook.AutoRollback`` (matchers, storm
 threshold and
   window, enabled).
-* ``environ``: where the environment defaults come from (default ``os.environ``).
+* ``env``: a ``partial_trust.environment.Environment``, where the environment defaults come
+  from (default ``Environment.from_os()``).
 * ``registry``: the Prometheus registry for the console's ``/metrics`` (default: its own).
 
 Environment (``create_console_app_from_env`` and ``main``): ``PARTIAL_TRUST_FLAGS_FILE``,
@@ -46,23 +47,23 @@ Environment (``create_console_app_from_env`` and ``main``): ``PARTIAL_TRUST_FLAG
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from partial_trust.environment import CONSOLE_TOKEN_ENV, WEBHOOK_TOKEN_ENV
 
 if TYPE_CHECKING:  # kept out of import time: `partial_trust.apps.console.audit` is used by the CLI
     from prometheus_client import CollectorRegistry
     from starlette.applications import Starlette
 
     from partial_trust.apps.console.webhook import AutoRollback
+    from partial_trust.environment import Environment
 
-TOKEN_ENV = "PARTIAL_TRUST_CONSOLE_TOKEN"
-WEBHOOK_TOKEN_ENV = "PARTIAL_TRUST_WEBHOOK_TOKEN"
+TOKEN_ENV = CONSOLE_TOKEN_ENV
 ALLOW_REMOTE_READ_ENV = "PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ"
 AUTO_ROLLBACK_ENV = "PARTIAL_TRUST_CONSOLE_AUTO_ROLLBACK"
 
-__all__ = ["create_console_app", "create_console_app_from_env", "main"]
+__all__ = ["WEBHOOK_TOKEN_ENV", "create_console_app", "create_console_app_from_env", "main"]
 
 
 def create_console_app(
@@ -76,7 +77,7 @@ def create_console_app(
     risk_log_path: Path | None = None,
     corridor: str | None = None,
     auto_rollback: AutoRollback | None = None,
-    environ: Mapping[str, str] | None = None,
+    env: Environment | None = None,
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """The console as an ASGI app; see the module docstring for every parameter."""
@@ -86,10 +87,11 @@ def create_console_app(
     from partial_trust.apps.console.auth import Access
     from partial_trust.apps.console.review import ReviewDeskConfig
     from partial_trust.apps.console.webhook import AutoRollback
-    from partial_trust.config import DEFAULT_INTENT, EnvDefaults
+    from partial_trust.config import DEFAULT_INTENT
+    from partial_trust.environment import Environment
 
-    env = os.environ if environ is None else environ
-    defaults = EnvDefaults.from_env(env)
+    env = Environment.from_os() if env is None else env  # a host app's entry point
+    defaults = env.defaults
     rollback = auto_rollback or AutoRollback()
     rollback = replace(rollback, corridor=corridor or defaults.intent or DEFAULT_INTENT)
     access = Access(
@@ -111,25 +113,26 @@ def create_console_app(
 
 
 def create_console_app_from_env(
-    environ: Mapping[str, str] | None = None, *, registry: CollectorRegistry | None = None
+    env: Environment | None = None, *, registry: CollectorRegistry | None = None
 ) -> Starlette:
     """``create_console_app`` configured by the environment variables listed above."""
     from partial_trust.apps.console.audit import default_audit_path
     from partial_trust.apps.console.webhook import AutoRollback
-    from partial_trust.config import DEFAULT_RISK_LOG_PATH, parse_bool
+    from partial_trust.config import parse_bool
+    from partial_trust.environment import Environment
     from partial_trust.flags.provider import flags_file_path
 
-    env = os.environ if environ is None else environ
+    env = Environment.from_os() if env is None else env  # a host app's entry point
     auto = env.get(AUTO_ROLLBACK_ENV)
     return create_console_app(
         flags_file_path(env),
         audit_path=default_audit_path(env),
-        token=env.get(TOKEN_ENV),
-        webhook_token=env.get(WEBHOOK_TOKEN_ENV),
+        token=env.console_tokens.token,
+        webhook_token=env.console_tokens.webhook_token,
         allow_remote_read=parse_bool(env.get(ALLOW_REMOTE_READ_ENV)),
-        risk_log_path=Path(env.get("PARTIAL_TRUST_RISK_LOG_PATH") or DEFAULT_RISK_LOG_PATH),
+        risk_log_path=Path(env.risk_log_path),
         auto_rollback=AutoRollback(enabled=auto is None or parse_bool(auto)),
-        environ=env,
+        env=env,
         registry=registry,
     )
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from partial_trust.apps.console import text
+from partial_trust.environment import Environment
 from partial_trust.flags.flagfile import Change
 
 SCHEMA = "partial-trust-flag-audit/1"
@@ -40,9 +41,8 @@ AUDIT_ENV = "PARTIAL_TRUST_FLAGS_AUDIT_LOG"
 DEFAULT_AUDIT_PATH = "logs/partial_trust_flag_audit.jsonl"
 
 
-def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
+def default_audit_path(env: Environment) -> Path:
     """``PARTIAL_TRUST_FLAGS_AUDIT_LOG`` or ``logs/partial_trust_flag_audit.jsonl``."""
-    env = os.environ if environ is None else environ
     return Path(env.get(AUDIT_ENV) or DEFAULT_AUDIT_PATH).absolute()
 
 

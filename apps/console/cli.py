@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp
 from partial_trust.apps.console.audit import default_audit_path
 from partial_trust.apps.console.webhook import CRITICAL_ALERT
 from partial_trust.apps.reference.serve_limits import add_arguments, from_args
+from partial_trust.environment import Environment, hand_to_workers
 
 
 def _is_loopback(host: str) -> bool:
@@ -36,7 +36,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(env: Environment | None = None) -> argparse.ArgumentParser:
+    """The options; defaults from ``env`` (``None``: the process environment, read now)."""
+    env = Environment.from_os() if env is None else env
     from partial_trust.flags.provider import flags_file_path
 
     p = argparse.ArgumentParser(
@@ -48,10 +50,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8090)
-    p.add_argument("--file", type=Path, default=flags_file_path(), help="flag file (flagd JSON)")
-    p.add_argument("--audit-log", type=Path, default=default_audit_path(), help="JSONL audit log")
-    risk = os.environ.get("PARTIAL_TRUST_RISK_LOG_PATH") or "logs/partial_trust_risk.jsonl"
-    p.add_argument("--risk-log", type=Path, default=Path(risk), help="for the gate verdict")
+    p.add_argument("--file", type=Path, default=flags_file_path(env), help="flag file (flagd JSON)")
+    p.add_argument(
+        "--audit-log", type=Path, default=default_audit_path(env), help="JSONL audit log"
+    )
+    p.add_argument(
+        "--risk-log", type=Path, default=Path(env.risk_log_path), help="for the gate verdict"
+    )
     p.add_argument("--corridor", default=None, help="corridor label of the alerts to act on")
     p.add_argument("--allow-remote-read", action="store_true", help="let other hosts view")
     p.add_argument(
@@ -78,13 +83,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_app(args: argparse.Namespace) -> ASGIApp:
+def build_app(args: argparse.Namespace, env: Environment | None = None) -> ASGIApp:
     """The console for parsed arguments, behind its ``Host`` allow-list."""
-    from partial_trust.apps.console import TOKEN_ENV, WEBHOOK_TOKEN_ENV, create_console_app, hosts
+    from partial_trust.apps.console import TOKEN_ENV, create_console_app, hosts
     from partial_trust.apps.console.webhook import AutoRollback
 
+    env = Environment.from_os() if env is None else env
     log = logging.getLogger("partial_trust.console")
-    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    token = env.console_tokens.token
     if token is None:
         log.warning("%s is not set: the console is read-only", TOKEN_ENV)
     elif len(token) < 16:
@@ -93,7 +99,7 @@ def build_app(args: argparse.Namespace) -> ASGIApp:
         args.file,
         audit_path=args.audit_log,
         token=token,
-        webhook_token=os.environ.get(WEBHOOK_TOKEN_ENV),
+        webhook_token=env.console_tokens.webhook_token,
         allow_remote_read=args.allow_remote_read,
         allow_remote_changes=args.allow_remote_changes,
         risk_log_path=args.risk_log,
@@ -102,8 +108,9 @@ def build_app(args: argparse.Namespace) -> ASGIApp:
             enabled=not args.no_auto_rollback,
             matchers={"alertname": args.rollback_alertname, "severity": "critical"},
         ),
+        env=env,
     )
-    guarded = hosts.guard(app, bind_host=args.host, extra=args.allowed_host)
+    guarded = hosts.guard(app, bind_host=args.host, extra=args.allowed_host, env=env)
     if not _is_loopback(args.host):
         if not (args.allow_remote_read or args.allow_remote_changes):
             print(
@@ -121,18 +128,19 @@ def build_app(args: argparse.Namespace) -> ASGIApp:
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    p = parser()
+    env = Environment.from_os()
+    p = parser(env)
     args = p.parse_args(argv)
     try:
-        limits = from_args(args)
+        limits = from_args(args, env)
     except ValueError as exc:
         p.error(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        app = build_app(args)
+        app = build_app(args, env)
     except ValueError as exc:  # a malformed allowed host name
         p.error(str(exc))
-    limits.export()
+    hand_to_workers(limits.env_vars())  # the protocol class reads them (serve_protocol)
     uvicorn.run(
         app,
         host=args.host,

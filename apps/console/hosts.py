@@ -26,12 +26,13 @@ check: it wraps the console only.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from partial_trust.environment import Environment
 
 ALLOWED_HOSTS_ENV = "PARTIAL_TRUST_CONSOLE_ALLOWED_HOSTS"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -67,11 +68,12 @@ def normalise(entry: str) -> str | None:
 def allowed_hosts(
     bind_host: str | None = None,
     extra: Iterable[str] = (),
-    environ: Mapping[str, str] | None = None,
+    env: Environment | None = None,
 ) -> list[str]:
-    """The loopback names, ``bind_host``, ``extra`` and ``PARTIAL_TRUST_CONSOLE_ALLOWED_HOSTS``."""
-    env = os.environ if environ is None else environ
-    configured = [part for part in env.get(ALLOWED_HOSTS_ENV, "").split(",") if part.strip()]
+    """The loopback names, ``bind_host``, ``extra`` and ``PARTIAL_TRUST_CONSOLE_ALLOWED_HOSTS``
+    (from ``env``; ``None``: no configured names)."""
+    listed = env.value(ALLOWED_HOSTS_ENV) if env is not None else ""
+    configured = [part for part in listed.split(",") if part.strip()]
     out: list[str] = []
     for entry in [*LOOPBACK_HOSTS, bind_host or "", *extra, *configured]:
         name = normalise(entry)
@@ -107,7 +109,7 @@ def guard(
     *,
     bind_host: str | None = None,
     extra: Iterable[str] = (),
-    environ: Mapping[str, str] | None = None,
+    env: Environment | None = None,
 ) -> ConsoleHostGuard:
     """The console behind its ``Host`` allow-list (what ``serve`` and ``flags serve`` use)."""
-    return ConsoleHostGuard(app, allowed_hosts(bind_host, extra, environ))
+    return ConsoleHostGuard(app, allowed_hosts(bind_host, extra, env))

@@ -8,8 +8,6 @@ the flag console (kill switch, stage presets, audit log, Alertmanager auto-rollb
 from __future__ import annotations
 
 import gc
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -23,14 +21,13 @@ from starlette.types import ASGIApp
 from partial_trust.apps.console import create_console_app_from_env, hosts
 from partial_trust.apps.reference.telemetry import install_tracing
 from partial_trust.contracts import CommandDTO
+from partial_trust.environment import Environment
 from partial_trust.flags import ManagedSettingsSource
 from partial_trust.middleware.baseline import route as baseline_route
 from partial_trust.middleware.factory import CorridorStack
 from partial_trust.middleware.metrics import metrics_endpoint
 
 ROUTER_PATH = "/route"
-#: set by ``partial-trust serve`` for its workers: the address it binds to (a console name)
-BIND_HOST_ENV = "PARTIAL_TRUST_SERVE_BIND_HOST"
 
 
 async def route_endpoint(request: Request) -> JSONResponse:
@@ -44,24 +41,22 @@ async def route_endpoint(request: Request) -> JSONResponse:
     return JSONResponse(baseline_route(command).model_dump(mode="json"))
 
 
-def console_app(environ: Mapping[str, str] | None = None) -> ASGIApp:
+def console_app(env: Environment) -> ASGIApp:
     """The flag console for ``/flags``, behind its ``Host`` allow-list
     (``partial_trust.apps.console.hosts``:
     loopback names, the address ``serve`` binds to, ``PARTIAL_TRUST_CONSOLE_ALLOWED_HOSTS``).
     Only the mount is wrapped: ``/route``, ``/health`` and ``/metrics`` never pass the check."""
-    env = os.environ if environ is None else environ
-    return hosts.guard(
-        create_console_app_from_env(environ), bind_host=env.get(BIND_HOST_ENV), environ=env
-    )
+    return hosts.guard(create_console_app_from_env(env), bind_host=env.bind_host, env=env)
 
 
 def create_app(
-    environ: Mapping[str, str] | None = None,
+    env: Environment | None = None,
     *,
     registry: CollectorRegistry | None = None,
     source: ManagedSettingsSource | None = None,
 ) -> ASGIApp:
-    stack = CorridorStack.from_env(environ, registry=registry, source=source)
+    env = Environment.from_os() if env is None else env  # an entry point: read once, here
+    stack = CorridorStack.from_env(env, registry=registry, source=source)
 
     async def health(request: Request) -> JSONResponse:
         body: dict[str, Any] = {"status": "ok", "partial_trust": stack.status()}
@@ -71,8 +66,8 @@ def create_app(
         routes=[
             Route(ROUTER_PATH, route_endpoint, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
-            Route("/metrics", metrics_endpoint(registry), methods=["GET"]),
-            Mount("/flags", app=console_app(environ)),
+            Route("/metrics", metrics_endpoint(registry, env=env), methods=["GET"]),
+            Mount("/flags", app=console_app(env)),
         ],
         lifespan=stack.lifespan,
     )
@@ -80,7 +75,7 @@ def create_app(
     return stack.wrap(router, paths=[ROUTER_PATH])
 
 
-def create_served_app(environ: Mapping[str, str] | None = None) -> ASGIApp:
+def create_served_app(env: Environment | None = None) -> ASGIApp:
     """``partial-trust serve``'s factory: ``create_app``, then ``gc.freeze()``.
 
     Freezing moves everything made so far (the imports and the app: ~56,000 objects) out of
@@ -90,8 +85,9 @@ def create_served_app(environ: Mapping[str, str] | None = None) -> ASGIApp:
     The objects stay alive as before. Done here, in the process ``serve`` owns, not in the
     middleware: a host app decides its own collector policy.
     """
-    tracing = install_tracing(environ)  # OTEL_* -> the SDK, in this worker; unset: nothing
-    app = tracing.wrap(create_app(environ))
+    env = Environment.from_os() if env is None else env  # a worker's entry point
+    tracing = install_tracing(env)  # OTEL_* -> the SDK, in this worker; unset: nothing
+    app = tracing.wrap(create_app(env))
     gc.collect()  # what is already garbage is freed, not frozen
     gc.freeze()
     return app

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -20,7 +19,13 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from partial_trust.apps.reference import serve_limits
-from partial_trust.apps.reference.app import BIND_HOST_ENV, create_served_app
+from partial_trust.apps.reference.app import create_served_app
+from partial_trust.environment import (
+    BIND_HOST_ENV,
+    MULTIPROC_DIR_ENV,
+    Environment,
+    hand_to_workers,
+)
 
 log = logging.getLogger("partial_trust.serve")
 
@@ -51,19 +56,16 @@ def create_app_for_serve() -> ASGIApp:
     return QuietDisconnects(create_served_app())
 
 
-def _prepare_multiprocess_metrics(workers: int) -> None:
+def _prepare_multiprocess_metrics(workers: int, env: Environment) -> str | None:
     """With several workers each process counts alone; prometheus-client's multiprocess mode
     merges them through files in ``PROMETHEUS_MULTIPROC_DIR``. It must be set before any
     worker imports prometheus_client, and emptied first: files of a previous run would be
-    added to this run's totals."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # set but empty would make prometheus_client write its files into the cwd
-        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    if workers <= 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        return
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
-        prefix="partial-trust-metrics-"
-    )
+    added to this run's totals. Returns the directory to hand to the workers; ``None``: the
+    variable is removed (set but empty would make prometheus_client write into the cwd)."""
+    directory = env.multiproc_dir
+    if workers <= 1 and directory is None:
+        return None
+    directory = directory or tempfile.mkdtemp(prefix="partial-trust-metrics-")
     path = Path(directory)
     if path.exists():
         for child in path.iterdir():
@@ -71,10 +73,11 @@ def _prepare_multiprocess_metrics(workers: int) -> None:
                 child.unlink()
     else:
         path.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return str(path)
 
 
 def main(argv: list[str]) -> int:
+    env = Environment.from_os()
     parser = argparse.ArgumentParser(
         prog="partial-trust serve",
         description="Run the reference router with the partial trust corridor mounted. "
@@ -93,7 +96,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
-        default=os.environ.get("PARTIAL_TRUST_SERVE_LOOP") or "auto",
+        default=env.get("PARTIAL_TRUST_SERVE_LOOP") or "auto",
         help="event loop (env PARTIAL_TRUST_SERVE_LOOP); auto is uvloop when installed, "
         "as uvicorn does",
     )
@@ -102,17 +105,19 @@ def main(argv: list[str]) -> int:
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     try:
-        limits = serve_limits.from_args(args)
+        limits = serve_limits.from_args(args, env)
     except ValueError as exc:
         parser.error(str(exc))
-    limits.export()  # the workers (and the protocol class) read them from the environment
-    os.environ[BIND_HOST_ENV] = args.host
-    _prepare_multiprocess_metrics(args.workers)
+    # the workers (and their protocol class) read these from the environment they inherit
+    multiproc_dir = _prepare_multiprocess_metrics(args.workers, env)
+    hand_to_workers(
+        {**limits.env_vars(), BIND_HOST_ENV: args.host, MULTIPROC_DIR_ENV: multiproc_dir}
+    )
     from partial_trust.apps.reference.telemetry_env import (
         exit_on_bad_tracing_env,
     )  # OTEL_* checked once
 
-    exit_on_bad_tracing_env()  # a wrong value: one line, not a traceback in every worker
+    exit_on_bad_tracing_env(env)  # a wrong value: one line, not a traceback in every worker
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "partial_trust.apps.reference.serve:create_app_for_serve",

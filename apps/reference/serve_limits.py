@@ -27,18 +27,19 @@ uvicorn has no header or body timeout (its keep-alive timer is armed only after 
 is cancelled by any byte received), so the two timeouts live in
 ``partial_trust.apps.reference.serve_protocol``,
 a subclass of uvicorn's protocol passed as ``http=``. The limits reach every worker process
-through these variables: ``export`` writes the resolved values back into the environment
+through these variables: ``serve`` hands ``env_vars()`` to the workers' environment
 before uvicorn starts (the way ``PROMETHEUS_MULTIPROC_DIR`` is passed on).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from partial_trust.environment import Environment
 
 
 class ServeLimits(BaseModel):
@@ -65,11 +66,10 @@ class ServeLimits(BaseModel):
             "timeout_graceful_shutdown": self.graceful_shutdown_s,
         }
 
-    def export(self, environ: MutableMapping[str, str] | None = None) -> None:
-        """Write the values into the environment: worker processes and the protocol read them."""
-        env = os.environ if environ is None else environ
-        for field, name in ENV.items():
-            env[name] = str(getattr(self, field))
+    def env_vars(self) -> dict[str, str]:
+        """The values as variables: ``serve`` hands them to the worker processes, whose
+        protocol class reads them back (``partial_trust.environment.hand_to_workers``)."""
+        return {name: str(getattr(self, field)) for field, name in ENV.items()}
 
 
 #: field -> environment variable
@@ -93,10 +93,9 @@ _OPTIONS: Mapping[str, tuple[str, type, str]] = {
 }
 
 
-def from_env(environ: Mapping[str, str] | None = None) -> ServeLimits:
+def from_env(env: Environment) -> ServeLimits:
     """The limits from ``PARTIAL_TRUST_SERVE_*`` (unset or empty: the default)."""
-    env = os.environ if environ is None else environ
-    values = {field: env[name] for field, name in ENV.items() if env.get(name, "").strip()}
+    values = {field: env.get(name) for field, name in ENV.items() if env.value(name)}
     try:
         return ServeLimits.model_validate(values)
     except ValidationError as exc:
@@ -117,9 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ServeLimits:
+def from_args(args: argparse.Namespace, env: Environment) -> ServeLimits:
     """Command line over environment over default; ``ValueError`` names what is wrong."""
-    base = from_env(environ).model_dump()
+    base = from_env(env).model_dump()
     given = {f: getattr(args, f"limit_{f}", None) for f in _OPTIONS}
     given = {f: v for f, v in given.items() if v is not None}
     try:

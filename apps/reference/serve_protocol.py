@@ -42,6 +42,7 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from partial_trust.apps.reference.serve_limits import ServeLimits, from_env
+from partial_trust.environment import Environment
 
 log = logging.getLogger("partial_trust.serve")
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -51,7 +52,7 @@ _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 def current_limits() -> ServeLimits:
     """The process's limits (read once): ``PARTIAL_TRUST_SERVE_*``, else the defaults."""
     try:
-        return from_env()
+        return from_env(Environment.from_os())  # this worker's entry point: uvicorn builds it
     except ValueError as exc:
         log.warning("%s; using the defaults", exc)
         return ServeLimits()

@@ -34,7 +34,6 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -48,6 +47,7 @@ from partial_trust.apps.reference.telemetry_env import (
     check_env,
     otlp_exporter_class,
 )
+from partial_trust.environment import Environment
 
 if TYPE_CHECKING:  # the SDK is imported only when an exporter is asked for (start-up cost)
     from opentelemetry.sdk.resources import Resource
@@ -184,14 +184,14 @@ class FlushOnShutdown:
         await self.app(scope, receive, send_after_flush)
 
 
-def install_tracing(environ: Mapping[str, str] | None = None) -> Tracing:
+def install_tracing(env: Environment) -> Tracing:
     """Install the SDK as the global tracer provider when ``OTEL_TRACES_EXPORTER`` asks.
 
-    ``environ`` decides the exporters and protocol (default ``os.environ``); the SDK's own
-    classes read the other ``OTEL_*`` variables from ``os.environ``. Raises
+    ``env`` decides the exporters and protocol; the SDK's own classes read the other
+    ``OTEL_*`` variables from the process environment. Raises
     ``TracingConfigError`` (one line) for a wrong value or a missing exporter package.
     """
-    plan = check_env(environ)
+    plan = check_env(env)
     if not plan.enabled:
         return Tracing(None)
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):

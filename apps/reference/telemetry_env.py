@@ -13,11 +13,11 @@ variable must be one clear line, never a traceback and never a silent change of 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from partial_trust.environment import Environment
 
 KNOWN_EXPORTERS = ("otlp", "console")
 
@@ -76,20 +76,15 @@ class TracingPlan:
         )
 
 
-def _value(environ: Mapping[str, str], name: str) -> str:
-    return environ.get(name, "").strip()
-
-
-def plan_from_env(environ: Mapping[str, str] | None = None) -> TracingPlan:
+def plan_from_env(env: Environment) -> TracingPlan:
     """The exporters and protocol the variables ask for; raises ``TracingConfigError``.
 
     Unset (or ``none``, or ``OTEL_SDK_DISABLED=true``) is no exporter: no SDK is installed and
     the library's spans stay the API's no-op ones, which cost nothing.
     """
-    env = os.environ if environ is None else environ
-    if _value(env, "OTEL_SDK_DISABLED").lower() == "true":
+    if env.value("OTEL_SDK_DISABLED").lower() == "true":
         return TracingPlan(())
-    raw = _value(env, "OTEL_TRACES_EXPORTER")
+    raw = env.value("OTEL_TRACES_EXPORTER")
     names = list(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
     if not names or names == ["none"]:
         return TracingPlan(())
@@ -102,10 +97,10 @@ def plan_from_env(environ: Mapping[str, str] | None = None) -> TracingPlan:
             f"(known: {', '.join(KNOWN_EXPORTERS)}, none)"
         )
     variable = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
-    protocol = _value(env, variable).lower()
+    protocol = env.value(variable).lower()
     if not protocol:
         variable = "OTEL_EXPORTER_OTLP_PROTOCOL"
-        protocol = _value(env, variable).lower() or DEFAULT_PROTOCOL
+        protocol = env.value(variable).lower() or DEFAULT_PROTOCOL
     if "otlp" in names and protocol not in OTLP_PROTOCOLS:
         raise TracingConfigError(
             f"{variable}={protocol!r}: unsupported OTLP protocol "
@@ -116,13 +111,13 @@ def plan_from_env(environ: Mapping[str, str] | None = None) -> TracingPlan:
     return TracingPlan(tuple(names), protocol)
 
 
-def _check_sampler(env: Mapping[str, str]) -> None:
-    sampler = _value(env, "OTEL_TRACES_SAMPLER").lower()
+def _check_sampler(env: Environment) -> None:
+    sampler = env.value("OTEL_TRACES_SAMPLER").lower()
     if sampler and sampler not in KNOWN_SAMPLERS:
         raise TracingConfigError(
             f"OTEL_TRACES_SAMPLER={sampler!r}: unknown sampler (known: {', '.join(KNOWN_SAMPLERS)})"
         )
-    arg = _value(env, "OTEL_TRACES_SAMPLER_ARG")
+    arg = env.value("OTEL_TRACES_SAMPLER_ARG")
     if sampler.endswith("traceidratio") and arg:
         try:
             rate = float(arg)
@@ -134,10 +129,10 @@ def _check_sampler(env: Mapping[str, str]) -> None:
             )
 
 
-def _check_bsp(env: Mapping[str, str]) -> None:
+def _check_bsp(env: Environment) -> None:
     values: dict[str, int] = {}
     for name, least in BSP_VARIABLES.items():
-        raw = _value(env, name)
+        raw = env.value(name)
         if not raw:
             continue
         try:
@@ -171,19 +166,19 @@ def otlp_exporter_class(protocol: str) -> Any:
     return module.OTLPSpanExporter
 
 
-def check_env(environ: Mapping[str, str] | None = None) -> TracingPlan:
+def check_env(env: Environment) -> TracingPlan:
     """``plan_from_env`` and the exporter packages it needs importable: what ``serve`` checks
     once in its own process, before uvicorn starts any worker."""
-    plan = plan_from_env(environ)
+    plan = plan_from_env(env)
     if "otlp" in plan.exporters:
         otlp_exporter_class(plan.protocol)
     return plan
 
 
-def exit_on_bad_tracing_env(environ: Mapping[str, str] | None = None) -> None:
+def exit_on_bad_tracing_env(env: Environment) -> None:
     """``serve``'s start: a wrong ``OTEL_*`` value is one line on stderr and exit status 2."""
     try:
-        check_env(environ)
+        check_env(env)
     except TracingConfigError as exc:
         print(f"partial-trust serve: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

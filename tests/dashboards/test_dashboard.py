@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from partial_trust.apps.console import create_console_app
 from partial_trust.config import EffectiveSettings
+from partial_trust.environment import Environment
 from partial_trust.middleware.metrics import CorridorMetrics
 from tests.alerts.monitoring import ALERTS_DIR, CORRIDOR, DASHBOARD, load_generator
 from tests.support.procs import REPO
@@ -54,7 +55,7 @@ def declared_metric_names(tmp_path: Path) -> set[str]:
         tmp_path / "partial-trust.flagd.json",
         audit_path=tmp_path / "audit.jsonl",
         token=None,
-        environ={},
+        env=Environment.from_mapping({}),
         registry=registry,
     )
     metrics = CorridorMetrics(registry)

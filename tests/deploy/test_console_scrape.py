@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 
+from partial_trust.environment import Environment
 from tests.alerts.monitoring import load_generator, query, run_prometheus, wait_until
 from tests.support.procs import REPO, free_port, partial_trust, run_server
 
@@ -87,7 +88,7 @@ async def test_the_job_path_serves_the_storm_gauge_on_the_reference_app(tmp_path
 
     path = scrape_jobs()[JOB]["metrics_path"]
     env = console_env(tmp_path)
-    app = create_app(env, registry=CollectorRegistry())
+    app = create_app(Environment.from_mapping(env), registry=CollectorRegistry())
     resp = await _get(app, path, "127.0.0.1")
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/plain")
@@ -99,7 +100,8 @@ async def test_the_job_path_serves_the_storm_gauge_on_the_reference_app(tmp_path
     # a Prometheus on a bridge network is another host: refused unless remote reading is on
     assert (await _get(app, path, "172.17.0.2")).status_code == 403
     open_app = create_app(
-        {**env, "PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ": "true"}, registry=CollectorRegistry()
+        Environment.from_mapping({**env, "PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ": "true"}),
+        registry=CollectorRegistry(),
     )
     assert (await _get(open_app, path, "172.17.0.2")).status_code == 200
 
@@ -113,7 +115,7 @@ async def test_the_webhook_is_accepted_from_loopback_only(tmp_path: Path) -> Non
     from partial_trust.apps.reference.app import create_app
 
     env = {**console_env(tmp_path), "PARTIAL_TRUST_CONSOLE_ALLOW_REMOTE_READ": "true"}
-    app = create_app(env, registry=CollectorRegistry())
+    app = create_app(Environment.from_mapping(env), registry=CollectorRegistry())
     hook = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
     body = _notification("2026-11-23T03:00:00Z")
     for client, status in (("172.17.0.2", 403), ("127.0.0.1", 200)):

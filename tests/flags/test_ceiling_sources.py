@@ -10,6 +10,7 @@ import pytest
 from openfeature import api
 from openfeature.event import ProviderEventDetails
 
+from partial_trust.environment import Environment
 from partial_trust.flags import build_settings_source, flagfile
 from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from partial_trust.flags.source import DOMAIN
@@ -107,7 +108,7 @@ async def test_a_host_bound_in_memory_provider_is_capped_too(tmp_path: Path) -> 
         "PARTIAL_TRUST_FLAGS_FILE": str(tmp_path / "unused.json"),
         "PARTIAL_TRUST_ENABLED": "false",
     }
-    source = build_settings_source(env)
+    source = build_settings_source(Environment.from_mapping(env))
     await source.start()
     try:
         assert source.current().enabled is False
@@ -127,7 +128,7 @@ async def test_the_file_provider_is_capped(flag_file: Path) -> None:
         ({"PARTIAL_TRUST_TIMEOUT_MS": "50"}, lambda s: s.enabled and s.timeout_ms == 50),
     ):
         api.shutdown()
-        source = build_settings_source({**base, **extra})
+        source = build_settings_source(Environment.from_mapping({**base, **extra}))
         await source.start()
         try:
             await wait_until(lambda s=source: s.current().flags_available, timeout_s=3)
@@ -143,12 +144,14 @@ async def test_the_env_provider_reports_its_limits() -> None:
         "PARTIAL_TRUST_ENABLED": "false",
         "PARTIAL_TRUST_SAMPLE_RATE": "1",
     }
-    source = build_settings_source(env)
+    source = build_settings_source(Environment.from_mapping(env))
     await source.start()
     status = source.status()
     assert status["enabled"] is False
     assert status["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"  # type: ignore[index]
-    on = build_settings_source({**env, "PARTIAL_TRUST_ENABLED": "true"}).status()
+    on = build_settings_source(
+        Environment.from_mapping({**env, "PARTIAL_TRUST_ENABLED": "true"})
+    ).status()
     assert on["limits"]["sample_rate"] == "env PARTIAL_TRUST_SAMPLE_RATE"  # type: ignore[index]
     assert on["limits"]["timeout_ms"] == "default"  # type: ignore[index]
     await source.stop()

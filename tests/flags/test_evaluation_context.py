@@ -15,6 +15,7 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
+from partial_trust.environment import Environment
 from partial_trust.flags import build_settings_source
 from partial_trust.flags.flagfile import ENABLED, MODE, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from partial_trust.flags.source import DOMAIN
@@ -135,7 +136,7 @@ async def test_the_service_attribute_is_otel_service_name(tmp_path: Path) -> Non
     provider = KeyRequiredProvider()
     api.set_provider(provider, DOMAIN)
     env = {"OTEL_SERVICE_NAME": "shop-router", "PARTIAL_TRUST_FLAGS_FILE": str(tmp_path / "x")}
-    source = build_settings_source(env)
+    source = build_settings_source(Environment.from_mapping(env))
     await source.start()
     try:
         assert source.current().enabled is True

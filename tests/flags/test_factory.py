@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import partial_trust.flags.source
 from partial_trust.config import EnvDefaults
+from partial_trust.environment import Environment
 from partial_trust.flags import EnvSettingsSource, ManagedSettingsSource, build_settings_source
 from partial_trust.flags.flagfile import ENABLED, SAMPLE_RATE
 from partial_trust.flags.logthrottle import ThrottleFilter
@@ -28,7 +29,7 @@ ENV = {
 
 @pytest.mark.anyio
 async def test_env_provider_is_the_variables_alone() -> None:
-    source = build_settings_source(ENV, policy_default=True)
+    source = build_settings_source(Environment.from_mapping(ENV), policy_default=True)
     assert isinstance(source, EnvSettingsSource)
     assert isinstance(source, ManagedSettingsSource)
     await source.start()
@@ -42,7 +43,9 @@ async def test_env_provider_is_the_variables_alone() -> None:
 
 
 def test_file_is_the_default_provider(tmp_path: Path) -> None:
-    source = build_settings_source({"PARTIAL_TRUST_FLAGS_FILE": str(tmp_path / "f.json")})
+    source = build_settings_source(
+        Environment.from_mapping({"PARTIAL_TRUST_FLAGS_FILE": str(tmp_path / "f.json")})
+    )
     assert isinstance(source, FlagSettingsSource)
     assert isinstance(source, ManagedSettingsSource)
     assert source.status()["flags_file"] == str(tmp_path / "f.json")
@@ -50,19 +53,23 @@ def test_file_is_the_default_provider(tmp_path: Path) -> None:
 
 
 def test_flagd_daemon_provider_is_built_from_flagd_variables() -> None:
-    source = build_settings_source({"PARTIAL_TRUST_FLAGS_PROVIDER": "flagd"})
+    source = build_settings_source(
+        Environment.from_mapping({"PARTIAL_TRUST_FLAGS_PROVIDER": "flagd"})
+    )
     assert isinstance(source, FlagSettingsSource)
     assert source.kind == "flagd"
 
 
 def test_unknown_provider_is_an_error() -> None:
     with pytest.raises(ValueError, match="PARTIAL_TRUST_FLAGS_PROVIDER='launchdarkly'"):
-        build_settings_source({"PARTIAL_TRUST_FLAGS_PROVIDER": "launchdarkly"})
+        build_settings_source(
+            Environment.from_mapping({"PARTIAL_TRUST_FLAGS_PROVIDER": "launchdarkly"})
+        )
 
 
 def test_unleash_needs_a_url() -> None:
     with pytest.raises((ValueError, RuntimeError), match="unleash"):
-        build_settings_source({"PARTIAL_TRUST_FLAGS_PROVIDER": "unleash"})
+        build_settings_source(Environment.from_mapping({"PARTIAL_TRUST_FLAGS_PROVIDER": "unleash"}))
 
 
 @pytest.mark.anyio

@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from partial_trust.config import EnvDefaults
+from partial_trust.environment import Environment
 from partial_trust.flags import build_settings_source, flagfile
 from partial_trust.flags.provider import make_file_provider
 from partial_trust.flags.source import FlagSettingsSource
@@ -31,7 +32,9 @@ def env_for(path: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture
 async def running(flag_file: Path) -> AsyncIterator[FlagSettingsSource]:
     flagfile.resume(flag_file)
-    source = build_settings_source(env_for(flag_file), policy_default=True)
+    source = build_settings_source(
+        Environment.from_mapping(env_for(flag_file)), policy_default=True
+    )
     assert isinstance(source, FlagSettingsSource)
     await source.start()
     try:
@@ -97,7 +100,9 @@ async def test_a_broken_file_turns_the_corridor_off_and_a_good_file_recovers(
 ) -> None:
     flagfile.resume(flag_file)
     good = flag_file.read_bytes()
-    source = build_settings_source(env_for(flag_file, PARTIAL_TRUST_ENABLED="true"))
+    source = build_settings_source(
+        Environment.from_mapping(env_for(flag_file, PARTIAL_TRUST_ENABLED="true"))
+    )
     await source.start()
     try:
         assert source.current().enabled is True
@@ -124,7 +129,9 @@ async def test_a_file_missing_at_start_fails_closed_until_it_appears(
 ) -> None:
     good = flag_file.read_bytes()
     missing = tmp_path / "later.json"
-    source = build_settings_source(env_for(missing, PARTIAL_TRUST_ENABLED="true"))
+    source = build_settings_source(
+        Environment.from_mapping(env_for(missing, PARTIAL_TRUST_ENABLED="true"))
+    )
     await source.start()
     try:
         assert source.current().flags_available is False

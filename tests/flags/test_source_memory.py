@@ -14,6 +14,7 @@ from openfeature.provider import ProviderStatus
 from openfeature.provider.in_memory_provider import InMemoryProvider
 
 from partial_trust.config import EffectiveSettings
+from partial_trust.environment import Environment
 from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from partial_trust.flags.source import DOMAIN
 
@@ -262,7 +263,9 @@ async def test_a_host_bound_provider_is_not_second_guessed_by_the_file_check(
     from partial_trust.flags import build_settings_source
 
     missing = tmp_path / "no-such-file.json"  # would fail closed if we checked it
-    source = build_settings_source({"PARTIAL_TRUST_FLAGS_FILE": str(missing)})
+    source = build_settings_source(
+        Environment.from_mapping({"PARTIAL_TRUST_FLAGS_FILE": str(missing)})
+    )
     await source.start()
     try:
         assert source.current().enabled is True

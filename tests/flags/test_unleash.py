@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from partial_trust.environment import Environment
 from partial_trust.flags import build_settings_source
 from partial_trust.flags.flagfile import ENABLED
 from partial_trust.flags.source import FlagSettingsSource
@@ -47,7 +48,7 @@ def unleash_env(server: UnleashServer, **extra: str) -> dict[str, str]:
 
 
 async def started(env: dict[str, str]) -> FlagSettingsSource:
-    source = build_settings_source(env)
+    source = build_settings_source(Environment.from_mapping(env))
     assert isinstance(source, FlagSettingsSource)
     await source.start()
     return source

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from openfeature.provider import ProviderStatus
 
+from partial_trust.environment import Environment
 from partial_trust.flags.provider import make_unleash_provider, unleash_refresh_interval
 from partial_trust.flags.unleash_health import FetchHealth, describe_http
 from tests.support.procs import REPO
@@ -86,19 +87,19 @@ def test_a_200_counts_once_applied_and_start_up_waits_for_it_bounded() -> None:
 )
 def test_refresh_interval(raw: str | None, expected: int) -> None:
     env = {} if raw is None else {"UNLEASH_REFRESH_INTERVAL": raw}
-    assert unleash_refresh_interval(env) == expected
+    assert unleash_refresh_interval(Environment.from_mapping(env)) == expected
 
 
 @pytest.mark.parametrize("raw", ["0", "61", "0.5", "-1", "15s", "abc"])
 def test_a_bad_refresh_interval_stops_start_up(raw: str) -> None:
     with pytest.raises(ValueError, match="UNLEASH_REFRESH_INTERVAL"):
-        unleash_refresh_interval({"UNLEASH_REFRESH_INTERVAL": raw})
+        unleash_refresh_interval(Environment.from_mapping({"UNLEASH_REFRESH_INTERVAL": raw}))
 
 
 @pytest.mark.parametrize("url", ["", "unleash:4242/api", "ftp://unleash/api"])
 def test_a_url_that_is_not_http_stops_start_up(url: str) -> None:
     with pytest.raises(ValueError, match="UNLEASH_URL"):
-        make_unleash_provider({"UNLEASH_URL": url})
+        make_unleash_provider(Environment.from_mapping({"UNLEASH_URL": url}))
 
 
 def test_ci_installs_the_unleash_server_the_tests_start() -> None:

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from partial_trust.apps.reference.app import route_endpoint
+from partial_trust.environment import Environment
 from partial_trust.flags import build_settings_source, flagfile
 from partial_trust.flags.source import DOMAIN
 from partial_trust.middleware.factory import CorridorStack
@@ -170,8 +171,10 @@ async def test_enabled_false_over_a_host_bound_in_memory_provider(
                 "LLM_BASE_URL": f"{sim.url}/v1",
                 "PARTIAL_TRUST_RISK_LOG_PATH": str(tmp_path / f"{name}.jsonl"),
             }
-            source = build_settings_source(env)
-            stack = CorridorStack.from_env(env, registry=CollectorRegistry(), source=source)
+            source = build_settings_source(Environment.from_mapping(env))
+            stack = CorridorStack.from_env(
+                Environment.from_mapping(env), registry=CollectorRegistry(), source=source
+            )
             app = stack.wrap(
                 Starlette(routes=[Route("/route", route_endpoint, methods=["POST"])]), ["/route"]
             )

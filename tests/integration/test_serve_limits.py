@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from partial_trust.apps.reference import serve_limits
+from partial_trust.environment import Environment
 from tests.apps.console.helpers import TOKEN, console_process, copy_flags
 from tests.integration.slow_clients import Held, Probe, hold, probe_health, request_slowly
 from tests.support.procs import REPO, Server, free_port, partial_trust, run_server
@@ -190,12 +191,13 @@ def test_options_over_variables_over_defaults() -> None:
     parser = argparse.ArgumentParser()
     serve_limits.add_arguments(parser)
     env = {"PARTIAL_TRUST_SERVE_HEADER_TIMEOUT_S": "7", "PARTIAL_TRUST_SERVE_BODY_TIMEOUT_S": "9"}
-    limits = serve_limits.from_args(parser.parse_args(["--body-timeout", "3"]), env)
+    limits = serve_limits.from_args(
+        parser.parse_args(["--body-timeout", "3"]), Environment.from_mapping(env)
+    )
     assert (limits.header_timeout_s, limits.body_timeout_s) == (7.0, 3.0)
     assert limits.limit_concurrency == serve_limits.ServeLimits().limit_concurrency == 1000
-    exported: dict[str, str] = {}
-    limits.export(exported)
-    assert serve_limits.from_env(exported) == limits
+    exported = limits.env_vars()
+    assert serve_limits.from_env(Environment.from_mapping(exported)) == limits
     options = limits.uvicorn_options()
     assert options["timeout_keep_alive"] == 5 and options["ws"] == "none"
     assert options["http"].startswith("partial_trust.apps.reference.serve_protocol")

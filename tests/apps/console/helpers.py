@@ -13,6 +13,7 @@ import httpx
 from starlette.applications import Starlette
 
 from partial_trust.apps.console import create_console_app
+from partial_trust.environment import Environment
 from tests.support.procs import PYTHON, Server, free_port, run_server
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,7 +37,7 @@ def make_console(tmp_path: Path, flags: Path, **kwargs: Any) -> Starlette:
         "token": TOKEN,
         "webhook_token": WEBHOOK_TOKEN,
         "risk_log_path": tmp_path / "risk.jsonl",
-        "environ": {},
+        "env": Environment.from_mapping({}),
     }
     options.update(kwargs)
     return create_console_app(flags, **options)

@@ -8,6 +8,7 @@ import pytest
 
 from partial_trust.apps.console import state
 from partial_trust.config import EnvDefaults
+from partial_trust.environment import Environment
 from partial_trust.flags import flagfile
 from tests.apps.console.helpers import client, copy_flags, make_console
 
@@ -64,7 +65,9 @@ def test_a_capped_rate_is_shown_capped_and_advance_follows_the_file(tmp_path: Pa
 
 @pytest.mark.anyio
 async def test_the_page_state_carries_the_limits(tmp_path: Path) -> None:
-    app = make_console(tmp_path, on_file(tmp_path), environ={"PARTIAL_TRUST_ENABLED": "0"})
+    app = make_console(
+        tmp_path, on_file(tmp_path), env=Environment.from_mapping({"PARTIAL_TRUST_ENABLED": "0"})
+    )
     async with client(app) as c:
         body = (await c.get("/api/state")).json()
     assert body["flags"]["on"] is False

@@ -11,6 +11,7 @@ import pytest
 from starlette.applications import Starlette
 
 from partial_trust.apps.console import state
+from partial_trust.environment import Environment
 from partial_trust.flags import flagfile
 from tests.apps.console.helpers import AUTH, audit_lines, client, make_console, served
 
@@ -61,7 +62,9 @@ async def test_a_flag_missing_from_the_file_shows_the_environment_default(
     doc = json.loads(flags.read_text())
     del doc["flags"][flagfile.TIMEOUT_MS]
     flags.write_text(json.dumps(doc))
-    app = make_console(tmp_path, flags, environ={"PARTIAL_TRUST_TIMEOUT_MS": "350"})
+    app = make_console(
+        tmp_path, flags, env=Environment.from_mapping({"PARTIAL_TRUST_TIMEOUT_MS": "350"})
+    )
     rows = {r["key"]: r for r in (await get_state(app))["flags"]["rows"]}
     assert rows[flagfile.TIMEOUT_MS]["value"] == 350
     assert rows[flagfile.TIMEOUT_MS]["source"] == "environment default (PARTIAL_TRUST_TIMEOUT_MS)"

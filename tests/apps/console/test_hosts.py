@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Message
 
 from partial_trust.apps.console import cli as console_cli
 from partial_trust.apps.console import hosts
-from partial_trust.apps.reference.app import BIND_HOST_ENV, create_app
+from partial_trust.apps.reference.app import create_app
+from partial_trust.environment import BIND_HOST_ENV, Environment
 from tests.apps.console.helpers import AUTH, SHIPPED, TOKEN
 
 pytestmark = pytest.mark.anyio
@@ -86,7 +87,7 @@ async def get(app: ASGIApp, path: str, host: str | None, method: str = "GET") ->
 
 @pytest.fixture
 def served(tmp_path: Path) -> ASGIApp:
-    return create_app(app_env(tmp_path), registry=CollectorRegistry())
+    return create_app(Environment.from_mapping(app_env(tmp_path)), registry=CollectorRegistry())
 
 
 @pytest.mark.parametrize("host", [*ATTACKER_HOSTS, None])
@@ -135,7 +136,7 @@ async def test_configured_and_bind_hosts_are_allowed(tmp_path: Path) -> None:
             BIND_HOST_ENV: "10.0.0.5",
         },
     )
-    app = create_app(env, registry=CollectorRegistry())
+    app = create_app(Environment.from_mapping(env), registry=CollectorRegistry())
     for host in ["console.example.org:443", "ops.corp.example", "10.0.0.5:8000", "localhost"]:
         assert (await get(app, "/flags/api/state", host))[0] == 200, host
     for host in ["example.org", "corp.example.evil", "10.0.0.6:8000", "attacker.example"]:

@@ -13,6 +13,7 @@ from starlette.routing import Mount
 from partial_trust.apps.console import cli as console_cli
 from partial_trust.apps.console import create_console_app_from_env
 from partial_trust.apps.console.audit import AuditLog, record
+from partial_trust.environment import Environment
 from partial_trust.flags import flagfile
 from tests.apps.console.helpers import AUTH, TOKEN, WEBHOOK_TOKEN, alert, make_console, notification
 
@@ -39,7 +40,7 @@ async def test_configured_from_the_environment(tmp_path: Path, flags: Path) -> N
         "PARTIAL_TRUST_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
         "PARTIAL_TRUST_RISK_LOG_PATH": str(tmp_path / "risk.jsonl"),
     }
-    app = create_console_app_from_env(env)
+    app = create_console_app_from_env(Environment.from_mapping(env))
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
         resp = await c.post("/api/resume", json={"reason": "env"}, headers=AUTH)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from partial_trust.apps.reference.app import create_app, create_served_app
+from partial_trust.environment import Environment
 
 ENV = {"PARTIAL_TRUST_ENABLED": "false", "PARTIAL_TRUST_FLAGS_PROVIDER": "env"}
 
@@ -25,7 +26,7 @@ def unfrozen() -> Iterator[None]:
 @pytest.mark.usefixtures("unfrozen")
 def test_served_app_moves_the_startup_heap_out_of_the_cyclic_collector() -> None:
     # A full collection of this heap is a 15-45 ms pause of the event loop under load.
-    create_served_app(ENV)
+    create_served_app(Environment.from_mapping(ENV))
     frozen = gc.get_freeze_count()
     assert frozen > 10_000, f"only {frozen} objects frozen"
     before = len(gc.get_objects())  # the collector's view: the frozen ones are not in it
@@ -34,15 +35,15 @@ def test_served_app_moves_the_startup_heap_out_of_the_cyclic_collector() -> None
 
 @pytest.mark.usefixtures("unfrozen")
 def test_the_library_factory_leaves_the_collector_alone() -> None:
-    create_app(ENV)
+    create_app(Environment.from_mapping(ENV))
     assert gc.get_freeze_count() == 0
 
 
 def test_serve_runs_the_freezing_factory(monkeypatch: pytest.MonkeyPatch) -> None:
     # The real server is started by the integration suites; this pins which factory it gets.
     from partial_trust.apps.reference import serve
-    from partial_trust.apps.reference.app import BIND_HOST_ENV
     from partial_trust.apps.reference.serve_limits import ENV
+    from partial_trust.environment import BIND_HOST_ENV
 
     for name in [*ENV.values(), BIND_HOST_ENV]:  # serve exports these for its workers
         monkeypatch.setenv(name, "")

@@ -30,6 +30,7 @@ from partial_trust.apps.reference.telemetry import (
     install_tracing,
 )
 from partial_trust.apps.reference.telemetry_env import TracingPlan
+from partial_trust.environment import Environment
 from tests.support.otel import install_span_exporter
 from tests.support.otlp_receiver import otlp_receiver
 
@@ -161,7 +162,7 @@ def test_lifespan_shutdown_flushes_before_it_completes() -> None:
 
 def test_unset_installs_nothing_and_costs_nothing() -> None:
     before = trace.get_tracer_provider()
-    tracing = install_tracing({})
+    tracing = install_tracing(Environment.from_mapping({}))
     assert tracing.provider is None and trace.get_tracer_provider() is before
     app = _lifespan_app([])
     assert tracing.wrap(app) is app and tracing.shutdown() is True
@@ -171,7 +172,7 @@ def test_a_provider_already_installed_is_left_alone() -> None:
     """Under ``opentelemetry-instrument`` (or a host app) the existing provider is kept."""
     install_span_exporter()
     before = trace.get_tracer_provider()
-    tracing = install_tracing({"OTEL_TRACES_EXPORTER": "console"})
+    tracing = install_tracing(Environment.from_mapping({"OTEL_TRACES_EXPORTER": "console"}))
     assert tracing.provider is None and trace.get_tracer_provider() is before
 
 
@@ -179,7 +180,8 @@ def test_unset_never_imports_the_sdk() -> None:
     """No exporter, no start-up cost either: the SDK (and requests, protobuf) stay unloaded."""
     code = (
         "import sys; from partial_trust.apps.reference.telemetry import install_tracing; "
-        "install_tracing({}); "
+        "from partial_trust.environment import Environment; "
+        "install_tracing(Environment.from_mapping({})); "
         "print(sorted(m for m in ('opentelemetry.sdk.trace', 'requests') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,6 +14,7 @@ from partial_trust.apps.reference.telemetry_env import (
     otlp_exporter_class,
     plan_from_env,
 )
+from partial_trust.environment import Environment
 
 GRPC_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
 
@@ -30,7 +31,7 @@ GRPC_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
     ],
 )
 def test_unset_none_or_disabled_is_no_exporter(env: dict[str, str]) -> None:
-    plan = plan_from_env(env)
+    plan = plan_from_env(Environment.from_mapping(env))
     assert plan == TracingPlan(()) and not plan.enabled and plan.describe() == "none"
 
 
@@ -45,7 +46,7 @@ def test_unset_none_or_disabled_is_no_exporter(env: dict[str, str]) -> None:
     ],
 )
 def test_known_exporters(value: str, exporters: tuple[str, ...]) -> None:
-    plan = plan_from_env({"OTEL_TRACES_EXPORTER": value})
+    plan = plan_from_env(Environment.from_mapping({"OTEL_TRACES_EXPORTER": value}))
     assert plan.exporters == exporters and plan.protocol == "http/protobuf" and plan.enabled
 
 
@@ -55,9 +56,9 @@ def test_protocol_signal_variable_wins_over_the_general_one() -> None:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
     }
-    assert plan_from_env(env).protocol == "grpc"
+    assert plan_from_env(Environment.from_mapping(env)).protocol == "grpc"
     with pytest.raises(TracingConfigError, match="OTEL_EXPORTER_OTLP_PROTOCOL='http/json'"):
-        plan_from_env({**env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": ""})
+        plan_from_env(Environment.from_mapping({**env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": ""}))
 
 
 @pytest.mark.parametrize(
@@ -97,7 +98,7 @@ def test_protocol_signal_variable_wins_over_the_general_one() -> None:
 )
 def test_wrong_values_are_one_line_errors(env: dict[str, str], needle: str) -> None:
     with pytest.raises(TracingConfigError) as info:
-        plan_from_env(env)
+        plan_from_env(Environment.from_mapping(env))
     message = str(info.value)
     assert needle in message and "\n" not in message
 
@@ -112,21 +113,25 @@ def test_valid_sampler_and_batch_values_pass() -> None:
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_BSP_EXPORT_TIMEOUT": "0",
     }
-    assert plan_from_env(env).exporters == ("otlp",)
+    assert plan_from_env(Environment.from_mapping(env)).exporters == ("otlp",)
 
 
 def test_otlp_http_is_installed_with_the_package() -> None:
     """A user following the compose file runs ``pip install partial-trust-corridor`` only."""
-    assert check_env({"OTEL_TRACES_EXPORTER": "otlp"}).exporters == ("otlp",)
+    assert check_env(Environment.from_mapping({"OTEL_TRACES_EXPORTER": "otlp"})).exporters == (
+        "otlp",
+    )
     assert otlp_exporter_class("http/protobuf").__name__ == "OTLPSpanExporter"
 
 
 def test_grpc_without_its_package_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, GRPC_MODULE, None)  # import raises ImportError
     env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-    assert plan_from_env(env).protocol == "grpc"  # the plan alone does not import
+    assert (
+        plan_from_env(Environment.from_mapping(env)).protocol == "grpc"
+    )  # the plan alone does not import
     with pytest.raises(TracingConfigError) as info:
-        check_env(env)
+        check_env(Environment.from_mapping(env))
     assert "pip install opentelemetry-exporter-otlp-proto-grpc" in str(info.value)
     assert info.value.__cause__ is None and "\n" not in str(info.value)
 
@@ -134,14 +139,16 @@ def test_grpc_without_its_package_names_the_package(monkeypatch: pytest.MonkeyPa
 def test_console_only_never_imports_the_otlp_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, GRPC_MODULE, None)
     env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-    assert check_env(env).exporters == ("console",)
+    assert check_env(Environment.from_mapping(env)).exporters == ("console",)
 
 
 def test_serve_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        exit_on_bad_tracing_env({"OTEL_TRACES_EXPORTER": "jaeger"})
+        exit_on_bad_tracing_env(Environment.from_mapping({"OTEL_TRACES_EXPORTER": "jaeger"}))
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("partial-trust serve: OTEL_TRACES_EXPORTER='jaeger'")
     assert err.count("\n") == 1
-    exit_on_bad_tracing_env({"OTEL_TRACES_EXPORTER": "none"})  # a good value returns
+    exit_on_bad_tracing_env(
+        Environment.from_mapping({"OTEL_TRACES_EXPORTER": "none"})
+    )  # a good value returns
