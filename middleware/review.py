@@ -2,7 +2,8 @@
 
 Off by default, and twice gated: a deployment setting (``PARTIAL_TRUST_REVIEW_STORE`` and
 ``PARTIAL_TRUST_REVIEW_KEY``, read once from the environment mapping the stack is built from)
-says a store exists, and the per-corridor flag ``partial-trust-review-enabled`` (read live
+says a store exists (``ReviewSettings.from_env``, from the entry point's ``Environment``),
+and the per-corridor flag ``partial-trust-review-enabled`` (read live
 with the other flags, ``EffectiveSettings.review_enabled``) says this corridor may use it.
 
 The engine builds a ``ReviewCase`` from the same ``Outcome`` it emits plus the raw command,
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from partial_trust.environment import Environment
 from partial_trust.outcome import Outcome, Status
 
 ENV_STORE: Final = "PARTIAL_TRUST_REVIEW_STORE"
@@ -63,7 +64,7 @@ class ReviewSink(Protocol):
     def submit(self, case: ReviewCase) -> bool: ...
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Environment, name: str, default: float) -> float:
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
@@ -104,7 +105,7 @@ class ReviewSettings:
         return self.retention_days * 86_400.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ReviewSettings | None:
+    def from_env(cls, env: Environment) -> ReviewSettings | None:
         """``None`` (no store at all) unless ``PARTIAL_TRUST_REVIEW_STORE`` is set."""
         path = (env.get(ENV_STORE) or "").strip()
         if not path:

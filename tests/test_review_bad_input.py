@@ -11,6 +11,7 @@ import respx
 from cryptography.fernet import Fernet
 from prometheus_client import CollectorRegistry
 
+from partial_trust.environment import Environment
 from partial_trust.middleware.factory import CorridorStack
 from partial_trust.middleware.review_writer import ReviewWriter
 from tests.corridor_harness import LLM_URL, completion, harness
@@ -88,13 +89,15 @@ def test_a_missing_or_malformed_key_is_a_reason_not_a_crash(tmp_path: Path, key:
     writer.close()
 
 
-def _stack_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "PARTIAL_TRUST_FLAGS_PROVIDER": "env",
-        "PARTIAL_TRUST_RISK_LOG_PATH": str(tmp_path / "risk.jsonl"),
-        "LLM_POLICY_PATH": str(REPO / "llm_policy" / "llm-policy.yaml"),
-        **extra,
-    }
+def _stack_env(tmp_path: Path, **extra: str) -> Environment:
+    return Environment.from_mapping(
+        {
+            "PARTIAL_TRUST_FLAGS_PROVIDER": "env",
+            "PARTIAL_TRUST_RISK_LOG_PATH": str(tmp_path / "risk.jsonl"),
+            "LLM_POLICY_PATH": str(REPO / "llm_policy" / "llm-policy.yaml"),
+            **extra,
+        }
+    )
 
 
 async def test_the_stack_reports_the_store_on_health(tmp_path: Path) -> None:

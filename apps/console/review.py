@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -43,6 +42,7 @@ from partial_trust.apps.console.auth import (
 )
 from partial_trust.apps.console.review_diff import differences
 from partial_trust.apps.review.store import CATEGORIES, VERDICTS, Case, ReviewReader
+from partial_trust.environment import Environment
 from partial_trust.middleware.review import ReviewSettings
 from partial_trust.middleware.review_metrics import ReviewMetrics
 from partial_trust.middleware.review_store import ReviewStoreError
@@ -98,7 +98,7 @@ class ReviewDeskConfig:
     audit_path: Path
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ReviewDeskConfig:
+    def from_env(cls, env: Environment) -> ReviewDeskConfig:
         return cls(
             ReviewSettings.from_env(env),
             (env.get(REVIEWER_TOKEN_ENV) or "").strip() or None,
@@ -150,9 +150,13 @@ class ReviewDesk:
             return JSONResponse({"error": f"review store: {exc}"}, status_code=503)
         return JSONResponse(body, headers=_HEADERS)
 
+    def _store(self) -> ReviewSettings:
+        if self.settings is None:  # _reviewer refused already; kept for a direct caller
+            raise ReviewStoreError("PARTIAL_TRUST_REVIEW_STORE is not set")
+        return self.settings
+
     def _next(self) -> dict[str, Any]:
-        assert self.settings is not None
-        with ReviewReader(self.settings) as reader:
+        with ReviewReader(self._store()) as reader:
             case = reader.next_case()
             return {"case": None if case is None else _view(case), "progress": reader.progress()}
 
@@ -185,8 +189,7 @@ class ReviewDesk:
         return JSONResponse(result, headers=_HEADERS)
 
     def _judge(self, body: VerdictBody) -> dict[str, Any]:
-        assert self.settings is not None
-        with ReviewReader(self.settings) as reader:
+        with ReviewReader(self._store()) as reader:
             try:
                 row = reader.judge(
                     body.case_id, body.verdict, body.category, body.note, body.reviewer

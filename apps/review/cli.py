@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from partial_trust.environment import Environment
 
-def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
-    env = os.environ if environ is None else environ
+
+def main(argv: Sequence[str], env: Environment | None = None) -> int:
+    env = Environment.from_os() if env is None else env
     p = argparse.ArgumentParser(prog="partial-trust review", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("export", help="write the judged cases as a labelled replay corpus")
@@ -28,13 +30,13 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         return 0
 
     from partial_trust.apps.review.export import export
-    from partial_trust.middleware.review import ENV_KEY, ReviewSettings
+    from partial_trust.middleware.review import ENV_KEY, ENV_STORE, ReviewSettings
     from partial_trust.middleware.review_store import ReviewStoreError
 
     try:
-        settings = ReviewSettings.from_env(
-            {**env, "PARTIAL_TRUST_REVIEW_STORE": args.store} if args.store else env
-        )
+        if args.store:
+            env = Environment.from_mapping({**env.variables, ENV_STORE: args.store})
+        settings = ReviewSettings.from_env(env)
     except ValueError as exc:
         p.error(str(exc))
     if settings is None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from partial_trust.environment import Environment
 from partial_trust.middleware.review import ReviewCase
 from tests.apps.console.helpers import AUTH, client, copy_flags, make_console
 from tests.review_helpers import (
@@ -43,7 +44,7 @@ def seed(path: Path, n: int) -> None:
     flush(writer)
 
 
-def review_env(tmp_path: Path, **over: str) -> dict[str, str]:
+def review_env(tmp_path: Path, **over: str) -> Environment:
     env = {
         "PARTIAL_TRUST_REVIEW_STORE": str(tmp_path / "review.db"),
         "PARTIAL_TRUST_REVIEW_KEY": KEY,
@@ -51,7 +52,7 @@ def review_env(tmp_path: Path, **over: str) -> dict[str, str]:
         "PARTIAL_TRUST_REVIEW_AUDIT_LOG": str(tmp_path / "review_audit.jsonl"),
     }
     env.update(over)
-    return env
+    return Environment.from_mapping(env)
 
 
 def verdict(case_id: int, **over: Any) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def verdict(case_id: int, **over: Any) -> dict[str, Any]:
 
 async def test_only_the_reviewer_token_reads(tmp_path: Path) -> None:
     seed(tmp_path / "review.db", 1)
-    app = make_console(tmp_path, copy_flags(tmp_path), environ=review_env(tmp_path))
+    app = make_console(tmp_path, copy_flags(tmp_path), env=review_env(tmp_path))
     async with client(app) as c:
         for headers in ({}, AUTH, {"Authorization": "Bearer wrong"}):
             r = await c.get("/review/api/next", headers=headers)
@@ -77,7 +78,7 @@ async def test_only_the_reviewer_token_reads(tmp_path: Path) -> None:
     app = make_console(
         tmp_path,
         copy_flags(tmp_path),
-        environ=review_env(tmp_path, PARTIAL_TRUST_REVIEWER_TOKEN=""),
+        env=review_env(tmp_path, PARTIAL_TRUST_REVIEWER_TOKEN=""),
     )
     async with client(app) as c:
         r = await c.get("/review/api/next", headers=REVIEWER_AUTH)
@@ -89,7 +90,7 @@ async def test_a_wrong_store_key_reads_nothing(tmp_path: Path) -> None:
     from cryptography.fernet import Fernet
 
     env = review_env(tmp_path, PARTIAL_TRUST_REVIEW_KEY=Fernet.generate_key().decode())
-    app = make_console(tmp_path, copy_flags(tmp_path), environ=env)
+    app = make_console(tmp_path, copy_flags(tmp_path), env=env)
     async with client(app) as c:
         r = await c.get("/review/api/next", headers=REVIEWER_AUTH)
     assert r.status_code == 503 and "wrong key" in r.json()["error"] and not leaks(r.text)
@@ -98,9 +99,7 @@ async def test_a_wrong_store_key_reads_nothing(tmp_path: Path) -> None:
 async def test_verdicts_are_checked_audited_and_counted(tmp_path: Path) -> None:
     seed(tmp_path / "review.db", 3)
     registry = CollectorRegistry()
-    app = make_console(
-        tmp_path, copy_flags(tmp_path), environ=review_env(tmp_path), registry=registry
-    )
+    app = make_console(tmp_path, copy_flags(tmp_path), env=review_env(tmp_path), registry=registry)
     async with client(app) as c:
         post = c.post
 
