@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
@@ -34,6 +35,9 @@ from partial_trust.middleware.hash_key import resolve_hash_key
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.metrics import CorridorMetrics
 from partial_trust.middleware.policy import DEFAULT_POLICY_PATH, PolicyRegistry
+from partial_trust.middleware.review import ReviewSettings
+from partial_trust.middleware.review_metrics import ReviewMetrics
+from partial_trust.middleware.review_writer import ReviewWriter
 from partial_trust.middleware.risk_log import RiskLog
 from partial_trust.middleware.sampling import CommandKeyer
 
@@ -50,6 +54,8 @@ class CorridorStack:
     risk_log: RiskLog
     metrics: CorridorMetrics
     circuit: CircuitBreaker
+    #: The advisory review store's writer; ``None`` unless ``PARTIAL_TRUST_REVIEW_STORE`` is set.
+    review: ReviewWriter | None = None
     _redacting: bool = field(default=False, init=False, repr=False)
 
     @classmethod
@@ -75,6 +81,10 @@ class CorridorStack:
             api_key=env.llm.api_key,
             trust_env=env,
         )
+        review_settings = ReviewSettings.from_env(env)
+        review = None
+        if review_settings is not None:
+            review = ReviewWriter(review_settings, on_result=ReviewMetrics(registry).case)
         circuit = CircuitBreaker(
             on_change=lambda state: logger.warning("LLM circuit breaker is now %s", state)
         )
@@ -87,8 +97,9 @@ class CorridorStack:
             risk_log=risk_log,
             metrics=metrics,
             keyer=keyer,
+            review=review,
         )
-        return cls(engine, source, llm, risk_log, metrics, circuit)
+        return cls(engine, source, llm, risk_log, metrics, circuit, review)
 
     def wrap(self, app: ASGIApp, paths: Iterable[str]) -> PartialTrustMiddleware:
         return PartialTrustMiddleware(app, engine=self.engine, paths=paths)
@@ -98,6 +109,8 @@ class CorridorStack:
             log_privacy.install()
             self._redacting = True
         self.risk_log.start()
+        if self.review is not None:
+            self.review.start()  # opens the store on its own thread: never on the loop
         await self.engine.shadow.start()
         await self.source.start()
         corridor = self.engine.corridor.name
@@ -119,6 +132,8 @@ class CorridorStack:
             await self.source.stop()
             await self.llm.aclose()
             await self.risk_log.aclose()
+            if self.review is not None:
+                await anyio.to_thread.run_sync(self.review.close)
         finally:
             if self._redacting:  # after the LLM client closed: its last traces are covered
                 self._redacting = False
@@ -153,4 +168,9 @@ class CorridorStack:
             },
             "risk_log": self.risk_log.status(),
             "hash_key": self.engine.keyer.status(),
+            "review_store": (
+                {"configured": False, "active": False}
+                if self.review is None
+                else self.review.status()
+            ),
         }
