@@ -87,6 +87,8 @@ def outcome_attributes(outcome: Outcome) -> dict[str, AttrValue]:
         value = getattr(outcome, field)
         if value is not None:
             attrs[key] = value
+    if outcome.mode_capped:
+        attrs["partial_trust.mode_capped"] = True
     return attrs
 
 
