@@ -27,7 +27,8 @@ def build_settings_source(
     ``policy_default`` is the LLM policy file's ``enabled``, used when ``LLM_POLICY_ENABLED``
     is unset. ``corridor`` (default: the shopping corridor) chooses the flag keys read and the
     risk class's mode cap (``partial_trust.corridors``). Raises ``ValueError`` or
-    ``RuntimeError`` for a bad provider choice or a missing optional extra, so a misconfiguration stops start-up instead of silently disabling flags.
+    ``RuntimeError`` for a bad provider choice or a missing optional extra, so a
+    misconfiguration stops start-up instead of silently disabling flags.
     """
     from partial_trust.flags.provider import flags_file_path, make_provider, provider_kind
 
