@@ -195,7 +195,6 @@ def read_flags(path: Path, defaults: EnvDefaults, corridor: str = SHOPPING) -> d
             "sample_rate": effective.sample_rate,
             "timeout_ms": effective.timeout_ms,
             "profile_id": effective.profile_id,
-            "mode": effective.mode.value,
         },
         # the console reads no policy file: a "policy file" limit would be a guess
         "limits": {k: v for k, v in effective.limits if v != "policy file"},
