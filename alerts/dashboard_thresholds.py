@@ -11,6 +11,7 @@ is a rollback line, orange when it only warns).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from partial_trust import thresholds as table
@@ -59,12 +60,18 @@ def steps(figure: str, scale: float) -> list[dict[str, Any]]:
             {"color": c, "value": _num(v)} for c, v in zip(colors, minimums, strict=True)
         ]
     if figure == "agreement_rate":
-        # more is better: red at or below week 1's line, orange up to the line to leave
-        # shadow, green above it (``thresholds.SHADOW``; Grafana colours from each value on)
+        # more is better, and the gate and the alert want it STRICTLY above each line: a rate
+        # of exactly 0.80 fails week 1 (the alert fires at or below it), exactly 0.90 does not
+        # leave shadow. Grafana colours a value with the last step whose value is <= it, so
+        # each colour starts at the next float above its line; the line itself stays drawn in
+        # the colour of the side it belongs to (``thresholds.SHADOW``).
+        week1, week2 = table.SHADOW.agreement_week1, table.SHADOW.agreement_week2
         return [
             {"color": "red", "value": None},
-            {"color": "orange", "value": table.SHADOW.agreement_week1},
-            {"color": "green", "value": table.SHADOW.agreement_week2},
+            {"color": "red", "value": week1},
+            {"color": "orange", "value": math.nextafter(week1, math.inf)},
+            {"color": "orange", "value": week2},
+            {"color": "green", "value": math.nextafter(week2, math.inf)},
         ]
     found = lines(figure)
     if len(found) == 1:

@@ -6,6 +6,7 @@ Heavy imports (OpenFeature, the flagd provider) happen inside the factory so tha
 
 from __future__ import annotations
 
+from partial_trust.corridors import corridor_mode_cap
 from partial_trust.environment import Environment
 from partial_trust.flags.managed import EnvSettingsSource, ManagedSettingsSource
 
@@ -13,20 +14,26 @@ __all__ = ["EnvSettingsSource", "ManagedSettingsSource", "build_settings_source"
 
 
 def build_settings_source(
-    env: Environment, *, policy_default: bool = False
+    env: Environment,
+    *,
+    policy_default: bool = False,
+    corridor: str | None = None,
 ) -> ManagedSettingsSource:
     """The source ``PARTIAL_TRUST_FLAGS_PROVIDER`` asks for; call ``start()`` in the lifespan.
 
     ``policy_default`` is the LLM policy file's ``enabled``, used when ``LLM_POLICY_ENABLED``
-    is unset. Raises ``ValueError``/``RuntimeError`` for a bad provider choice or a missing
-    optional extra, so a misconfiguration stops start-up instead of silently disabling flags.
+    is unset. ``corridor`` (default: the shopping corridor) chooses the flag keys read and the
+    risk class's mode cap (``partial_trust.corridors``). Raises ``ValueError`` or
+    ``RuntimeError`` for a bad provider choice or a missing optional extra, so a
+    misconfiguration stops start-up instead of silently disabling flags.
     """
     from partial_trust.flags.provider import flags_file_path, make_provider, provider_kind
 
     defaults = env.defaults
     kind = provider_kind(env)
     if kind == "env":
-        return EnvSettingsSource(defaults.effective(policy_default))
+        cap = corridor_mode_cap(corridor or defaults.intent or "add_shopping_item")
+        return EnvSettingsSource(defaults.effective(policy_default, mode_cap=cap))
     from partial_trust.flags.source import FlagSettingsSource
 
     provider = make_provider(kind, env)  # built now, so a missing extra fails at start-up
@@ -36,5 +43,6 @@ def build_settings_source(
         provider_factory=lambda: provider,
         policy_default=policy_default,
         flags_file=flags_file_path(env) if kind == "file" else None,
+        corridor=corridor,
         service=env.value("OTEL_SERVICE_NAME") or None,
     )

@@ -1,4 +1,4 @@
-"""Turn five flag evaluations into one ``EffectiveSettings``, with the runbook's rules.
+"""Turn a corridor's flag evaluations into one ``EffectiveSettings``, with the runbook's rules.
 
 This runs when flags may have changed (a provider event or the refresh interval), never per
 request: one evaluation costs ~12 µs and the whole not-sampled budget is 15 µs.
@@ -41,8 +41,7 @@ from partial_trust.config import (
     parse_sample_rate,
     parse_timeout_ms,
 )
-from partial_trust.flags.flagfile import ENABLED, MODE, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
-from partial_trust.flags.flagmodel import REVIEW_ENABLED
+from partial_trust.corridors import SHOPPING, FlagKeys, flag_keys
 from partial_trust.mode import Mode, parse_mode
 
 _UNAVAILABLE = frozenset({ErrorCode.PROVIDER_NOT_READY, ErrorCode.PROVIDER_FATAL})
@@ -98,10 +97,18 @@ class _Reader:
 _GARBAGE = object()
 
 
+_SHOPPING_KEYS = flag_keys(SHOPPING)
+
+
 def read_flags(
-    client: OpenFeatureClient, defaults: EnvDefaults, context: EvaluationContext | None = None
+    client: OpenFeatureClient,
+    defaults: EnvDefaults,
+    context: EvaluationContext | None = None,
+    keys: FlagKeys = _SHOPPING_KEYS,
 ) -> FlagValues:
-    """The five flags as served, parsed with the runbook's rules (``None``: not served)."""
+    """The corridor's flags (``keys``, see ``partial_trust.corridors.flag_keys``) as
+    served, parsed with the runbook's rules (``None``: not served)."""
+    ENABLED, SAMPLE_RATE, TIMEOUT_MS, PROFILE_ID, MODE, REVIEW_ENABLED = keys.all()
     r = _Reader(client, context)
     served, value = r.get("boolean", ENABLED, defaults.enabled)
     enabled = (value is True) if served else None
@@ -145,18 +152,30 @@ def evaluate(
     policy_default: bool,
     source: str,
     context: EvaluationContext | None = None,
+    keys: FlagKeys = _SHOPPING_KEYS,
+    mode_cap: tuple[Mode, str] | None = None,
 ) -> EffectiveSettings:
-    """Evaluate the five flags once, apply the environment's ceilings, freeze the result."""
+    """Evaluate the flags once, apply the environment's ceilings and the risk class's
+    mode cap, freeze the result."""
     return apply_ceiling(
-        read_flags(client, defaults, context),
+        read_flags(client, defaults, context, keys),
         defaults,
         policy_default=policy_default,
         source=source,
+        keys=keys,
+        mode_cap=mode_cap,
     )
 
 
-def unavailable(defaults: EnvDefaults, policy_default: bool, source: str) -> EffectiveSettings:
+def unavailable(
+    defaults: EnvDefaults,
+    policy_default: bool,
+    source: str,
+    keys: FlagKeys = _SHOPPING_KEYS,
+    mode_cap: tuple[Mode, str] | None = None,
+) -> EffectiveSettings:
     """Fail closed: the corridor off, with ``flags_available=False`` for the engine's reason."""
     return apply_ceiling(
-        FlagValues(), defaults, policy_default=policy_default, source=source, flags_available=False
-    )
+        FlagValues(), defaults, policy_default=policy_default, source=source,
+        flags_available=False, keys=keys, mode_cap=mode_cap,
+    )  # fmt: skip

@@ -35,6 +35,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from partial_trust.corridors import (
+    CORRIDOR_ALLOWLIST,
+    SHOPPING,
+    corridor_of_key,
+    flag_keys,
+    rollout_order_problem,
+)
 from partial_trust.flags.flagmodel import (
     ENABLED,
     FLAGD_SCHEMA,
@@ -47,6 +54,8 @@ from partial_trust.flags.flagmodel import (
     FlagDefinition,
     FlagFileError,
     Scalar,
+    flag_kind,
+    is_mode_key,
     parse_document,
 )
 from partial_trust.flags.saferead import UnsafeFileError, read_regular
@@ -114,9 +123,12 @@ def starter_document() -> bytes:
 
 def coerce_value(key: str, value: object) -> Scalar:
     """The runbook's rules, strictly: what ``flags set`` may write (no clamping on write)."""
-    kind = KNOWN_FLAGS.get(key)
+    kind = flag_kind(key)
     if kind is None:
-        raise FlagFileError(f"unknown flag {key!r}; known flags: {', '.join(KNOWN_FLAGS)}")
+        raise FlagFileError(
+            f"unknown flag {key!r}; known flags: {', '.join(KNOWN_FLAGS)} "
+            "(other corridors: partial-trust.<corridor>.<setting>, README 'Corridors')"
+        )
     text = value.strip() if isinstance(value, str) else None
     if kind == "boolean":
         if isinstance(value, bool):
@@ -141,7 +153,7 @@ def coerce_value(key: str, value: object) -> Scalar:
         if ms <= 0:
             raise FlagFileError(f"{key}: {value!r} is not a whole number of milliseconds > 0")
         return ms
-    if key == MODE:
+    if is_mode_key(key):
         if text is None or text.lower() not in MODES:
             raise FlagFileError(f"{key}: {value!r} is not one of: {', '.join(MODES)}")
         return text.lower()
@@ -293,30 +305,57 @@ def set_flag(
                 f"{exc}. Fix or restore the file first (only 'kill' replaces a broken file; "
                 "services reading it already fail closed: corridor off)"
             ) from None
+        if is_mode_key(key):
+            _check_rollout_order(doc, key, str(new))
         return _write_change(target, raw, doc, key, new, reason)
 
 
-def kill(path: str | os.PathLike[str], *, reason: str | None = None) -> Change:
+def corridor_modes(doc: FlagdDocument) -> dict[str, Mode | None]:
+    """The mode each allow-listed corridor's flag serves in ``doc`` (``None``: not defined,
+    the corridor is not being rolled out from this file)."""
+    modes: dict[str, Mode | None] = {}
+    for name in CORRIDOR_ALLOWLIST:
+        served, _ = served_value(doc.flags.get(flag_keys(name).mode))
+        modes[name] = Mode(served) if isinstance(served, str) and served in MODES else None
+    return modes
+
+
+def _check_rollout_order(doc: FlagdDocument, key: str, mode: str) -> None:
+    """The risk class's cap and the order between classes (``corridors.rollout_order_problem``):
+    refused here, where the stage is changed, before the file is touched."""
+    hit = corridor_of_key(key)
+    assert hit is not None
+    problem = rollout_order_problem(hit[0], Mode(mode), corridor_modes(doc))
+    if problem is not None:
+        raise FlagFileError(f"{key}: {mode!r} refused: {problem}")
+
+
+def kill(
+    path: str | os.PathLike[str], *, reason: str | None = None, corridor: str = SHOPPING
+) -> Change:
     """The runbook's kill switch: ``partial-trust-enabled`` pinned to false.
 
     It must work exactly when the file is broken (unreadable, a FIFO or a device at the path,
     oversized, invalid): then the path is replaced by the shipped starter document with the
     switch off, and the returned ``Change.replaced`` says what was wrong, for the audit log.
     A path that cannot be replaced (a directory) is a ``FlagFileError`` that says so.
+    ``corridor``: whose switch (its own key, ``corridors.flag_keys``); others keep running.
     """
     target = Path(path)
     why = reason or "kill switch"
+    key = flag_keys(corridor).enabled
     with _dir_lock(target.parent):
         try:
             raw, doc = parse_document(read_bytes(target), str(target))
         except FlagFileError as exc:
-            return _replace_broken(target, str(exc), why)
-        return _write_change(target, raw, doc, ENABLED, False, why)
+            return _replace_broken(target, str(exc), why, key)
+        return _write_change(target, raw, doc, key, False, why)
 
 
-def _replace_broken(target: Path, broken: str, reason: str) -> Change:
+def _replace_broken(target: Path, broken: str, reason: str, key: str = ENABLED) -> Change:
     raw = json.loads(starter_document())
-    variant = _apply(raw, ENABLED, False, reason)
+    _apply(raw, ENABLED, False, reason)  # the starter's corridor stays off as well
+    variant = _apply(raw, key, False, reason)
     data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode()
     parse_document(data, "the starter flag file")
     try:
@@ -327,11 +366,15 @@ def _replace_broken(target: Path, broken: str, reason: str) -> Change:
             f"({exc.strerror or exc}). Services reading this path already fail closed "
             "(corridor off); fix the path by hand"
         ) from None
-    return Change(ENABLED, None, False, variant, replaced=broken)
+    return Change(key, None, False, variant, replaced=broken)
 
 
 def resume(
-    path: str | os.PathLike[str], *, reason: str | None = None, keep_rate: bool = False
+    path: str | os.PathLike[str],
+    *,
+    reason: str | None = None,
+    keep_rate: bool = False,
+    corridor: str = SHOPPING,
 ) -> Change:
     """Undo ``kill`` as the playbook says: ``partial-trust-enabled`` pinned to true and the
     sample rate back to stage 1 (1%), in one atomic write: a corridor that was killed or
@@ -340,6 +383,8 @@ def resume(
     touched. ``Change.rate`` is the served sample rate (before, after), ``kept_rate`` which."""
     target = Path(path)
     why = reason or "resume"
+    keys = flag_keys(corridor)
+    enabled_key, rate_key = keys.enabled, keys.sample_rate
     with _dir_lock(target.parent):
         try:
             raw, doc = parse_document(read_bytes(target), str(target))
@@ -347,14 +392,14 @@ def resume(
             raise FlagFileError(
                 f"{exc}. Fix or restore the file first (only 'kill' replaces a broken file)"
             ) from None
-        old, _ = served_value(doc.flags.get(ENABLED))
-        old_rate, _ = served_value(doc.flags.get(SAMPLE_RATE))
+        old, _ = served_value(doc.flags.get(enabled_key))
+        old_rate, _ = served_value(doc.flags.get(rate_key))
         keep = keep_rate or old is True
         if not keep:
-            _apply(raw, SAMPLE_RATE, STAGE_ONE_RATE, why)
-        variant = _apply(raw, ENABLED, True, why)
+            _apply(raw, rate_key, STAGE_ONE_RATE, why)
+        variant = _apply(raw, enabled_key, True, why)
         after = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode()
         parse_document(after, f"{target} (after the change)")
         atomic_write(target, after)
     new_rate = old_rate if keep else STAGE_ONE_RATE
-    return Change(ENABLED, old, True, variant, rate=(old_rate, new_rate), kept_rate=keep)
+    return Change(enabled_key, old, True, variant, rate=(old_rate, new_rate), kept_rate=keep)

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
+from partial_trust.corridors import SETTINGS, corridor_of_key
+
 ENABLED = "partial-trust-enabled"
 SAMPLE_RATE = "partial-trust-sample-rate"
 TIMEOUT_MS = "partial-trust-timeout-ms"
@@ -33,6 +35,10 @@ KNOWN_FLAGS: dict[str, str] = {
     MODE: "string",
     REVIEW_ENABLED: "boolean",
 }
+#: setting -> flagd type, for every corridor's keys (``partial_trust.corridors.flag_keys``)
+_KIND_BY_SETTING = dict(
+    zip(SETTINGS, ("boolean", "float", "integer", "string", "string", "boolean"), strict=True)
+)
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 #: the largest integer magnitude a flag file may hold (JSON's safe integer range)
 MAX_INT = 2**53 - 1
@@ -40,6 +46,18 @@ _MAX_INT_DIGITS = 20  # more digits than any in-range integer: not converted at 
 _OUT_OF_RANGE: int = 10**_MAX_INT_DIGITS
 
 Scalar = str | int | float | bool
+
+
+def flag_kind(key: str) -> str | None:
+    """The flagd type of a corridor flag key (any allow-listed corridor's), else ``None``.
+    ``KNOWN_FLAGS`` stays the shopping corridor's five (what ``flags show`` lists by default)."""
+    hit = corridor_of_key(key)
+    return None if hit is None else _KIND_BY_SETTING[hit[1]]
+
+
+def is_mode_key(key: str) -> bool:
+    hit = corridor_of_key(key)
+    return hit is not None and hit[1] == "mode"
 
 
 class FlagFileError(ValueError):

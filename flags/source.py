@@ -47,6 +47,7 @@ from openfeature.provider.no_op_provider import NoOpProvider
 from opentelemetry import trace
 
 from partial_trust.config import DEFAULT_INTENT, EffectiveSettings, EnvDefaults
+from partial_trust.corridors import corridor_mode_cap, flag_keys
 from partial_trust.flags import logthrottle
 from partial_trust.flags.evaluate import (
     ProviderError,
@@ -99,16 +100,19 @@ class FlagSettingsSource:
         self.kind = kind
         self._defaults = defaults
         self._policy = policy_default
-        self._context = evaluation_context(
-            corridor or defaults.intent or DEFAULT_INTENT, service or DEFAULT_SERVICE
-        )
+        name = corridor or defaults.intent or DEFAULT_INTENT
+        self.corridor = name
+        self._context = evaluation_context(name, service or DEFAULT_SERVICE)
+        #: The corridor's own keys, and its risk class's cap (``partial_trust.corridors``).
+        self._keys = flag_keys(name)
+        self._cap = corridor_mode_cap(name)
         self._factory = provider_factory
         self._flags_file = flags_file
         self._file: FileCheck | None = None  # only while we run our own guarded file provider
         self._interval = refresh_interval_s
         self._stale_after = stale_after_s
         self._ready_timeout = ready_timeout_s
-        self._off = unavailable(defaults, self._policy, kind)
+        self._off = unavailable(defaults, self._policy, kind, self._keys, self._cap)
         self._snapshot = self._off
         self._refreshed_at = -float("inf")
         self._lock = threading.Lock()
@@ -235,7 +239,10 @@ class FlagSettingsSource:
             if behind > 0:
                 return self._snapshot, self._last_error  # hold until the provider reloads
         try:
-            new = evaluate(self._client, self._defaults, self._policy, self.kind, self._context)
+            new = evaluate(
+                self._client, self._defaults, self._policy, self.kind, self._context,
+                self._keys, self._cap,
+            )  # fmt: skip
         except ProviderUnavailable as exc:
             return self._off, f"provider unavailable ({exc})"
         except ProviderError as exc:  # e.g. TARGETING_KEY_MISSING: fail closed, say which
@@ -284,6 +291,10 @@ class FlagSettingsSource:
             "timeout_ms": snap.timeout_ms,
             "profile_id": snap.profile_id,
             "limits": dict(snap.limits),
+            "corridor": self.corridor,
+            "flag_keys": list(self._keys.all()),
+            "mode": snap.mode.value,
+            "mode_capped": snap.mode_capped,
             "targeting_key": self._context.targeting_key,
             "last_change": self._last_change.isoformat() if self._last_change else None,
             "last_error": self._last_error,

@@ -197,7 +197,8 @@ async def _run_shadow(
             reason = Reason.CORRIDOR_MISMATCH if ok else Reason.BASELINE_ERROR
             engine.emit(engine.skip(adm.settings, reason, adm.command_key))
         else:
-            engine.shadow.submit(ShadowJob(adm, baseline, baseline_ms))
+            origin = tracing.request_span_context()
+            engine.shadow.submit(ShadowJob(adm, baseline, baseline_ms, origin))
     except Exception:
         engine.emit(engine.internal_error(adm.settings, adm))
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from partial_trust.contracts import CommandDTO
+from partial_trust.corridors import RiskClass
 from partial_trust.middleware import acceptance, candidate
 from partial_trust.middleware.acceptance import Verdict
 from partial_trust.middleware.policy import Profile
@@ -29,6 +30,10 @@ class Corridor(Protocol):
     """The corridor's intent; also its metric label, so a constant, never from input."""
     task: str
     """The LLM policy task whose profiles this corridor may use."""
+    risk_class: RiskClass
+    """What the corridor's decision can do (``read`` < ... < ``admin``). Must equal the class
+    ``partial_trust.corridors.CORRIDOR_ALLOWLIST`` pins for ``name``, or the engine refuses
+    it; the class caps the mode (``admin``: never beyond shadow)."""
 
     def parse(self, body: bytes) -> Any | None:
         """The command, or ``None`` when the body is not one (the baseline answers it)."""
@@ -67,6 +72,8 @@ class ShoppingCorridor:
 
     task = candidate.TASK
     capability = "start_job"
+    #: It adds items to a list: a write (DESIGN, "Wave 2").
+    risk_class = RiskClass.WRITE
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ passed between these steps.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -22,6 +23,7 @@ from typing import Any, Final
 from opentelemetry.trace import Span
 
 from partial_trust.config import EffectiveSettings, SettingsSource
+from partial_trust.corridors import check_corridor, corridor_mode_cap
 from partial_trust.middleware import tracing
 from partial_trust.middleware.circuit import CircuitBreaker
 from partial_trust.middleware.completion import CandidateError
@@ -33,7 +35,7 @@ from partial_trust.middleware.review import ReviewSink, hand_over
 from partial_trust.middleware.risk_log import RiskLog
 from partial_trust.middleware.sampling import CommandKeyer, is_sampled
 from partial_trust.middleware.shadow import ShadowQueue
-from partial_trust.mode import Mode
+from partial_trust.mode import Mode, stricter_mode
 from partial_trust.outcome import Outcome, Reason, Status
 
 logger = logging.getLogger("partial_trust.engine")
@@ -55,6 +57,30 @@ class Admission:
     @property
     def shadow(self) -> bool:
         return self.settings.mode is Mode.SHADOW
+
+
+class CappedSettings:
+    """A source whose mode cannot pass the risk class's cap (``admin``: shadow). Sources
+    built by ``flags.build_settings_source`` cap already; this holds for any other. One
+    capped value per snapshot (cached by identity): no per-request allocation."""
+
+    def __init__(self, inner: SettingsSource, cap: tuple[Mode, str]) -> None:
+        self.inner = inner
+        self._cap = cap
+        self._cache: tuple[EffectiveSettings, EffectiveSettings] | None = None
+
+    def current(self) -> EffectiveSettings:
+        now = self.inner.current()
+        cached = self._cache
+        if cached is not None and cached[0] is now:
+            return cached[1]
+        capped = now
+        mode, why = self._cap
+        if stricter_mode(now.mode, mode) is not now.mode:
+            limits = tuple((k, why if k == "mode" else v) for k, v in now.limits)
+            capped = dataclasses.replace(now, mode=mode, mode_capped=True, limits=limits)
+        self._cache = (now, capped)
+        return capped
 
 
 def outcome_mode(settings: EffectiveSettings) -> Mode:
@@ -94,8 +120,15 @@ class CorridorEngine:
         shadow_workers: int = 4,
         review: ReviewSink | None = None,
     ) -> None:
+        #: Refused here, before anything is built, unless the allowlist has this name with
+        #: this very risk class (``partial_trust.corridors.check_corridor``: ``ValueError``).
+        self.risk_class = check_corridor(
+            getattr(corridor, "name", None), getattr(corridor, "risk_class", None)
+        )
         self.corridor = corridor
-        self.settings = settings
+        cap = corridor_mode_cap(corridor.name)
+        #: Whatever source is passed, the class's cap holds (a host's own source included).
+        self.settings: SettingsSource = settings if cap is None else CappedSettings(settings, cap)
         self.policy = policy
         self.llm = llm
         self.circuit = circuit
@@ -124,6 +157,7 @@ class CorridorEngine:
             profile_id=settings.profile_id,
             command_key=command_key,
             mode=outcome_mode(settings),
+            mode_capped=settings.mode_capped,
         )
 
     def admit(self, settings: EffectiveSettings, body: bytes) -> Admission | Outcome:
@@ -207,6 +241,7 @@ class CorridorEngine:
             "baseline_latency_ms": round(baseline_latency_ms, 3),
             "items_baseline": corridor.baseline_items(baseline),
             "mode": outcome_mode(settings),
+            "mode_capped": settings.mode_capped,
         }
         if result.error is not None:
             return Outcome(status=Status.ERROR, reason=result.error, **common), None
@@ -251,6 +286,7 @@ class CorridorEngine:
             profile_id=adm.profile.profile_id if adm else settings.profile_id,
             command_key=adm.command_key if adm else None,
             mode=outcome_mode(settings),
+            mode_capped=settings.mode_capped,
         )
 
     def emit(self, outcome: Outcome, span: Span | None = None) -> None:

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
 from partial_trust import flags, thresholds
+from partial_trust.corridors import check_corridor, corridor_mode_cap
 from partial_trust.environment import Environment
 from partial_trust.flags import ManagedSettingsSource
 from partial_trust.middleware import log_privacy
@@ -68,12 +69,16 @@ class CorridorStack:
         source: ManagedSettingsSource | None = None,
     ) -> CorridorStack:
         env = Environment.from_os() if env is None else env
+        corridor = corridor or ShoppingCorridor()
+        # First: a corridor off the allowlist (or with another class) builds nothing at all.
+        check_corridor(getattr(corridor, "name", None), getattr(corridor, "risk_class", None))
         defaults = env.defaults
         policy = PolicyRegistry.load(env.llm.policy_path or DEFAULT_POLICY_PATH)
         metrics = CorridorMetrics(registry)
-        corridor = corridor or ShoppingCorridor()
         if source is None:
-            source = flags.build_settings_source(env, policy_default=policy.enabled)
+            source = flags.build_settings_source(
+                env, policy_default=policy.enabled, corridor=corridor.name
+            )
         risk_log = RiskLog(defaults.risk_log_path, on_result=metrics.risk_log_result)
         keyer = CommandKeyer(resolve_hash_key(env, defaults.risk_log_path))
         llm = LLMClient(
@@ -141,9 +146,17 @@ class CorridorStack:
 
     def status(self) -> dict[str, Any]:
         """The corridor's part of ``GET /health``."""
-        settings = self.source.current()
+        settings = self.engine.settings.current()  # the risk class's cap included
+        name = self.engine.corridor.name
+        cap = corridor_mode_cap(name)
         return {
-            "corridor": self.engine.corridor.name,
+            "corridor": name,
+            "risk_class": self.engine.risk_class.value,
+            "mode_cap": {
+                "cap": cap[0].value if cap else "canary",
+                "capped": settings.mode_capped,
+                "why": cap[1] if cap else None,
+            },
             "flags": self.source.status(),
             "effective": {
                 "enabled": settings.enabled,

@@ -22,6 +22,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from opentelemetry.trace import SpanContext
+
 from partial_trust.middleware import tracing
 from partial_trust.mode import Mode
 
@@ -42,6 +44,8 @@ class ShadowJob:
     adm: Admission
     baseline: dict[str, Any]
     baseline_ms: float
+    #: The request's span (``tracing.request_span_context``): the shadow span links to it.
+    origin: SpanContext | None = None
 
 
 class ShadowQueue:
@@ -133,7 +137,7 @@ class ShadowQueue:
         now = engine.settings.current()
         if not now.enabled or now.mode is not Mode.SHADOW:
             return
-        span = tracing.start_corridor_span()
+        span = tracing.start_shadow_span(job.origin)
         try:
             deadline = asyncio.get_running_loop().time() + adm.timeout_s
             result = await engine.ask(adm, span, deadline)

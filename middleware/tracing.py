@@ -30,7 +30,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, StatusCode
 
 from partial_trust.outcome import Outcome, Reason, Status
 
@@ -87,6 +88,8 @@ def outcome_attributes(outcome: Outcome) -> dict[str, AttrValue]:
         value = getattr(outcome, field)
         if value is not None:
             attrs[key] = value
+    if outcome.mode_capped:
+        attrs["partial_trust.mode_capped"] = True
     return attrs
 
 
@@ -96,6 +99,30 @@ def start_corridor_span() -> Span:
     Not made current: pass it to ``llm_call_span`` and end it with ``finish_corridor_span``.
     """
     return _tracer.start_span(CORRIDOR_SPAN, kind=SpanKind.INTERNAL)
+
+
+#: The link's one attribute: what the linked span is to a shadow span.
+SHADOWED_REQUEST = {"partial_trust.link": "shadowed_request"}
+_ROOT = Context()
+
+
+def request_span_context() -> SpanContext | None:
+    """The current (request) span's context if it is a real one, for ``start_shadow_span``.
+    On the request path: one context lookup, no allocation when no provider is installed."""
+    context = trace.get_current_span().get_span_context()
+    return context if context.is_valid else None
+
+
+def start_shadow_span(origin: SpanContext | None) -> Span:
+    """``partial_trust.corridor`` for a shadow job, started in the background worker.
+
+    The request it shadows has answered and its span has ended, so it cannot be the parent
+    (a child outliving its parent breaks trace views and tail samplers); the shadow span is
+    a root of its own trace and carries an OTel span link to the request's span, so the
+    trace of a request leads to its shadow verdict and back.
+    """
+    links = [Link(origin, SHADOWED_REQUEST)] if origin is not None else None
+    return _tracer.start_span(CORRIDOR_SPAN, context=_ROOT, kind=SpanKind.INTERNAL, links=links)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from partial_trust.corridors import SHOPPING, FlagKeys, flag_keys
 from partial_trust.mode import DEFAULT_MODE, Mode, parse_mode, stricter_mode
 
 logger = logging.getLogger("partial_trust.config")
@@ -49,6 +50,7 @@ FLAG_MODE = "partial-trust-mode"
 #: The advisory review store's per-corridor switch (off unless served true; see
 #: ``partial_trust.middleware.review``): it only lets a configured store keep cases.
 FLAG_REVIEW_ENABLED = "partial-trust-review-enabled"
+_SHOPPING_KEYS = flag_keys(SHOPPING)
 _CEILING_VARS = (
     ENV_ENABLED, ENV_INTENT, ENV_SAMPLE_RATE, ENV_TIMEOUT_MS, ENV_PROFILE_ID, ENV_MODE,
 )  # fmt: skip
@@ -133,6 +135,9 @@ class EffectiveSettings:
     #: The flag ``partial-trust-review-enabled``: may the review store keep this corridor's
     #: disagreements? Off unless served true; the store must also be configured.
     review_enabled: bool = False
+    #: The corridor's risk class lowered the mode the flags and variables asked for
+    #: (``partial_trust.corridors.mode_cap``: ``admin`` never beyond ``shadow``).
+    mode_capped: bool = False
 
     @classmethod
     def build(
@@ -149,16 +154,17 @@ class EffectiveSettings:
         limits: tuple[tuple[str, str], ...] = (),
         mode: Mode = DEFAULT_MODE,
         review_enabled: bool = False,
+        mode_capped: bool = False,
     ) -> EffectiveSettings:
         """Apply the runbook's rule: a missing intent or a zero timeout disables the corridor."""
         on = enabled and intent is not None and timeout_ms > 0 and flags_available
         on = on and mode is not Mode.OFF
         if not on:
             off = (False, intent, 0.0, 0, None, policy_enabled, flags_available, source, limits)
-            return cls(*off, mode=mode)
+            return cls(*off, mode=mode, mode_capped=mode_capped)
         return cls(
             True, intent, sample_rate, timeout_ms, profile_id, policy_enabled, True, source, limits,
-            mode, review_enabled,
+            mode, review_enabled, mode_capped,
         )  # fmt: skip
 
 
@@ -193,9 +199,11 @@ class EnvDefaults:
             explicit=frozenset(n for n in _CEILING_VARS if (env.get(n) or "").strip()),
         )
 
-    def effective(self, policy_default: bool = False) -> EffectiveSettings:
+    def effective(
+        self, policy_default: bool = False, *, mode_cap: tuple[Mode, str] | None = None
+    ) -> EffectiveSettings:
         """The variables alone (the ``env`` provider): no flag is served."""
-        return apply_ceiling(FlagValues(), self, policy_default=policy_default)
+        return apply_ceiling(FlagValues(), self, policy_default=policy_default, mode_cap=mode_cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,27 +257,37 @@ class Ceilinged:
     profile_id: tuple[str | None, str]
     policy_enabled: tuple[bool, str]
     mode: tuple[Mode, str] = (DEFAULT_MODE, "default")
+    mode_capped: bool = False
 
 
-def ceilinged(flags: FlagValues, env: EnvDefaults, policy_default: bool = False) -> Ceilinged:
-    """The per-setting half of ``apply_ceiling`` (the flag console shows it row by row)."""
-    enabled = _pick(
-        ENV_ENABLED, FLAG_ENABLED, flags.enabled, env, env.enabled, lambda f, e: f and e
-    )
+def ceilinged(
+    flags: FlagValues,
+    env: EnvDefaults,
+    policy_default: bool = False,
+    *,
+    keys: FlagKeys | None = None,
+    mode_cap: tuple[Mode, str] | None = None,
+) -> Ceilinged:
+    """The per-setting half of ``apply_ceiling`` (the flag console shows it row by row).
+    ``keys``: the corridor's flag keys (named in ``limits``; default the shopping corridor's).
+    ``mode_cap``: (the furthest mode, what caps it), e.g. ``(shadow, "risk class admin")``."""
+    k = keys or _SHOPPING_KEYS
+    enabled = _pick(ENV_ENABLED, k.enabled, flags.enabled, env, env.enabled, lambda f, e: f and e)
     if enabled[0] and flags.enabled is not None:  # "true" set never holds it on: the flag does
-        enabled = (True, f"flag {FLAG_ENABLED}")
-    rate = _pick(ENV_SAMPLE_RATE, FLAG_SAMPLE_RATE, flags.sample_rate, env, env.sample_rate, min)
-    timeout = _pick(ENV_TIMEOUT_MS, FLAG_TIMEOUT_MS, flags.timeout_ms, env, env.timeout_ms, min)
-    profile = _pick(
-        ENV_PROFILE_ID, FLAG_PROFILE_ID, flags.profile_id, env, env.profile_id, _env_wins
-    )
+        enabled = (True, f"flag {k.enabled}")
+    rate = _pick(ENV_SAMPLE_RATE, k.sample_rate, flags.sample_rate, env, env.sample_rate, min)
+    timeout = _pick(ENV_TIMEOUT_MS, k.timeout_ms, flags.timeout_ms, env, env.timeout_ms, min)
+    profile = _pick(ENV_PROFILE_ID, k.profile_id, flags.profile_id, env, env.profile_id, _env_wins)
     if env.policy_enabled is None:
         policy = (policy_default, "policy file")
     else:
         policy = (env.policy_enabled, f"env {ENV_POLICY_ENABLED}")
-    mode = _pick(ENV_MODE, FLAG_MODE, flags.mode, env, env.mode, stricter_mode)
+    mode = _pick(ENV_MODE, k.mode, flags.mode, env, env.mode, stricter_mode)
+    capped = False
+    if mode_cap is not None and stricter_mode(mode[0], mode_cap[0]) is not mode[0]:
+        mode, capped = mode_cap, True
     profile_pair = (parse_profile_id(profile[0]), profile[1])
-    return Ceilinged(enabled, rate, timeout, profile_pair, policy, mode)
+    return Ceilinged(enabled, rate, timeout, profile_pair, policy, mode, capped)
 
 
 def apply_ceiling(
@@ -279,6 +297,8 @@ def apply_ceiling(
     policy_default: bool = False,
     source: str = "env",
     flags_available: bool = True,
+    keys: FlagKeys | None = None,
+    mode_cap: tuple[Mode, str] | None = None,
 ) -> EffectiveSettings:
     """THE rule: set variables are ceilings, the stricter wins; unset ones leave the flags.
 
@@ -293,9 +313,11 @@ def apply_ceiling(
     On equal values the variable is named, because it is what holds the value there.
     ``limits`` says what decided each setting: ``flag <key>``, ``env <VARIABLE>``,
     ``default`` (neither served nor set), ``policy file``, or, when the corridor is off, the
-    first reason it is off (``flags unavailable`` first).
+    first reason it is off (``flags unavailable`` first). ``keys`` are the corridor's flag
+    keys (``partial_trust.corridors.flag_keys``); ``mode_cap`` its risk class's cap, applied
+    after the ceiling (``limits["mode"]`` then names it, ``mode_capped`` is true).
     """
-    c = ceilinged(flags, env, policy_default)
+    c = ceilinged(flags, env, policy_default, keys=keys, mode_cap=mode_cap)
     (enabled, by_enabled), (timeout, by_timeout) = c.enabled, c.timeout_ms
     on, off_by = True, ""
     if not flags_available:
@@ -325,6 +347,7 @@ def apply_ceiling(
         ),
         mode=c.mode[0],
         review_enabled=flags.review_enabled is True,
+        mode_capped=c.mode_capped,
     )
 
 

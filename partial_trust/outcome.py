@@ -135,6 +135,9 @@ class Outcome:
     #: The candidate's decision equals the baseline's (intent, list id, items as a multiset of
     #: normalised name and quantity); ``None`` when no candidate was parsed.
     agreement: bool | None = None
+    #: The corridor's risk class held the mode below what the flags asked (``admin`` asked
+    #: for canary runs in shadow): on the span (``partial_trust.mode_capped``) and /health.
+    mode_capped: bool = False
 
     def __post_init__(self) -> None:
         allowed = REASONS_BY_STATUS[self.status]

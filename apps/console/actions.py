@@ -36,6 +36,7 @@ from partial_trust.apps.console import stagetime, state, text
 from partial_trust.apps.console.audit import AuditLog, entry, resume_fields
 from partial_trust.apps.console.webhook import AutoRollback, in_storm
 from partial_trust.config import EnvDefaults
+from partial_trust.corridors import CORRIDOR_ALLOWLIST, SHOPPING, flag_keys
 from partial_trust.flags import flagfile
 
 ACTIONS = frozenset({"kill", "resume", "advance", "retreat", "set"})
@@ -58,6 +59,17 @@ class ChangeBody(BaseModel):
     acknowledge_storm: bool = False
     override: bool = False  # advance against the gate's verdict (audited as an override)
     keep_rate: bool = False  # resume at the current sample rate, not at stage 1
+    #: whose flags (``partial_trust.corridors``; its own keys, the others untouched)
+    corridor: str = SHOPPING
+
+    @field_validator("corridor")
+    @classmethod
+    def _corridor(cls, value: str) -> str:
+        if value not in CORRIDOR_ALLOWLIST:
+            raise ValueError(
+                f"not a corridor on the code's allowlist: {', '.join(CORRIDOR_ALLOWLIST)}"
+            )
+        return value
 
     @field_validator("reason")
     @classmethod
@@ -98,10 +110,16 @@ class Context:
     gate_view: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None)
 
 
+def _key_of(corridor: str, shopping_key: str) -> str:
+    """The corridor's key for the setting the shopping key names (``corridors.flag_keys``)."""
+    return flag_keys(corridor).all()[flag_keys(SHOPPING).all().index(shopping_key)]
+
+
 def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
-    """(flag key, new value) for ``action``, or ``Refused``."""
+    """(flag key, new value) for ``action`` on ``body.corridor``, or ``Refused``."""
+    keys = flag_keys(body.corridor)
     if action == "kill":
-        return flagfile.ENABLED, False
+        return keys.enabled, False
     if action == "resume":
         if in_storm(ctx.audit, ctx.rollback) and not body.acknowledge_storm:
             minutes = int(ctx.rollback.storm_window.total_seconds() // 60)
@@ -111,7 +129,7 @@ def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
                 f" or more times in the last {minutes} minutes; find the cause first, or "
                 "acknowledge the storm to turn it on anyway",
             )
-        return flagfile.ENABLED, True
+        return keys.enabled, True
     if action == "set":
         if body.key not in SETTABLE:
             raise Refused(
@@ -119,8 +137,8 @@ def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
             )
         if body.value is None:
             raise Refused(422, "a value is required")
-        return body.key, body.value
-    flags = state.read_flags(ctx.flags_file, ctx.defaults)
+        return _key_of(body.corridor, body.key), body.value
+    flags = state.read_flags(ctx.flags_file, ctx.defaults, corridor=body.corridor)
     if not flags["ok"]:
         raise flagfile.FlagFileError(flags["error"])
     to = flags["advance_to" if action == "advance" else "retreat_to"]
@@ -128,13 +146,16 @@ def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
         where = "the last stage (10%)" if action == "advance" else "the first stage (1%)"
         hint = "" if action == "advance" else "; use the kill switch to turn it off"
         raise Refused(409, f"cannot {action}: already at {where}{hint}")
-    return flagfile.SAMPLE_RATE, to
+    return keys.sample_rate, to
 
 
 def advance_check(ctx: Context, body: ChangeBody) -> dict[str, object]:
     """The gate's word on "next stage": audit fields if it may go ahead, else ``Refused``."""
-    flags = state.read_flags(ctx.flags_file, ctx.defaults)
-    gate = ctx.gate_view(flags) if ctx.gate_view is not None and flags["ok"] else {}
+    flags = state.read_flags(ctx.flags_file, ctx.defaults, corridor=body.corridor)
+    # The console's gate reads the shopping corridor's stage and records; another corridor's
+    # advance has no verdict here (NOT-AVAILABLE), so it needs the audited override.
+    own_gate = ctx.gate_view is not None and flags["ok"] and body.corridor == SHOPPING
+    gate = ctx.gate_view(flags) if own_gate and ctx.gate_view is not None else {}
     verdict, why = stagetime.verdict_of(gate), stagetime.why(gate)
     if verdict == "GO":
         return {"gate_verdict": verdict}
@@ -161,9 +182,12 @@ def apply(ctx: Context, action: str, body: ChangeBody, client: str) -> dict[str,
     fd = ctx.audit.open_fd()
     try:
         if action == "kill":
-            change = flagfile.kill(ctx.flags_file, reason=body.reason)
+            change = flagfile.kill(ctx.flags_file, reason=body.reason, corridor=body.corridor)
         elif action == "resume":
-            change = flagfile.resume(ctx.flags_file, reason=body.reason, keep_rate=body.keep_rate)
+            change = flagfile.resume(
+                ctx.flags_file, reason=body.reason, keep_rate=body.keep_rate,
+                corridor=body.corridor,
+            )  # fmt: skip
             extra = resume_fields(change)
         else:
             change = flagfile.set_flag(ctx.flags_file, key, value, reason=body.reason)

@@ -43,6 +43,7 @@ from starlette.routing import Route
 from partial_trust.apps.console import actions, stagetime, state, text, webhook
 from partial_trust.apps.console.audit import AuditLog
 from partial_trust.apps.console.auth import Access, Denied, json_body_required, read_body
+from partial_trust.apps.console.corridors import corridor_panels
 from partial_trust.apps.console.review import ReviewDesk, ReviewDeskConfig
 from partial_trust.apps.console.webhook import (
     AutoRollback,
@@ -113,6 +114,7 @@ class Console:
             "flags_file": str(self.flags_file),
             "corridor": self.rollback.corridor,
             "flags": flags,
+            "corridors": corridor_panels(self.flags_file, self.defaults),
             "gate": gate,
             "storm": in_storm(self.audit, self.rollback),
             "read_only": self.access.read_only,

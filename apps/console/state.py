@@ -41,17 +41,28 @@ from partial_trust.config import (
     parse_sample_rate,
     parse_timeout_ms,
 )
+from partial_trust.corridors import (
+    CORRIDOR_ALLOWLIST,
+    SETTINGS,
+    SHOPPING,
+    FlagKeys,
+    corridor_mode_cap,
+    flag_keys,
+)
 from partial_trust.flags import flagfile
+from partial_trust.mode import Mode, parse_mode
 from partial_trust.thresholds import STAGES
 
 #: sample rate of stage 1, 2, 3 (the runbook's 1% -> 5% -> 10%)
 STAGE_RATES: tuple[float, ...] = tuple(s.sample_rate for _, s in sorted(STAGES.items()))
 _EPS = 1e-9
+#: setting (``corridors.SETTINGS``) -> its variable, a ceiling over every corridor
 _ENV_NAMES = {
-    flagfile.ENABLED: "PARTIAL_TRUST_ENABLED",
-    flagfile.SAMPLE_RATE: "PARTIAL_TRUST_SAMPLE_RATE",
-    flagfile.TIMEOUT_MS: "PARTIAL_TRUST_TIMEOUT_MS",
-    flagfile.PROFILE_ID: "PARTIAL_TRUST_PROFILE_ID",
+    "enabled": "PARTIAL_TRUST_ENABLED",
+    "sample-rate": "PARTIAL_TRUST_SAMPLE_RATE",
+    "timeout-ms": "PARTIAL_TRUST_TIMEOUT_MS",
+    "profile-id": "PARTIAL_TRUST_PROFILE_ID",
+    "mode": "PARTIAL_TRUST_MODE",
 }
 
 
@@ -105,8 +116,9 @@ class FlagRow:
         }
 
 
-def read_flags(path: Path, defaults: EnvDefaults) -> dict[str, Any]:
-    """The page's flag section; a broken file is reported, never raised."""
+def read_flags(path: Path, defaults: EnvDefaults, corridor: str = SHOPPING) -> dict[str, Any]:
+    """The page's flag section for one corridor (its own keys, ``corridors.flag_keys``, and
+    its risk class's mode cap); a broken file is reported, never raised."""
     try:
         doc = flagfile.load(path)
     except flagfile.FlagFileError as exc:
@@ -114,48 +126,62 @@ def read_flags(path: Path, defaults: EnvDefaults) -> dict[str, Any]:
             "ok": False,
             "error": str(exc),
             "on": False,
+            "corridor": corridor,
             "stage": "off (flag file unusable: services fail closed)",
             "rows": [],
         }
+    keys = flag_keys(corridor)
+    by_role = dict(zip(SETTINGS, keys.all(), strict=True))
     rows: dict[str, FlagRow] = {}
     env_values: dict[str, object] = {
-        flagfile.ENABLED: defaults.enabled,
-        flagfile.SAMPLE_RATE: defaults.sample_rate,
-        flagfile.TIMEOUT_MS: defaults.timeout_ms,
-        flagfile.PROFILE_ID: defaults.profile_id or "",
+        "enabled": defaults.enabled,
+        "sample-rate": defaults.sample_rate,
+        "timeout-ms": defaults.timeout_ms,
+        "profile-id": defaults.profile_id or "",
+        "mode": defaults.mode.value,
+        "review-enabled": False,
     }
-    for key in flagfile.KNOWN_FLAGS:
+    for role, key in by_role.items():
         flag = doc.flags.get(key)
         served, note = flagfile.served_value(flag)
-        if served is None:
-            raw, source = env_values[key], f"environment default ({_ENV_NAMES[key]})"
+        if served is None and role not in _ENV_NAMES:  # no variable: the code's default
+            raw, source = env_values[role], "default (off)"
+        elif served is None:
+            raw, source = env_values[role], f"environment default ({_ENV_NAMES[role]})"
         else:
             variant = flag.default_variant if flag is not None else None
             raw, source = served, f"flag file, variant {variant!r}"
-        rows[key] = FlagRow(key, _parse(key, raw, defaults), served, source, note)
-    file_rate = float(rows[flagfile.SAMPLE_RATE].value)  # type: ignore[arg-type]
+        rows[role] = FlagRow(key, _parse(role, raw, defaults), served, source, note)
+    file_rate = float(rows["sample-rate"].value)  # type: ignore[arg-type]
     file_values = _flag_values(rows)
-    per_field = ceilinged(file_values, defaults)
-    effective = apply_ceiling(file_values, defaults)
-    for key, (value, by) in (
-        (flagfile.ENABLED, per_field.enabled),
-        (flagfile.SAMPLE_RATE, per_field.sample_rate),
-        (flagfile.TIMEOUT_MS, per_field.timeout_ms),
-        (flagfile.PROFILE_ID, per_field.profile_id),
+    cap = corridor_mode_cap(corridor)
+    per_field = ceilinged(file_values, defaults, keys=keys, mode_cap=cap)
+    effective = apply_ceiling(file_values, defaults, keys=keys, mode_cap=cap)
+    for role, (value, by) in (
+        ("enabled", per_field.enabled),
+        ("sample-rate", per_field.sample_rate),
+        ("timeout-ms", per_field.timeout_ms),
+        ("profile-id", per_field.profile_id),
     ):
-        if by.startswith("env ") and rows[key].served is not None:  # the variable holds it
-            rows[key] = replace(rows[key], value=value if value is not None else "", limited_by=by)
+        if by.startswith("env ") and rows[role].served is not None:  # the variable holds it
+            rows[role] = replace(
+                rows[role], value=value if value is not None else "", limited_by=by
+            )
     enabled, rate = per_field.enabled[0], per_field.sample_rate[0]
     on = effective.enabled
     changed_at = None
-    rate_flag = doc.flags.get(flagfile.SAMPLE_RATE)
+    rate_flag = doc.flags.get(keys.sample_rate)
     if rate_flag is not None and rate_flag.metadata:
         changed = rate_flag.metadata.get("changedAt")
         changed_at = changed if isinstance(changed, str) else None
-    why_off = "" if on else _why_off(dict(effective.limits)["enabled"])
+    why_off = "" if on else _why_off(dict(effective.limits)["enabled"], keys)
     return {
         "ok": True,
         "error": "",
+        "corridor": corridor,
+        "risk_class": CORRIDOR_ALLOWLIST[corridor].value,
+        "mode": effective.mode.value,
+        "mode_capped": effective.mode_capped,
         "on": on,
         "enabled": enabled,
         "why_off": why_off,
@@ -165,7 +191,7 @@ def read_flags(path: Path, defaults: EnvDefaults) -> dict[str, Any]:
         "advance_to": next_rate(file_rate, "advance"),
         "retreat_to": next_rate(file_rate, "retreat"),
         "rate_changed_at": changed_at,
-        "profiles": _variants(doc, flagfile.PROFILE_ID),
+        "profiles": _variants(doc, keys.profile_id),
         "rows": [row.to_json() for row in rows.values()],
         "effective": {
             "enabled": effective.enabled,
@@ -181,20 +207,23 @@ def read_flags(path: Path, defaults: EnvDefaults) -> dict[str, Any]:
 def _flag_values(rows: dict[str, FlagRow]) -> FlagValues:
     """What the file serves, parsed (``None``: not served), for the ceiling."""
 
-    def served(key: str) -> object:
-        return rows[key].value if rows[key].served is not None else None
+    def served(role: str) -> object:
+        return rows[role].value if rows[role].served is not None else None
 
-    enabled, rate = served(flagfile.ENABLED), served(flagfile.SAMPLE_RATE)
-    timeout, profile = served(flagfile.TIMEOUT_MS), served(flagfile.PROFILE_ID)
+    enabled, rate = served("enabled"), served("sample-rate")
+    timeout, profile = served("timeout-ms"), served("profile-id")
+    mode, review = served("mode"), served("review-enabled")
     return FlagValues(
         enabled if isinstance(enabled, bool) else None,
         float(rate) if isinstance(rate, float | int) else None,
         timeout if isinstance(timeout, int) else None,
         profile if isinstance(profile, str) else None,
+        mode if isinstance(mode, Mode) else None,
+        review if isinstance(review, bool) else None,
     )
 
 
-def _why_off(by: str) -> str:
+def _why_off(by: str, keys: FlagKeys | None = None) -> str:
     """The page's one line for why the corridor is off, from ``limits["enabled"]``."""
     if by == f"env {ENV_INTENT}":
         return f"{ENV_INTENT} is not on the allowlist"
@@ -202,21 +231,26 @@ def _why_off(by: str) -> str:
         return f"{ENV_ENABLED} is set to false in the environment: a ceiling the flags cannot lift"
     if by == f"env {ENV_TIMEOUT_MS}":
         return f"{ENV_TIMEOUT_MS} is set to 0 or garbage in the environment: the corridor is off"
-    if by == f"flag {flagfile.TIMEOUT_MS}":
+    k = keys or flag_keys(SHOPPING)
+    if by == f"flag {k.timeout_ms}":
         return "the timeout is 0: the corridor is disabled"
+    if by == f"flag {k.mode}":
+        return f"the mode is off ({k.mode})"
     if by == "default":
-        return f"partial-trust-enabled is not served and {ENV_ENABLED} is unset (default: off)"
-    return "the kill switch is on (partial-trust-enabled is false)"
+        return f"{k.enabled} is not served and {ENV_ENABLED} is unset (default: off)"
+    return f"the kill switch is on ({k.enabled} is false)"
 
 
-def _parse(key: str, raw: object, defaults: EnvDefaults) -> object:
+def _parse(role: str, raw: object, defaults: EnvDefaults) -> object:
     """The runbook's run-time parsing (what a service does with a hand-edited value)."""
-    if key == flagfile.ENABLED:
+    if role in ("enabled", "review-enabled"):
         return raw is True
-    if key == flagfile.SAMPLE_RATE:
+    if role == "sample-rate":
         return parse_sample_rate(raw, default=defaults.sample_rate)
-    if key == flagfile.TIMEOUT_MS:
+    if role == "timeout-ms":
         return parse_timeout_ms(raw, default=defaults.timeout_ms)
+    if role == "mode":
+        return parse_mode(raw) if isinstance(raw, str) and raw.strip() else Mode.OFF
     return parse_profile_id(raw) or ""
 
 
