@@ -240,6 +240,10 @@ def test_records_racing_the_writer_into_its_sleep_are_never_stranded(
     log.start()
     for i in range(200):
         assert log.submit(outcome(i))
-        wait_for(lambda n=i + 1: count(log, "written") == n, timeout=2.0)
+
+        def written(n: int = i + 1) -> bool:
+            return count(log, "written") == n
+
+        wait_for(written, timeout=2.0)
         time.sleep(pause)
     assert len(lines(path)) == 200

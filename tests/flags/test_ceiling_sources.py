@@ -4,14 +4,16 @@ rule itself is tested in ``tests/test_config_ceiling.py``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from openfeature import api
 from openfeature.event import ProviderEventDetails
 
+from partial_trust.config import EffectiveSettings
 from partial_trust.environment import Environment
-from partial_trust.flags import build_settings_source, flagfile
+from partial_trust.flags import ManagedSettingsSource, build_settings_source, flagfile
 from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from partial_trust.flags.source import DOMAIN
 
@@ -121,17 +123,22 @@ async def test_the_file_provider_is_capped(flag_file: Path) -> None:
     flagfile.set_flag(flag_file, SAMPLE_RATE, 1.0)
     flagfile.resume(flag_file, keep_rate=True)
     base = {"PARTIAL_TRUST_FLAGS_FILE": str(flag_file)}
-    for extra, check in (
+    cases: list[tuple[dict[str, str], Callable[[EffectiveSettings], bool]]] = [
         ({}, lambda s: s.enabled and s.sample_rate == 1.0 and s.timeout_ms == 200),
         ({"PARTIAL_TRUST_ENABLED": "false"}, lambda s: not s.enabled and s.flags_available),
         ({"PARTIAL_TRUST_SAMPLE_RATE": "0.01"}, lambda s: s.enabled and s.sample_rate == 0.01),
         ({"PARTIAL_TRUST_TIMEOUT_MS": "50"}, lambda s: s.enabled and s.timeout_ms == 50),
-    ):
+    ]
+    for extra, check in cases:
         api.shutdown()
         source = build_settings_source(Environment.from_mapping({**base, **extra}))
         await source.start()
         try:
-            await wait_until(lambda s=source: s.current().flags_available, timeout_s=3)
+
+            def available(s: ManagedSettingsSource = source) -> bool:
+                return s.current().flags_available
+
+            await wait_until(available, timeout_s=3)
             assert check(source.current()), (extra, source.status())
             assert source.status()["provider"] == "file"
         finally:

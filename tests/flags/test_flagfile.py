@@ -33,7 +33,7 @@ def test_shipped_file_has_corridor_off_and_stage1_ready(flag_file: Path) -> None
     }  # fmt: skip
     rate = doc.flags[SAMPLE_RATE].variants
     assert rate == {"off": 0.0, "stage1": 0.01, "stage2": 0.05, "stage3": 0.1}
-    assert {"partial_trust", "reliable"} <= set(doc.flags[PROFILE_ID].variants.values())  # type: ignore[arg-type]
+    assert {"partial_trust", "reliable"} <= set(doc.flags[PROFILE_ID].variants.values())
 
 
 @pytest.mark.parametrize(
