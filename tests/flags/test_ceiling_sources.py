@@ -17,7 +17,7 @@ from partial_trust.flags import ManagedSettingsSource, build_settings_source, fl
 from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from partial_trust.flags.source import DOMAIN
 
-from .helpers import memory_provider, memory_source, put, wait_until
+from .helpers import limits_of, memory_provider, memory_source, put, wait_until
 
 pytestmark = pytest.mark.anyio
 FILE_ON = {ENABLED: True, SAMPLE_RATE: 1.0, TIMEOUT_MS: 200, PROFILE_ID: "partial_trust"}
@@ -31,7 +31,7 @@ async def test_enabled_false_set_turns_an_on_provider_off() -> None:
         assert (got.enabled, got.sample_rate, got.flags_available) == (False, 0.0, True)
         status = source.status()
         assert status["enabled"] is False and status["last_error"] is None
-        assert status["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"  # type: ignore[index]
+        assert limits_of(status)["enabled"] == "env PARTIAL_TRUST_ENABLED"
     finally:
         await source.stop()
 
@@ -45,8 +45,8 @@ async def test_enabled_true_set_does_not_lift_the_kill_switch_flag() -> None:
         put(provider, ENABLED, False)
         provider.emit_provider_configuration_changed(ProviderEventDetails(flags_changed=[ENABLED]))
         await wait_until(lambda: not source.current().enabled)
-        limits = source.status()["limits"]
-        assert limits["enabled"] == "flag partial-trust-enabled"  # type: ignore[index]
+        limits = limits_of(source.status())
+        assert limits["enabled"] == "flag partial-trust-enabled"
     finally:
         await source.stop()
 
@@ -71,7 +71,7 @@ async def test_rate_and_timeout_set_cap_the_flags_also_after_a_change() -> None:
         put(provider, TIMEOUT_MS, 30)
         source.refresh()
         assert (source.current().sample_rate, source.current().timeout_ms) == (0.005, 30)
-        assert source.status()["limits"]["sample_rate"] == "flag partial-trust-sample-rate"  # type: ignore[index]
+        assert limits_of(source.status())["sample_rate"] == "flag partial-trust-sample-rate"
         put(provider, SAMPLE_RATE, 0.5)  # above it again: capped
         source.refresh()
         assert source.current().sample_rate == 0.01
@@ -89,7 +89,7 @@ async def test_timeout_zero_set_and_a_foreign_intent_turn_it_off() -> None:
         await source.start()
         try:
             assert source.current().enabled is False, env
-            assert source.status()["limits"]["enabled"] == name  # type: ignore[index]
+            assert limits_of(source.status())["enabled"] == name
         finally:
             await source.stop()
 
@@ -114,7 +114,7 @@ async def test_a_host_bound_in_memory_provider_is_capped_too(tmp_path: Path) -> 
     await source.start()
     try:
         assert source.current().enabled is False
-        assert source.status()["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"  # type: ignore[index]
+        assert limits_of(source.status())["enabled"] == "env PARTIAL_TRUST_ENABLED"
     finally:
         await source.stop()
 
@@ -155,10 +155,10 @@ async def test_the_env_provider_reports_its_limits() -> None:
     await source.start()
     status = source.status()
     assert status["enabled"] is False
-    assert status["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"  # type: ignore[index]
+    assert limits_of(status)["enabled"] == "env PARTIAL_TRUST_ENABLED"
     on = build_settings_source(
         Environment.from_mapping({**env, "PARTIAL_TRUST_ENABLED": "true"})
     ).status()
-    assert on["limits"]["sample_rate"] == "env PARTIAL_TRUST_SAMPLE_RATE"  # type: ignore[index]
-    assert on["limits"]["timeout_ms"] == "default"  # type: ignore[index]
+    assert limits_of(on)["sample_rate"] == "env PARTIAL_TRUST_SAMPLE_RATE"
+    assert limits_of(on)["timeout_ms"] == "default"
     await source.stop()

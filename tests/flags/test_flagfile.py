@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,9 @@ from partial_trust.flags.flagfile import (
 )
 
 
-def flags_of(path: Path) -> dict[str, dict[str, object]]:
-    data: dict[str, dict[str, dict[str, object]]] = json.loads(path.read_text())
+def flags_of(path: Path) -> dict[str, dict[str, Any]]:
+    """The file's ``flags`` object as parsed JSON."""
+    data: dict[str, dict[str, dict[str, Any]]] = json.loads(path.read_text())
     return data["flags"]
 
 
@@ -77,10 +79,10 @@ def test_set_selects_an_existing_variant_or_writes_custom(flag_file: Path) -> No
     assert (change.old, change.new, change.variant) == (0.01, 0.05, "stage2")
     flag = flags_of(flag_file)[SAMPLE_RATE]
     assert flag["defaultVariant"] == "stage2"
-    assert flag["metadata"]["changeReason"] == "stage 2"  # type: ignore[index]
+    assert flag["metadata"]["changeReason"] == "stage 2"
     change = flagfile.set_flag(flag_file, SAMPLE_RATE, 0.2)
     assert change.variant == flagfile.CUSTOM_VARIANT
-    assert flags_of(flag_file)[SAMPLE_RATE]["variants"]["custom"] == 0.2  # type: ignore[index]
+    assert flags_of(flag_file)[SAMPLE_RATE]["variants"]["custom"] == 0.2
     flagfile.set_flag(flag_file, TIMEOUT_MS, "350")
     flagfile.set_flag(flag_file, PROFILE_ID, "reliable")
     doc = flagfile.load(flag_file)
@@ -98,7 +100,7 @@ def test_kill_and_resume_pin_enabled_and_drop_targeting(flag_file: Path) -> None
     assert (flag["state"], flag["defaultVariant"], "targeting" in flag) == ("ENABLED", "on", False)
     change = flagfile.kill(flag_file, reason="incident 42")
     assert (change.old, change.new, change.variant) == (True, False, "off")
-    assert flags_of(flag_file)[ENABLED]["metadata"]["changeReason"] == "incident 42"  # type: ignore[index]
+    assert flags_of(flag_file)[ENABLED]["metadata"]["changeReason"] == "incident 42"
 
 
 def test_kill_works_when_the_flag_is_absent(flag_file: Path) -> None:
