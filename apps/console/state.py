@@ -133,7 +133,7 @@ def read_flags(path: Path, defaults: EnvDefaults) -> dict[str, Any]:
             variant = flag.default_variant if flag is not None else None
             raw, source = served, f"flag file, variant {variant!r}"
         rows[key] = FlagRow(key, _parse(key, raw, defaults), served, source, note)
-    file_rate = float(rows[flagfile.SAMPLE_RATE].value)  # type: ignore[arg-type]
+    file_rate = float(rows[flagfile.SAMPLE_RATE].value)  # type: ignore[arg-type]  # the sample-rate row holds a float
     file_values = _flag_values(rows)
     per_field = ceilinged(file_values, defaults)
     effective = apply_ceiling(file_values, defaults)
