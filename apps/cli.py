@@ -34,6 +34,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "analyze": ("partial_trust.apps.analysis.cli", "analyze_main", "report on risk logs"),
     "gate": ("partial_trust.apps.analysis.cli", "gate_main", "the runbook's go/no-go for a stage"),
     "replay": ("partial_trust.apps.analysis.cli", "replay_main", "offline disagreement check"),
+    "review": (
+        "partial_trust.apps.review.cli",
+        "main",
+        "export judged review cases as a replay corpus; make a store key",
+    ),
     "triage": ("partial_trust.apps.analysis.triage", "main", "collect a triage bundle (.tar.gz)"),
 }
 

@@ -13,9 +13,12 @@ baseline, accuracy against the labels for the baseline, the model and the served
 outcomes by reason, latency percentiles of the LLM and of the request, HTTP errors, and every
 accepted answer that the label says is wrong (``bench.real_model_report``).
 
-Modes: ``canary`` serves an accepted candidate (sample rate 1). SHADOW MODE (issue 19) is not
-in the corridor yet: when it is, add its settings to ``MODES`` below (the served answer must
-then always be the baseline's, while the risk log still records the candidate's verdict).
+Modes: ``canary`` serves an accepted candidate (sample rate 1); ``shadow`` answers every
+request with the baseline at once and asks the model afterwards, in the corridor's background
+queue. The CPU server answers one call at a time, so in shadow the run waits for each
+command's risk-log line (written when its shadow job ends) before it sends the next: without
+that the commands would queue behind the model, the queue (64) would overflow, and the run
+would measure drops rather than the model.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ PROFILE = "smollm2-local"
 HASH_KEY = "real-model-bench-key"
 #: Per mode, the environment of ``partial-trust serve`` on top of ``serve_env``.
 MODES: dict[str, dict[str, str]] = {
-    "canary": {"PARTIAL_TRUST_SAMPLE_RATE": "1"},
-    # "shadow": {...},  # issue 19: the shadow switch goes here; see the module docstring
+    "canary": {"PARTIAL_TRUST_SAMPLE_RATE": "1", "PARTIAL_TRUST_MODE": "canary"},
+    "shadow": {"PARTIAL_TRUST_SAMPLE_RATE": "1", "PARTIAL_TRUST_MODE": "shadow"},
 }
 
 
@@ -137,6 +140,20 @@ def read_risk_log(path: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
+def wait_for_record(risk_log: Path, key: str, timeout_ms: int) -> bool:
+    """Shadow: until this command's outcome is in the risk log (its shadow job ended), or the
+    deadline plus slack passed (an outcome that never comes shows up as a missing record)."""
+    deadline = time.monotonic() + timeout_ms / 1000 + 30
+    while time.monotonic() < deadline:
+        try:
+            if key in read_risk_log(risk_log):
+                return True
+        except ValueError:  # a line the writer has not finished yet
+            pass
+        time.sleep(0.05)
+    return False
+
+
 def run(
     entries: list[dict[str, Any]],
     workdir: Path,
@@ -155,6 +172,7 @@ def run(
     risk_log = workdir / f"risk-{mode}.jsonl"
     warm_s = warm_up(llm.base_url, profile)
     rows: list[tuple[dict[str, Any], int, bytes, float]] = []
+    keyer = CommandKeyer(HASH_KEY.encode())
     with LLMTap(llm.base_url) as tap:
         env = serve_env(tap.base_url, risk_log, mode, profile, timeout_ms)
         with serve(env, workdir / f"serve-{mode}.log") as url, httpx.Client(timeout=120) as http:
@@ -163,12 +181,13 @@ def run(
                 response = http.post(f"{url}/route", json=entry["command"])
                 elapsed = (time.perf_counter() - started) * 1000
                 rows.append((entry, response.status_code, response.content, elapsed))
+                if mode == "shadow":
+                    wait_for_record(risk_log, keyer(entry["command"]["command_id"]), timeout_ms)
                 if progress:
                     print(f"[{n}/{len(entries)}] {entry['id']} {response.status_code} "
                           f"{elapsed:.0f} ms", file=sys.stderr, flush=True)  # fmt: skip
         tapped = dict(tap.records)
     records = read_risk_log(risk_log)
-    keyer = CommandKeyer(HASH_KEY.encode())
     observed = []
     for entry, status, body, elapsed in rows:
         command = entry["command"]

@@ -42,6 +42,7 @@ from partial_trust.config import (
     parse_timeout_ms,
 )
 from partial_trust.flags.flagfile import ENABLED, MODE, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
+from partial_trust.flags.flagmodel import REVIEW_ENABLED
 from partial_trust.mode import Mode, parse_mode
 
 _UNAVAILABLE = frozenset({ErrorCode.PROVIDER_NOT_READY, ErrorCode.PROVIDER_FATAL})
@@ -129,7 +130,13 @@ def read_flags(
     mode = None
     if served:  # garbage or a value of the wrong type: the strictest reading, off
         mode = parse_mode(raw_mode) if isinstance(raw_mode, str) and raw_mode.strip() else Mode.OFF
-    return FlagValues(enabled, sample_rate, timeout_ms, profile_id, mode)
+
+    try:  # an optional flag: its own error turns review off, never the corridor
+        served, review = r.get("boolean", REVIEW_ENABLED, False)
+    except ProviderError:
+        served, review = True, False
+    review_enabled = (review is True) if served else None  # garbage: off, like enable
+    return FlagValues(enabled, sample_rate, timeout_ms, profile_id, mode, review_enabled)
 
 
 def evaluate(

@@ -23,6 +23,7 @@ SAMPLE_RATE = "partial-trust-sample-rate"
 TIMEOUT_MS = "partial-trust-timeout-ms"
 PROFILE_ID = "partial-trust-profile-id"
 MODE = "partial-trust-mode"
+REVIEW_ENABLED = "partial-trust-review-enabled"
 #: flag key -> the flagd type it must have
 KNOWN_FLAGS: dict[str, str] = {
     ENABLED: "boolean",
@@ -30,6 +31,7 @@ KNOWN_FLAGS: dict[str, str] = {
     TIMEOUT_MS: "integer",
     PROFILE_ID: "string",
     MODE: "string",
+    REVIEW_ENABLED: "boolean",
 }
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 #: the largest integer magnitude a flag file may hold (JSON's safe integer range)

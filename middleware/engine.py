@@ -30,6 +30,7 @@ from partial_trust.middleware.corridor import CommandT, Corridor
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.metrics import CorridorMetrics
 from partial_trust.middleware.policy import PolicyRegistry, ResolvedProfile
+from partial_trust.middleware.review import ReviewSink, hand_over
 from partial_trust.middleware.risk_log import RiskLog
 from partial_trust.middleware.sampling import CommandKeyer, is_sampled
 from partial_trust.middleware.shadow import ShadowQueue
@@ -94,6 +95,7 @@ class CorridorEngine(Generic[CommandT, CandidateT]):
         keyer: CommandKeyer | None = None,
         shadow_queue_size: int = 64,
         shadow_workers: int = 4,
+        review: ReviewSink | None = None,
     ) -> None:
         self.corridor = corridor
         self.settings = settings
@@ -103,6 +105,8 @@ class CorridorEngine(Generic[CommandT, CandidateT]):
         self.risk_log = risk_log
         self.metrics = metrics
         self.keyer = keyer or CommandKeyer()
+        #: The advisory review store's sink (``None``: not configured for this deployment).
+        self.review = review
         self._not_sampled_cache: tuple[EffectiveSettings, Outcome] | None = None
         #: Shadow mode's background LLM calls (started and stopped with the stack).
         self.shadow: ShadowQueue[CommandT, CandidateT] = ShadowQueue(
@@ -227,10 +231,27 @@ class CorridorEngine(Generic[CommandT, CandidateT]):
             agreement=verdict.agreement,
             **common,
         )
+        review = self.review
+        if review is not None and settings.review_enabled:
+            self._keep_for_review(review, adm, outcome, result.raw, baseline)
         if not verdict.accepted or adm.shadow:
             return outcome, None
         body = _encode(corridor.merge(baseline, verdict))
         return outcome, body
+
+    def _keep_for_review(
+        self,
+        review: ReviewSink,
+        adm: Admission[CommandT],
+        outcome: Outcome,
+        raw: object,
+        baseline: Any,
+    ) -> None:
+        """The raw parts, held in memory for this call only, go to the review sink alone."""
+        try:
+            hand_over(review, outcome, adm.command, baseline, raw)
+        except Exception:
+            log_failure("the review sink failed")
 
     def internal_error(
         self, settings: EffectiveSettings, adm: Admission[CommandT] | None

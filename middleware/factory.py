@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, overload
 
+import anyio.to_thread
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
@@ -37,6 +38,9 @@ from partial_trust.middleware.hash_key import resolve_hash_key
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.metrics import CorridorMetrics
 from partial_trust.middleware.policy import DEFAULT_POLICY_PATH, PolicyRegistry
+from partial_trust.middleware.review import ReviewSettings
+from partial_trust.middleware.review_metrics import ReviewMetrics
+from partial_trust.middleware.review_writer import ReviewWriter
 from partial_trust.middleware.risk_log import RiskLog
 from partial_trust.middleware.sampling import CommandKeyer
 
@@ -56,6 +60,8 @@ class CorridorStack(Generic[CommandT, CandidateT]):
     risk_log: RiskLog
     metrics: CorridorMetrics
     circuit: CircuitBreaker
+    #: The advisory review store's writer; ``None`` unless ``PARTIAL_TRUST_REVIEW_STORE`` is set.
+    review: ReviewWriter | None = None
     _redacting: bool = field(default=False, init=False, repr=False)
 
     @overload
@@ -108,6 +114,10 @@ class CorridorStack(Generic[CommandT, CandidateT]):
             api_key=env.llm.api_key,
             trust_env=env,
         )
+        review_settings = ReviewSettings.from_env(env)
+        review = None
+        if review_settings is not None:
+            review = ReviewWriter(review_settings, on_result=ReviewMetrics(registry).case)
         circuit = CircuitBreaker(
             on_change=lambda state: logger.warning("LLM circuit breaker is now %s", state)
         )
@@ -120,8 +130,9 @@ class CorridorStack(Generic[CommandT, CandidateT]):
             risk_log=risk_log,
             metrics=metrics,
             keyer=keyer,
+            review=review,
         )
-        return cls(engine, source, llm, risk_log, metrics, circuit)
+        return cls(engine, source, llm, risk_log, metrics, circuit, review)
 
     def wrap(
         self, app: ASGIApp, paths: Iterable[str]
@@ -133,6 +144,8 @@ class CorridorStack(Generic[CommandT, CandidateT]):
             log_privacy.install()
             self._redacting = True
         self.risk_log.start()
+        if self.review is not None:
+            self.review.start()  # opens the store on its own thread: never on the loop
         await self.engine.shadow.start()
         await self.source.start()
         corridor = self.engine.corridor.name
@@ -154,6 +167,8 @@ class CorridorStack(Generic[CommandT, CandidateT]):
             await self.source.stop()
             await self.llm.aclose()
             await self.risk_log.aclose()
+            if self.review is not None:
+                await anyio.to_thread.run_sync(self.review.close)
         finally:
             if self._redacting:  # after the LLM client closed: its last traces are covered
                 self._redacting = False
@@ -188,4 +203,9 @@ class CorridorStack(Generic[CommandT, CandidateT]):
             },
             "risk_log": self.risk_log.status(),
             "hash_key": self.engine.keyer.status(),
+            "review_store": (
+                {"configured": False, "active": False}
+                if self.review is None
+                else self.review.status()
+            ),
         }

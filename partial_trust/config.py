@@ -46,6 +46,9 @@ FLAG_SAMPLE_RATE = "partial-trust-sample-rate"
 FLAG_TIMEOUT_MS = "partial-trust-timeout-ms"
 FLAG_PROFILE_ID = "partial-trust-profile-id"
 FLAG_MODE = "partial-trust-mode"
+#: The advisory review store's per-corridor switch (off unless served true; see
+#: ``partial_trust.middleware.review``): it only lets a configured store keep cases.
+FLAG_REVIEW_ENABLED = "partial-trust-review-enabled"
 _CEILING_VARS = (
     ENV_ENABLED, ENV_INTENT, ENV_SAMPLE_RATE, ENV_TIMEOUT_MS, ENV_PROFILE_ID, ENV_MODE,
 )  # fmt: skip
@@ -127,6 +130,9 @@ class EffectiveSettings:
     limits: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     #: ``shadow`` or ``canary`` while on (``off`` turns the corridor off, see ``apply_ceiling``).
     mode: Mode = DEFAULT_MODE
+    #: The flag ``partial-trust-review-enabled``: may the review store keep this corridor's
+    #: disagreements? Off unless served true; the store must also be configured.
+    review_enabled: bool = False
 
     @classmethod
     def build(
@@ -142,6 +148,7 @@ class EffectiveSettings:
         source: str = "env",
         limits: tuple[tuple[str, str], ...] = (),
         mode: Mode = DEFAULT_MODE,
+        review_enabled: bool = False,
     ) -> EffectiveSettings:
         """Apply the runbook's rule: a missing intent or a zero timeout disables the corridor."""
         on = enabled and intent is not None and timeout_ms > 0 and flags_available
@@ -151,7 +158,7 @@ class EffectiveSettings:
             return cls(*off, mode=mode)
         return cls(
             True, intent, sample_rate, timeout_ms, profile_id, policy_enabled, True, source, limits,
-            mode,
+            mode, review_enabled,
         )  # fmt: skip
 
 
@@ -202,6 +209,7 @@ class FlagValues:
     timeout_ms: int | None = None
     profile_id: str | None = None
     mode: Mode | None = None
+    review_enabled: bool | None = None
 
 
 #: The keys of ``EffectiveSettings.limits`` (and of ``limits`` on /health, flags show, console).
@@ -316,6 +324,7 @@ def apply_ceiling(
             ("mode", c.mode[1] if on else off_by),
         ),
         mode=c.mode[0],
+        review_enabled=flags.review_enabled is True,
     )
 
 

@@ -247,3 +247,28 @@ SHADOW: Final = ShadowStage(
 AGREEMENT_WINDOW: Final = "1h"
 AGREEMENT_MIN_SAMPLES: Final = 20
 AGREEMENT_ALERT_FOR: Final = "15m"
+
+
+# -- the advisory stage (DESIGN "Wave 2"; seed 004 "Advisory Mode") ------------------------
+@dataclass(frozen=True, slots=True)
+class AdvisoryStage:
+    """Reviewers judge kept disagreements; the override rate gates leaving advisory.
+
+    Seed 004: "override rate < 10%"; DESIGN: "< 5% read, < 10% write/commit". The rate must
+    be strictly below the corridor's risk-class line; a class without a line (``deploy``,
+    ``admin``: never promoted on reviews alone) is never GO. ``min_verdicts``: verdicts the
+    gate needs before it can say GO; fewer is HOLD (keep reviewing), never GO.
+    """
+
+    override_lines: dict[str, float]
+    min_verdicts: int
+
+    def override_line(self, risk_class: str) -> float | None:
+        return self.override_lines.get(risk_class)
+
+
+#: the risk classes, least to most dangerous (DESIGN "Risk classes")
+RISK_CLASSES: Final = ("read", "write", "commit", "deploy", "admin")
+ADVISORY: Final = AdvisoryStage(
+    override_lines={"read": 0.05, "write": 0.10, "commit": 0.10}, min_verdicts=50
+)

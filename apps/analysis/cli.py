@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from partial_trust import thresholds
-from partial_trust.apps.analysis import durations, html, report, selftest, shadow_gate
+from partial_trust.apps.analysis import (
+    advisory_gate,
+    durations,
+    html,
+    report,
+    selftest,
+    shadow_gate,
+)
 from partial_trust.apps.analysis import gate as gate_mod
 from partial_trust.apps.analysis.figures import Figures, from_tally
 from partial_trust.apps.analysis.limits import InputError
@@ -132,6 +139,7 @@ def analyze_main(argv: Sequence[str]) -> int:
     )
     _source_args(p)
     p.add_argument("--self-test", action="store_true", help="check against built-in fixtures")
+    _review_args(p)
     p.add_argument("--strict", action="store_true", help="exit 1 if any line was not a record")
     args = p.parse_args(list(argv))
     if args.self_test:
@@ -139,12 +147,18 @@ def analyze_main(argv: Sequence[str]) -> int:
     if not args.risk_log:
         p.error("--risk-log is required (or --self-test)")
     fig = _figures(args)
+    override = _override(args)
     if args.output_json != "-":
         print(report.analysis_table(fig))
-    _write_json(args.output_json, fig.to_json())
+        if override is not None:
+            print(f"override_rate: {override['override_rate']} {override['by_category']}")
+    _write_json(args.output_json, {**fig.to_json(), **({"override": override} if override else {})})
     if args.html:
         gates = [(s, *gate_mod.evaluate(fig, s)[:2]) for s in sorted(gate_mod.STAGES)]
-        _write_text(args.html, html.render(fig, gates))
+        page = html.render(fig, gates)
+        if override is not None:
+            page = page.replace("</body>", advisory_gate.override_html(override) + "</body>", 1)
+        _write_text(args.html, page)
     odd = fig.input.get("foreign_lines", 0) + fig.input.get("torn_lines", 0)
     if odd:
         share = fig.input.get("foreign_share", 0.0)
@@ -170,11 +184,19 @@ def gate_main(argv: Sequence[str]) -> int:
     p.error_code = GATE_ERROR
     p.add_argument(
         "--stage",
-        choices=("shadow", "1", "2", "3"),
+        choices=("shadow", "advisory", "1", "2", "3"),
         required=True,
-        help="shadow: may the corridor leave shadow for stage 1 (agreement; see shadow_gate)",
+        help="shadow: may the corridor leave shadow for stage 1 (agreement; see shadow_gate); "
+        "advisory: the reviewers' override rate (see advisory_gate; needs --review-store)",
     )
     _source_args(p)
+    _review_args(p)
+    p.add_argument(
+        "--risk-class",
+        choices=thresholds.RISK_CLASSES,
+        default="read",
+        help="with --stage advisory: the corridor's risk class (default read: the strictest line)",
+    )
     p.add_argument("--window-hours", type=int, default=24, help="stability window (default 24)")
     p.add_argument(
         "--min-window-sampled",
@@ -209,6 +231,8 @@ def gate_main(argv: Sequence[str]) -> int:
     fig = _prometheus_figures(p, args) if args.prometheus else _figures(args)
     if args.stage == "shadow":
         return _shadow_gate(args, fig)
+    if args.stage == "advisory":
+        return _advisory_gate(p, args, fig)
     args.stage = int(args.stage)
     data_verdict, criteria, stab = gate_mod.evaluate(
         fig,
@@ -279,6 +303,61 @@ def _shadow_gate(args: argparse.Namespace, fig: Figures) -> int:
     _write_json(args.output_json, payload)
     if args.html:
         _write_text(args.html, html.render(fig, [("shadow", verdict, criteria)]))
+    return verdict.exit_code
+
+
+def _review_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--review-store",
+        metavar="PATH",
+        help="the advisory review store (SQLite): adds the reviewers' override rate (no key "
+        "needed: only verdicts and categories are read)",
+    )
+    p.add_argument(
+        "--review-corridor", metavar="NAME", help="only this corridor's verdicts (default: all)"
+    )
+
+
+def _override(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not args.review_store:
+        return None
+    try:
+        figures: dict[str, Any] = advisory_gate.override_of(
+            args.review_store, args.review_corridor, args.since, args.until
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return figures
+
+
+def _advisory_gate(p: argparse.ArgumentParser, args: argparse.Namespace, fig: Figures) -> int:
+    """``gate --stage advisory`` (``advisory_gate``): the override rate, its verdict count."""
+    override = _override(args)
+    if override is None:
+        p.error("--stage advisory needs --review-store PATH")
+    verdict, criteria = advisory_gate.evaluate(fig, override, args.risk_class)
+    why = gate_mod.unevaluable(fig)
+    if why is not None:
+        print(f"partial-trust gate: cannot evaluate: {why}", file=sys.stderr)
+    elif args.output_json != "-":
+        stab = gate_mod.Stability((), None, None)
+        print(report.gate_table("advisory", verdict, criteria, stab, advisory_gate.MANUAL))
+    payload = {
+        "stage": "advisory",
+        "risk_class": args.risk_class,
+        "verdict": verdict.value,
+        "exit_code": verdict.exit_code,
+        "cannot_evaluate": why,
+        "override": override,
+        "criteria": [_criterion_json(c) for c in criteria],
+        "manual_checks": list(advisory_gate.MANUAL),
+    }
+    _write_json(args.output_json, payload)
+    if args.html:
+        page = html.render(fig, [("advisory", verdict, criteria)])
+        _write_text(
+            args.html, page.replace("</body>", advisory_gate.override_html(override) + "</body>", 1)
+        )
     return verdict.exit_code
 
 

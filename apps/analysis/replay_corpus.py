@@ -22,7 +22,8 @@ class CorpusError(ValueError):
 
 
 def load_corpus(path: str | Path) -> list[CommandDTO]:
-    """A JSON list of CommandDTOs (or ``{"commands": [...]}``); ids must be unique."""
+    """A JSON list of CommandDTOs (or ``{"commands": [...]}``, or labelled entries
+    ``{"id", "command", "expected", ...}``: the command is replayed); ids must be unique."""
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -35,6 +36,8 @@ def load_corpus(path: str | Path) -> list[CommandDTO]:
         raise CorpusError(f"{path}: expected a non-empty JSON list of commands")
     commands: list[CommandDTO] = []
     for index, item in enumerate(raw):
+        if isinstance(item, dict) and isinstance(item.get("command"), dict):
+            item = item["command"]  # a labelled entry (bench corpus, ``review export``)
         try:
             commands.append(CommandDTO.model_validate(item))
         except ValidationError as exc:

@@ -85,6 +85,7 @@ def create_console_app(
 
     from partial_trust.apps.console.app import build
     from partial_trust.apps.console.auth import Access
+    from partial_trust.apps.console.review import ReviewDeskConfig
     from partial_trust.apps.console.webhook import AutoRollback
     from partial_trust.config import DEFAULT_INTENT
     from partial_trust.environment import Environment
@@ -107,6 +108,7 @@ def create_console_app(
         risk_log_path=Path(risk_log_path).absolute() if risk_log_path else None,
         defaults=defaults,
         registry=registry,
+        review=ReviewDeskConfig.from_env(env),
     )
 
 

@@ -43,6 +43,7 @@ from starlette.routing import Route
 from partial_trust.apps.console import actions, stagetime, state, text, webhook
 from partial_trust.apps.console.audit import AuditLog
 from partial_trust.apps.console.auth import Access, Denied, json_body_required, read_body
+from partial_trust.apps.console.review import ReviewDesk, ReviewDeskConfig
 from partial_trust.apps.console.webhook import (
     AutoRollback,
     Notification,
@@ -52,6 +53,7 @@ from partial_trust.apps.console.webhook import (
 )
 from partial_trust.config import EnvDefaults
 from partial_trust.flags import flagfile
+from partial_trust.middleware.review_metrics import ReviewMetrics
 
 #: a change body is a reason, an actor and a value: 16 KiB is plenty (413 above)
 MAX_CHANGE_BODY_BYTES = 16 * 1024
@@ -242,6 +244,7 @@ def build(
     risk_log_path: Path | None,
     defaults: EnvDefaults,
     registry: CollectorRegistry | None,
+    review: ReviewDeskConfig | None = None,
 ) -> Starlette:
     registry = registry if registry is not None else CollectorRegistry()
     audit = AuditLog(audit_path)
@@ -262,7 +265,12 @@ def build(
         lock=anyio.Lock(),
         ctx=actions.Context(flags_file, audit, defaults, rollback, partial(gate_view, gate, clock)),
     )
+    review = review or ReviewDeskConfig(None, None, audit_path.with_name("review_audit.jsonl"))
+    desk = ReviewDesk(
+        review.settings, review.token, AuditLog(review.audit_path), access, ReviewMetrics(registry)
+    )
     routes = [
+        *desk.routes(),
         Route("/", console.page, methods=["GET"]),
         Route("/api/state", console.api_state, methods=["GET"]),
         Route("/health", console.health, methods=["GET"]),

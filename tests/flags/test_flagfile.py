@@ -18,6 +18,7 @@ from partial_trust.flags.flagfile import (
     TIMEOUT_MS,
     FlagFileError,
 )
+from partial_trust.flags.flagmodel import REVIEW_ENABLED
 
 
 def flags_of(path: Path) -> dict[str, dict[str, Any]]:
@@ -32,6 +33,7 @@ def test_shipped_file_has_corridor_off_and_stage1_ready(flag_file: Path) -> None
     values = {key: flagfile.served_value(doc.flags[key])[0] for key in flagfile.KNOWN_FLAGS}
     assert values == {
         ENABLED: False, SAMPLE_RATE: 0.01, TIMEOUT_MS: 200, PROFILE_ID: "", MODE: "shadow",
+        REVIEW_ENABLED: False,
     }  # fmt: skip
     rate = doc.flags[SAMPLE_RATE].variants
     assert rate == {"off": 0.0, "stage1": 0.01, "stage2": 0.05, "stage3": 0.1}
@@ -161,6 +163,7 @@ def test_kill_replaces_an_invalid_file_with_the_starter_document(flag_file: Path
     values = {key: flagfile.served_value(doc.flags[key])[0] for key in flagfile.KNOWN_FLAGS}
     assert values == {
         ENABLED: False, SAMPLE_RATE: 0.01, TIMEOUT_MS: 200, PROFILE_ID: "", MODE: "shadow",
+        REVIEW_ENABLED: False,
     }  # fmt: skip
     assert flag_file.stat().st_mode & 0o777 == 0o644
 
