@@ -55,9 +55,9 @@ def steps(figure: str, scale: float) -> list[dict[str, Any]]:
         minimums = sorted(
             {b.limit for s in table.STAGES.values() for b in s.go if b.figure == figure}
         )
-        colors = ("yellow", "green")[-len(minimums) :]
+        rising = ("yellow", "green")[-len(minimums) :]
         return [{"color": "red", "value": None}] + [
-            {"color": c, "value": _num(v)} for c, v in zip(colors, minimums, strict=True)
+            {"color": c, "value": _num(v)} for c, v in zip(rising, minimums, strict=True)
         ]
     if figure == "agreement_rate":
         # more is better, and the gate and the alert want it STRICTLY above each line: a rate

@@ -88,7 +88,7 @@ def otel() -> ASGIApp:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(_DropSpans()))  # type: ignore[arg-type]
+    provider.add_span_processor(BatchSpanProcessor(_DropSpans()))  # type: ignore[arg-type]  # a duck-typed exporter: the SDK is imported only when this app runs
     trace.set_tracer_provider(provider)
     return OpenTelemetryMiddleware(Starlette(routes=_routes()))
 

@@ -29,6 +29,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -138,7 +139,7 @@ def main() -> int:
         took = time.perf_counter() - t
         print(f"generated {args.lines:,} lines, {size / 1e6:,.0f} MB in {took:.1f} s")
         rows: list[tuple[str, dict[str, float]]] = []
-        counts: dict[str, object] = {}
+        counts: dict[str, Any] = {}  # the analyzer's JSON report
         for jobs in ("1", "0"):
             out = tmp / f"report-{jobs}.json"
             cmd = [
@@ -168,12 +169,12 @@ def main() -> int:
                 and jq_counts["reason"] == counts["reason_counts"]
             )
             print(f"jq and analyzer counts agree: {same}")
-        jq = next((r for name, r in rows if name.startswith("jq")), None)
+        jq_row = next((r for name, r in rows if name.startswith("jq")), None)
         head = f"{'tool':<28}{'wall s':>8}{'lines/s':>12}{'cpu s':>8}{'lines/cpu-s':>13}"
         print(f"\n{head}{'maxrss MB':>11}{'tree MB':>9}{'vs jq wall':>12}{'vs jq cpu':>11}")
         for name, r in rows:
-            ratio = f"{jq['wall'] / r['wall']:.1f}x" if jq else "-"
-            cpu_ratio = f"{jq['cpu'] / r['cpu']:.1f}x" if jq else "-"
+            ratio = f"{jq_row['wall'] / r['wall']:.1f}x" if jq_row else "-"
+            cpu_ratio = f"{jq_row['cpu'] / r['cpu']:.1f}x" if jq_row else "-"
             rate, cpu_rate = args.lines / r["wall"], args.lines / r["cpu"]
             print(
                 f"{name:<28}{r['wall']:>8.2f}{rate:>12,.0f}{r['cpu']:>8.2f}{cpu_rate:>13,.0f}"

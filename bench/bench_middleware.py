@@ -36,6 +36,7 @@ from partial_trust.apps.reference.app import route_endpoint
 from partial_trust.config import EffectiveSettings, StaticSettings
 from partial_trust.contracts import CommandDTO
 from partial_trust.middleware.asgi import PartialTrustMiddleware
+from partial_trust.middleware.candidate import ShoppingCandidate
 from partial_trust.middleware.circuit import CircuitBreaker
 from partial_trust.middleware.corridor import ShoppingCorridor
 from partial_trust.middleware.engine import CorridorEngine
@@ -111,7 +112,7 @@ def mock_llm() -> LLMClient:
 
 def corridor(
     router: Starlette, current: EffectiveSettings, log_dir: Path
-) -> PartialTrustMiddleware:
+) -> PartialTrustMiddleware[CommandDTO, ShoppingCandidate]:
     risk_log = RiskLog(log_dir / "risk.jsonl", max_queue=1_000_000)
     risk_log.start()
     engine = CorridorEngine(

@@ -156,7 +156,9 @@ def throughput(tmp: Path, duration: float, rounds: int, connections: int) -> dic
         }  # fmt: skip
         for case, server in servers.values():
             measure(server, case, script, 1, connections, sim)
-        ratios, cpu_ratios, rps = [], [], {k: [] for k in servers}
+        ratios: list[float] = []
+        cpu_ratios: list[float] = []
+        rps: dict[str, list[float]] = {k: [] for k in servers}
         for r in range(rounds):
             order = list(servers)[r % 2 :] + list(servers)[: r % 2]
             got = {n: measure(servers[n][1], servers[n][0], script, duration, connections, sim)[0]

@@ -166,9 +166,9 @@ def run(
 ) -> Report:
     """Send ``entries`` through a real serve + tap + LLM server; the recorded run."""
     if llm is None:
-        with llm_server(workdir / "llm-server.log") as started:
+        with llm_server(workdir / "llm-server.log") as server:
             return run(entries, workdir, mode=mode, profile=profile, timeout_ms=timeout_ms,
-                       llm=started, progress=progress)  # fmt: skip
+                       llm=server, progress=progress)  # fmt: skip
     risk_log = workdir / f"risk-{mode}.jsonl"
     warm_s = warm_up(llm.base_url, profile)
     rows: list[tuple[dict[str, Any], int, bytes, float]] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,26 @@ class Observed:
     @property
     def sampled(self) -> bool:
         return self.record is not None and self.record.get("status") in SAMPLED
+
+
+def _baseline_of(r: Observed) -> object:
+    return baseline_decision(r.entry)
+
+
+def _llm_of(r: Observed) -> object:
+    return r.tapped.candidate if r.tapped else None
+
+
+def _served_of(r: Observed) -> object:
+    return r.served
+
+
+#: Whose decision ``Report.figures`` scores: the baseline's, the model's, or what was served.
+_DECISION_OF: dict[str, Callable[[Observed], object]] = {
+    "baseline": _baseline_of,
+    "llm": _llm_of,
+    "served": _served_of,
+}
 
 
 @dataclass
@@ -70,11 +91,7 @@ class Report:
         def acc(subset: list[Observed], pick: str) -> tuple[int, int]:
             right = 0
             for r in subset:
-                decision = {
-                    "baseline": lambda r: baseline_decision(r.entry),
-                    "llm": lambda r: r.tapped.candidate if r.tapped else None,
-                    "served": lambda r: r.served,
-                }[pick](r)
+                decision = _DECISION_OF[pick](r)
                 right += is_right(r.entry["expected"], decision)
             return right, len(subset)
 

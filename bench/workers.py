@@ -48,7 +48,7 @@ def per_worker_outcomes(directory: Path) -> dict[int, float]:
     shares: dict[int, float] = {}
     for path in sorted(directory.glob("counter_*.db")):
         pid = int(path.stem.rsplit("_", 1)[1])
-        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):  # type: ignore[no-untyped-call]
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):  # type: ignore[no-untyped-call]  # prometheus_client's multiprocess API is unannotated
             name = json.loads(key)[1]
             if name == "partial_trust_decisions_total":
                 shares[pid] = shares.get(pid, 0.0) + value

@@ -138,7 +138,7 @@ def coerce_value(key: str, value: object) -> Scalar:
         raise FlagFileError(f"{key}: {value!r} is not a boolean (true/false)")
     if kind == "float":
         try:
-            rate = float(value) if not isinstance(value, bool) else math.nan  # type: ignore[arg-type]
+            rate = float(value) if not isinstance(value, bool) else math.nan  # type: ignore[arg-type]  # JSON: the except is the check
         except (TypeError, ValueError):
             rate = math.nan
         if not 0.0 <= rate <= 1.0:  # NaN fails this too

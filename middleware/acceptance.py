@@ -8,7 +8,7 @@ decision the baseline could have produced for the same command, with the same fi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -21,7 +21,8 @@ from partial_trust.middleware.text import item_key
 from partial_trust.outcome import Reason
 
 __all__ = [
-    "MAX_ITEMS", "MAX_NAME_CHARS", "Verdict", "agrees", "grounding", "item_key", "judge", "merge",
+    "MAX_ITEMS", "MAX_NAME_CHARS", "CandidateT", "Verdict", "agrees", "grounding", "item_key",
+    "judge", "merge",
 ]  # fmt: skip
 
 MAX_ITEMS = 20
@@ -38,10 +39,19 @@ def grounding(names: list[str], text: str) -> float:
     return Grounding(text).share(names)
 
 
+#: A corridor's candidate type (``ShoppingCandidate`` here): what its ``judge`` validated the
+#: LLM's answer into and its ``merge`` writes into the baseline's response.
+CandidateT = TypeVar("CandidateT")
+
+
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(Generic[CandidateT]):
+    """The acceptance rules' answer; generic over the candidate so ``merge`` gets the very
+    type ``judge`` validated, with no cast at the corridor seam (a type-only parameter:
+    building one costs what it did before)."""
+
     reason: Reason
-    candidate: ShoppingCandidate | None = None
+    candidate: CandidateT | None = None
     intent_match: bool | None = None
     entity_key_match: bool | None = None
     confidence: float | None = None
@@ -99,7 +109,7 @@ def judge(
     command: CommandDTO,
     baseline: dict[str, Any],
     threshold: float,
-) -> Verdict:
+) -> Verdict[ShoppingCandidate]:
     """Apply the rules in a fixed order; the first that fails names the reason."""
     raw_intent = raw.get("intent") if isinstance(raw, dict) else None
     intent_match = raw_intent == baseline.get("intent") if isinstance(raw_intent, str) else None
@@ -116,7 +126,7 @@ def judge(
     ground = Grounding(command.text, _baseline_reading(baseline))
     confidence = cand.confidence if cand.confidence is not None else ground.share(names)
 
-    def verdict(reason: Reason) -> Verdict:
+    def verdict(reason: Reason) -> Verdict[ShoppingCandidate]:
         return Verdict(
             reason,
             cand,

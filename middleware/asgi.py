@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Generic
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from partial_trust.middleware import tracing
-from partial_trust.middleware.corridor import MAX_COMMAND_BYTES
+from partial_trust.middleware.acceptance import CandidateT
+from partial_trust.middleware.corridor import MAX_COMMAND_BYTES, CommandT
 from partial_trust.middleware.engine import (
     UNWIND_LAG_S,
     Admission,
@@ -27,8 +28,10 @@ from partial_trust.middleware.shadow import ShadowJob
 from partial_trust.outcome import Outcome, Reason
 
 
-class PartialTrustMiddleware:
-    def __init__(self, app: ASGIApp, *, engine: CorridorEngine, paths: Iterable[str]) -> None:
+class PartialTrustMiddleware(Generic[CommandT, CandidateT]):
+    def __init__(
+        self, app: ASGIApp, *, engine: CorridorEngine[CommandT, CandidateT], paths: Iterable[str]
+    ) -> None:
         self.app = app
         self.engine = engine
         self.paths = frozenset(paths)
@@ -104,8 +107,8 @@ async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, bool, Recei
 
 async def _run_sampled(
     app: ASGIApp,
-    engine: CorridorEngine,
-    adm: Admission,
+    engine: CorridorEngine[CommandT, CandidateT],
+    adm: Admission[CommandT],
     scope: Scope,
     receive: Receive,
     send: Send,
@@ -168,8 +171,8 @@ async def _run_sampled(
 
 async def _run_shadow(
     app: ASGIApp,
-    engine: CorridorEngine,
-    adm: Admission,
+    engine: CorridorEngine[CommandT, CandidateT],
+    adm: Admission[CommandT],
     scope: Scope,
     receive: Receive,
     send: Send,

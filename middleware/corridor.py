@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
 from partial_trust.contracts import CommandDTO
 from partial_trust.corridors import RiskClass
 from partial_trust.middleware import acceptance, candidate
-from partial_trust.middleware.acceptance import Verdict
+from partial_trust.middleware.acceptance import CandidateT, Verdict
+from partial_trust.middleware.candidate import ShoppingCandidate
 from partial_trust.middleware.policy import Profile
 
 MAX_COMMAND_BYTES = 64 * 1024
@@ -25,7 +26,15 @@ MAX_COMMAND_BYTES = 64 * 1024
 _validate_command = CommandDTO.__pydantic_validator__.validate_json
 
 
-class Corridor(Protocol):
+#: A corridor's command type (``CommandDTO`` for shopping): what ``parse`` makes of the body,
+#: and what the engine hands back to every later step.
+CommandT = TypeVar("CommandT")
+
+
+class Corridor(Protocol[CommandT, CandidateT]):
+    """Generic over the command and the candidate, so strict typing runs through the seam:
+    the engine hands each step exactly the type the previous one produced."""
+
     name: str
     """The corridor's intent; also its metric label, so a constant, never from input."""
     task: str
@@ -35,27 +44,27 @@ class Corridor(Protocol):
     ``partial_trust.corridors.CORRIDOR_ALLOWLIST`` pins for ``name``, or the engine refuses
     it; the class caps the mode (``admin``: never beyond shadow)."""
 
-    def parse(self, body: bytes) -> Any | None:
+    def parse(self, body: bytes) -> CommandT | None:
         """The command, or ``None`` when the body is not one (the baseline answers it)."""
 
-    def command_id(self, command: Any) -> str: ...
+    def command_id(self, command: CommandT) -> str: ...
 
-    def matches(self, command: Any) -> bool:
+    def matches(self, command: CommandT) -> bool:
         """Cheap pre-check, before any LLM call: is this command in the corridor?"""
 
-    def has_capability(self, command: Any) -> bool: ...
+    def has_capability(self, command: CommandT) -> bool: ...
 
-    def build_request(self, command: Any, profile: Profile) -> dict[str, Any]:
+    def build_request(self, command: CommandT, profile: Profile) -> dict[str, Any]:
         """The chat-completions request body for this command."""
 
     def baseline_decision(self, body: bytes) -> dict[str, Any] | None:
         """The baseline's decision if it decided inside the corridor, else ``None``."""
 
     def judge(
-        self, raw: object, command: Any, baseline: dict[str, Any], threshold: float
-    ) -> Verdict: ...
+        self, raw: object, command: CommandT, baseline: dict[str, Any], threshold: float
+    ) -> Verdict[CandidateT]: ...
 
-    def merge(self, baseline: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
+    def merge(self, baseline: dict[str, Any], verdict: Verdict[CandidateT]) -> dict[str, Any]:
         """The accepted response: the baseline's object with the candidate's decision."""
 
     def baseline_items(self, baseline: dict[str, Any]) -> int: ...
@@ -68,7 +77,9 @@ def _reference_classifier() -> Callable[[str], str]:
 
 
 class ShoppingCorridor:
-    """``add_shopping_item``: the LLM may choose the items and the list, nothing else."""
+    """``add_shopping_item``: the LLM may choose the items and the list, nothing else.
+
+    A ``Corridor[CommandDTO, ShoppingCandidate]`` (structurally: no base class to call)."""
 
     task = candidate.TASK
     capability = "start_job"
@@ -129,12 +140,14 @@ class ShoppingCorridor:
 
     def judge(
         self, raw: object, command: CommandDTO, baseline: dict[str, Any], threshold: float
-    ) -> Verdict:
+    ) -> Verdict[ShoppingCandidate]:
         return acceptance.judge(
             raw, corridor=self.name, command=command, baseline=baseline, threshold=threshold
         )
 
-    def merge(self, baseline: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
+    def merge(
+        self, baseline: dict[str, Any], verdict: Verdict[ShoppingCandidate]
+    ) -> dict[str, Any]:
         if verdict.candidate is None:  # the engine merges accepted verdicts only
             raise ValueError("merge needs an accepted verdict with a candidate")
         return acceptance.merge(baseline, verdict.candidate)

@@ -18,16 +18,17 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic
 
 from opentelemetry.trace import Span
 
 from partial_trust.config import EffectiveSettings, SettingsSource
 from partial_trust.corridors import check_corridor, corridor_mode_cap
 from partial_trust.middleware import tracing
+from partial_trust.middleware.acceptance import CandidateT
 from partial_trust.middleware.circuit import CircuitBreaker
 from partial_trust.middleware.completion import CandidateError
-from partial_trust.middleware.corridor import Corridor
+from partial_trust.middleware.corridor import CommandT, Corridor
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.metrics import CorridorMetrics
 from partial_trust.middleware.policy import PolicyRegistry, ResolvedProfile
@@ -42,11 +43,11 @@ logger = logging.getLogger("partial_trust.engine")
 
 
 @dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(Generic[CommandT]):
     """A command the LLM will be asked about, with everything the later steps need."""
 
     settings: EffectiveSettings
-    command: Any
+    command: CommandT
     command_key: str
     profile: ResolvedProfile
 
@@ -104,10 +105,12 @@ def _encode(decision: dict[str, Any]) -> bytes:
     return _ENCODER.encode(decision).encode("utf-8")
 
 
-class CorridorEngine:
+class CorridorEngine(Generic[CommandT, CandidateT]):
+    """Generic over the corridor's command and candidate types (type-only: no runtime cost)."""
+
     def __init__(
         self,
-        corridor: Corridor,
+        corridor: Corridor[CommandT, CandidateT],
         *,
         settings: SettingsSource,
         policy: PolicyRegistry,
@@ -139,7 +142,9 @@ class CorridorEngine:
         self.review = review
         self._not_sampled_cache: tuple[EffectiveSettings, Outcome] | None = None
         #: Shadow mode's background LLM calls (started and stopped with the stack).
-        self.shadow = ShadowQueue(self, maxsize=shadow_queue_size, workers=shadow_workers)
+        self.shadow: ShadowQueue[CommandT, CandidateT] = ShadowQueue(
+            self, maxsize=shadow_queue_size, workers=shadow_workers
+        )
         if metrics is not None:
             metrics.preinit(corridor.name)
             if circuit is not None:
@@ -160,7 +165,7 @@ class CorridorEngine:
             mode_capped=settings.mode_capped,
         )
 
-    def admit(self, settings: EffectiveSettings, body: bytes) -> Admission | Outcome:
+    def admit(self, settings: EffectiveSettings, body: bytes) -> Admission[CommandT] | Outcome:
         """The checks before any LLM call, in the runbook's order."""
         corridor = self.corridor
         command = corridor.parse(body)
@@ -188,7 +193,10 @@ class CorridorEngine:
         return cached[1]
 
     async def ask(
-        self, adm: Admission, span: Span | None = None, deadline: float | None = None
+        self,
+        adm: Admission[CommandT],
+        span: Span | None = None,
+        deadline: float | None = None,
     ) -> CandidateResult:
         """One candidate under one deadline; every failure becomes a reason, never a raise.
         ``deadline`` is event-loop time, set when the request arrived (see ``LLMClient``)."""
@@ -223,7 +231,7 @@ class CorridorEngine:
 
     def decide(
         self,
-        adm: Admission,
+        adm: Admission[CommandT],
         result: CandidateResult,
         baseline: dict[str, Any],
         baseline_latency_ms: float,
@@ -267,7 +275,12 @@ class CorridorEngine:
         return outcome, body
 
     def _keep_for_review(
-        self, review: ReviewSink, adm: Admission, outcome: Outcome, raw: object, baseline: Any
+        self,
+        review: ReviewSink,
+        adm: Admission[CommandT],
+        outcome: Outcome,
+        raw: object,
+        baseline: Any,
     ) -> None:
         """The raw parts, held in memory for this call only, go to the review sink alone."""
         try:
@@ -275,7 +288,9 @@ class CorridorEngine:
         except Exception:
             log_failure("the review sink failed")
 
-    def internal_error(self, settings: EffectiveSettings, adm: Admission | None) -> Outcome:
+    def internal_error(
+        self, settings: EffectiveSettings, adm: Admission[CommandT] | None
+    ) -> Outcome:
         log_failure("the corridor failed inside; the baseline answer was used")
         return Outcome(
             corridor=self.corridor.name,

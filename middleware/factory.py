@@ -17,20 +17,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, overload
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
 from partial_trust import flags, thresholds
+from partial_trust.contracts import CommandDTO
 from partial_trust.corridors import check_corridor, corridor_mode_cap
 from partial_trust.environment import Environment
 from partial_trust.flags import ManagedSettingsSource
 from partial_trust.middleware import log_privacy
+from partial_trust.middleware.acceptance import CandidateT
 from partial_trust.middleware.asgi import PartialTrustMiddleware
+from partial_trust.middleware.candidate import ShoppingCandidate
 from partial_trust.middleware.circuit import CircuitBreaker
-from partial_trust.middleware.corridor import Corridor, ShoppingCorridor
+from partial_trust.middleware.corridor import CommandT, Corridor, ShoppingCorridor
 from partial_trust.middleware.engine import CorridorEngine
 from partial_trust.middleware.hash_key import resolve_hash_key
 from partial_trust.middleware.llm_client import LLMClient
@@ -48,8 +51,11 @@ DEFAULT_LLM_BASE_URL = "http://127.0.0.1:8081/v1"
 
 
 @dataclass
-class CorridorStack:
-    engine: CorridorEngine
+class CorridorStack(Generic[CommandT, CandidateT]):
+    """Generic over the corridor's command and candidate; ``from_env()`` without a corridor
+    gives the shopping one, ``CorridorStack[CommandDTO, ShoppingCandidate]``."""
+
+    engine: CorridorEngine[CommandT, CandidateT]
     source: ManagedSettingsSource
     llm: LLMClient
     risk_log: RiskLog
@@ -59,17 +65,44 @@ class CorridorStack:
     review: ReviewWriter | None = None
     _redacting: bool = field(default=False, init=False, repr=False)
 
+    @overload
     @classmethod
     def from_env(
         cls,
         env: Environment | None = None,
         *,
-        corridor: Corridor | None = None,
+        corridor: None = None,
         registry: CollectorRegistry | None = None,
         source: ManagedSettingsSource | None = None,
-    ) -> CorridorStack:
+    ) -> CorridorStack[CommandDTO, ShoppingCandidate]: ...
+
+    @overload
+    @classmethod
+    def from_env(
+        cls,
+        env: Environment | None = None,
+        *,
+        corridor: Corridor[CommandT, CandidateT],
+        registry: CollectorRegistry | None = None,
+        source: ManagedSettingsSource | None = None,
+    ) -> CorridorStack[CommandT, CandidateT]: ...
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Environment | None = None,
+        *,
+        corridor: Corridor[CommandT, CandidateT] | None = None,
+        registry: CollectorRegistry | None = None,
+        source: ManagedSettingsSource | None = None,
+    ) -> CorridorStack[CommandT, CandidateT] | CorridorStack[CommandDTO, ShoppingCandidate]:
+        """The stack from ``env`` (default: the process environment, read here once: a host
+        app's entry point). The risk log's ``command_key`` secret comes from this same
+        ``env`` (or the key file next to the risk log), never from a second read."""
+        if corridor is None:
+            shopping = ShoppingCorridor()
+            return CorridorStack.from_env(env, corridor=shopping, registry=registry, source=source)
         env = Environment.from_os() if env is None else env
-        corridor = corridor or ShoppingCorridor()
         # First: a corridor off the allowlist (or with another class) builds nothing at all.
         check_corridor(getattr(corridor, "name", None), getattr(corridor, "risk_class", None))
         defaults = env.defaults
@@ -106,7 +139,9 @@ class CorridorStack:
         )
         return cls(engine, source, llm, risk_log, metrics, circuit, review)
 
-    def wrap(self, app: ASGIApp, paths: Iterable[str]) -> PartialTrustMiddleware:
+    def wrap(
+        self, app: ASGIApp, paths: Iterable[str]
+    ) -> PartialTrustMiddleware[CommandT, CandidateT]:
         return PartialTrustMiddleware(app, engine=self.engine, paths=paths)
 
     async def start(self) -> None:

@@ -78,7 +78,15 @@ def key_file_path(risk_log_path: str) -> str:
 
 
 def ephemeral_key(reason: str) -> HashKey:
-    logger.warning("using a per-process random hash key (%s); set %s", reason, ENV_VAR)
+    """A random key for this process only, with the warning that says what it costs."""
+    logger.warning(
+        "using a per-process random hash key (%s): risk-log command_key values will not be "
+        "stable across restarts or workers, so records of one command no longer join; set %s "
+        "to the same 64 hex characters on every pod (e.g. `openssl rand -hex 32`) and pass the "
+        "environment to CorridorStack.from_env",
+        reason,
+        ENV_VAR,
+    )
     return HashKey(secrets.token_hex(32).encode(), "ephemeral")
 
 

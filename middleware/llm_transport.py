@@ -271,7 +271,7 @@ def release_transport_cycle(transport: asyncio.BaseTransport) -> None:
     (under TLS the socket's transport has already passed it to the TLS layer by then).
     """
     if sys.version_info < (3, 12) and getattr(transport, "_read_ready_cb", None) is not None:
-        transport._read_ready_cb = None  # type: ignore[attr-defined]
+        transport._read_ready_cb = None  # type: ignore[attr-defined]  # CPython private (3.11)
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):

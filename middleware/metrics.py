@@ -371,7 +371,7 @@ def metrics_endpoint(
     env = Environment.from_os() if env is None else env  # a host app's entry point
     if env.multiproc_dir:
         source = CollectorRegistry()
-        MultiProcessCollector(source)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(source)  # type: ignore[no-untyped-call]  # prometheus_client: unannotated
     else:
         source = REGISTRY if registry is None else registry
     return MetricsApp(source)

@@ -10,18 +10,19 @@ a secret, and a generated per-host key would break that. It is not a secret and 
 the sampling decision is not an identifier, and the risk log never links it to an id.
 
 ``command_key`` is what the risk log stores instead of the id: a hash under a separate
-*secret* key (``partial_trust.middleware.hash_key``: ``PARTIAL_TRUST_HASH_KEY``, else a generated
-key file
-next to the risk log), so the log can join records of one command without ever holding the
-id, and nobody without the key can test guesses against it. There is no built-in key.
+*secret* key, so the log can join records of one command without ever holding the id, and
+nobody without the key can test guesses against it. There is no built-in key. The caller
+gives the key (``CorridorStack.from_env`` resolves it from the ``Environment`` it was given:
+``PARTIAL_TRUST_HASH_KEY``, else a key file next to the risk log; see
+``partial_trust.middleware.hash_key``); this module never reads the environment itself.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
-from partial_trust.environment import Environment
-from partial_trust.middleware.hash_key import ENV_VAR, HashKey, ephemeral_key, from_env
+from partial_trust.middleware.hash_key import HashKey, ephemeral_key
 
 _SAMPLING_KEY = b"partial-trust-corridor/sampling/v1"
 _SCALE = float(1 << 64)
@@ -46,18 +47,25 @@ def is_sampled(corridor: str, command_id: str, rate: float) -> bool:
     return sample_point(corridor, command_id) < rate
 
 
+@functools.cache
+def process_key() -> HashKey:
+    """One random key for every keyer built without a key in this process, made (and warned
+    about) once: records of one process join, records of two processes or restarts do not."""
+    return ephemeral_key("no key was given to CommandKeyer")
+
+
 class CommandKeyer:
     """Turns command ids into short keyed hashes for the risk log.
 
-    ``key`` is bytes (tests, tools), a resolved ``HashKey`` (``CorridorStack``: environment or
-    key file), or ``None``: ``PARTIAL_TRUST_HASH_KEY``, else a per-process random key with a
-    warning (a library user who builds an engine by hand never gets a guessable key).
+    ``key`` is bytes (tests, tools), a resolved ``HashKey`` (``CorridorStack``: its
+    ``Environment`` or the key file), or ``None``: this process's random key
+    (``process_key``), with one warning per process. A library user who builds an engine by
+    hand never gets a guessable key, and no hidden read of the environment happens here.
     """
 
     def __init__(self, key: bytes | HashKey | None = None) -> None:
         if key is None:
-            # a hand-built engine is its own entry point: the process environment, read once
-            key = from_env(Environment.from_os()) or ephemeral_key(f"{ENV_VAR} is not set")
+            key = process_key()
         elif isinstance(key, bytes):
             key = HashKey(key, "given")
         self.origin = key

@@ -20,11 +20,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Generic
 
 from opentelemetry.trace import SpanContext
 
 from partial_trust.middleware import tracing
+from partial_trust.middleware.acceptance import CandidateT
+from partial_trust.middleware.corridor import CommandT
 from partial_trust.mode import Mode
 
 if TYPE_CHECKING:
@@ -38,20 +40,20 @@ DEFAULT_DRAIN_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
-class ShadowJob:
+class ShadowJob(Generic[CommandT]):
     """One shadowed request: what the worker needs once the response has gone out."""
 
-    adm: Admission
+    adm: Admission[CommandT]
     baseline: dict[str, Any]
     baseline_ms: float
     #: The request's span (``tracing.request_span_context``): the shadow span links to it.
     origin: SpanContext | None = None
 
 
-class ShadowQueue:
+class ShadowQueue(Generic[CommandT, CandidateT]):
     def __init__(
         self,
-        engine: CorridorEngine,
+        engine: CorridorEngine[CommandT, CandidateT],
         *,
         maxsize: int = DEFAULT_QUEUE_SIZE,
         workers: int = DEFAULT_WORKERS,
@@ -63,7 +65,7 @@ class ShadowQueue:
         self.maxsize = maxsize
         self.workers = workers
         self.drain_s = drain_s
-        self._queue: asyncio.Queue[ShadowJob] | None = None
+        self._queue: asyncio.Queue[ShadowJob[CommandT]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
 
@@ -74,7 +76,7 @@ class ShadowQueue:
     def depth(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 
-    def submit(self, job: ShadowJob) -> bool:
+    def submit(self, job: ShadowJob[CommandT]) -> bool:
         """Queue ``job`` without waiting; ``False`` (dropped and counted) when full or stopped."""
         queue = self._queue
         if queue is None:
@@ -91,7 +93,7 @@ class ShadowQueue:
     async def start(self) -> None:
         if self._queue is not None:
             return
-        queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=self.maxsize)
+        queue: asyncio.Queue[ShadowJob[CommandT]] = asyncio.Queue(maxsize=self.maxsize)
         self._queue = queue
         self._tasks = [
             asyncio.create_task(self._work(queue), name=f"partial-trust-shadow-{i}")
@@ -120,7 +122,7 @@ class ShadowQueue:
             self._dropped(left)
         self._depth()
 
-    async def _work(self, queue: asyncio.Queue[ShadowJob]) -> None:
+    async def _work(self, queue: asyncio.Queue[ShadowJob[CommandT]]) -> None:
         while True:
             job = await queue.get()
             try:
@@ -131,7 +133,7 @@ class ShadowQueue:
             finally:
                 queue.task_done()
 
-    async def run(self, job: ShadowJob) -> None:
+    async def run(self, job: ShadowJob[CommandT]) -> None:
         """Ask, judge and record one job (the kill switch and mode are read again first)."""
         engine, adm = self.engine, job.adm
         now = engine.settings.current()
@@ -152,7 +154,7 @@ class ShadowQueue:
         if metrics is not None:
             metrics.shadow_queue(self.engine.corridor.name, self.depth(), dropped=n)
 
-    def _depth(self, queue: asyncio.Queue[ShadowJob] | None = None) -> None:
+    def _depth(self, queue: asyncio.Queue[ShadowJob[CommandT]] | None = None) -> None:
         metrics = self.engine.metrics
         if metrics is not None:
             current = queue if queue is not None else self._queue

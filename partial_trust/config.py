@@ -73,7 +73,7 @@ def parse_sample_rate(raw: object, default: float = DEFAULT_SAMPLE_RATE) -> floa
     if raw is None or isinstance(raw, bool):
         return default
     try:
-        value = float(raw)  # type: ignore[arg-type]
+        value = float(raw)  # type: ignore[arg-type]  # any object: the except is the check
     except (TypeError, ValueError):
         logger.warning("sample rate is not a number; using the default %s", default)
         return default

@@ -4,9 +4,12 @@ Why one object: the variables used to be parsed piecemeal (``os.environ if envir
 environ`` in a dozen modules, the risk log path with a literal default in three), so a test, a
 host app or a worker could see two different answers to one question, and nothing showed which
 variables the product reads. Every entry point (the CLI commands, ``partial-trust serve`` and
-its workers' app factory, the console app, ``CorridorStack.from_env``) builds one
-``Environment`` with ``from_os()`` and passes it down; library functions take it as a
-parameter. Tests build one from a plain dict with ``from_mapping``.
+its workers' app factory, the console app, and the two host-facing defaults
+``CorridorStack.from_env`` and ``metrics_endpoint``) builds one ``Environment`` with
+``from_os()`` and passes it down; library functions take it as a parameter and never call
+``from_os()`` themselves (the same scan enforces it: a ``CommandKeyer`` without a key, for one,
+uses a per-process key rather than reading ``PARTIAL_TRUST_HASH_KEY`` behind the caller's
+back). Tests build one from a plain dict with ``from_mapping``.
 
 Third-party code still reads its own variables from the process: httpx the proxy variables
 (``trust_env``), flagd its ``FLAGD_*``, the OpenTelemetry SDK its ``OTEL_*`` and Unleash's

@@ -20,7 +20,9 @@ from starlette.routing import Route
 
 from partial_trust.apps.reference.app import route_endpoint
 from partial_trust.config import EffectiveSettings
+from partial_trust.contracts import CommandDTO
 from partial_trust.middleware.asgi import PartialTrustMiddleware
+from partial_trust.middleware.candidate import ShoppingCandidate
 from partial_trust.middleware.circuit import CircuitBreaker
 from partial_trust.middleware.corridor import ShoppingCorridor
 from partial_trust.middleware.engine import CorridorEngine
@@ -90,8 +92,8 @@ def good_candidate(list_id: str = "l-2", confidence: float | None = 0.95) -> dic
 
 @dataclass
 class Harness:
-    app: PartialTrustMiddleware
-    engine: CorridorEngine
+    app: PartialTrustMiddleware[CommandDTO, ShoppingCandidate]
+    engine: CorridorEngine[CommandDTO, ShoppingCandidate]
     source: MutableSettings
     registry: CollectorRegistry
     risk_log: RiskLog

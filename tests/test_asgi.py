@@ -290,7 +290,9 @@ async def test_circuit_opens_after_consecutive_failures(tmp_path: Path, llm: Any
         assert route.call_count == 3
 
 
-async def test_internal_error_keeps_the_baseline(tmp_path: Path, llm: Any) -> None:
+async def test_internal_error_keeps_the_baseline(
+    tmp_path: Path, llm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
     async with harness(tmp_path) as h:
         expected = await baseline_bytes(h, command())
@@ -298,7 +300,7 @@ async def test_internal_error_keeps_the_baseline(tmp_path: Path, llm: Any) -> No
         def boom(*args: Any) -> Any:
             raise RuntimeError("bug")
 
-        h.engine.corridor.judge = boom  # type: ignore[method-assign]
+        monkeypatch.setattr(h.engine.corridor, "judge", boom)
         response = await h.post(command())
         assert response.status_code == 200 and response.content == expected
         assert only_line(h)["reason_code"] == "internal_error"

@@ -182,7 +182,7 @@ def test_defaults() -> None:
 @pytest.mark.parametrize("threshold", [0, -1, True, 2.5])
 def test_rejects_bad_threshold(threshold: object) -> None:
     with pytest.raises(ValueError, match="failure_threshold"):
-        CircuitBreaker(failure_threshold=threshold)  # type: ignore[arg-type]
+        CircuitBreaker(failure_threshold=threshold)  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 @pytest.mark.parametrize("cooldown", [0, -1.0, math.nan, math.inf])

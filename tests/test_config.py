@@ -160,5 +160,5 @@ def test_flags_unavailable_forces_corridor_off() -> None:
 def test_settings_are_frozen() -> None:
     settings = EnvDefaults.from_env(ON).effective()
     with pytest.raises(AttributeError):
-        settings.enabled = False  # type: ignore[misc]
+        settings.enabled = False  # type: ignore[misc]  # the write a frozen value must refuse
     assert StaticSettings(settings).current() is settings

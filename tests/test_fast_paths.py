@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from partial_trust.contracts import CommandDTO
 from partial_trust.middleware import acceptance, baseline, candidate, sampling
 from partial_trust.middleware.corridor import ShoppingCorridor
+from partial_trust.middleware.item_names import chars_ok
 from partial_trust.middleware.text import item_key, strip_punct
 
 # Every code point, surrogates included, plus the words the shortcuts special-case.
@@ -110,14 +111,14 @@ def outcome_of(f: Any, *args: Any) -> Any:
 @example(" " + "a" * 64 + "\t")
 @example("a" * 65)
 def test_name_ok_equals_the_full_check(name: str) -> None:
-    assert acceptance._name_ok(name) == name_ok_oracle(name)
+    assert chars_ok(name) == name_ok_oracle(name)
 
 
 @pytest.mark.parametrize("code", range(128))
 def test_name_ok_ascii_fast_path_is_exact_for_every_ascii_character(code: int) -> None:
     # The ASCII rule is per character, so all 128 characters (alone and inside a name) cover it.
     for name in (chr(code), f"a{chr(code)}b", f"{chr(code)} milk"):
-        assert acceptance._name_ok(name) == name_ok_oracle(name), repr(name)
+        assert chars_ok(name) == name_ok_oracle(name), repr(name)
 
 
 # -- text.strip_punct / item_key --------------------------------------------------------------

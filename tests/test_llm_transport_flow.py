@@ -172,7 +172,7 @@ async def test_a_request_goes_out_in_one_write(monkeypatch: pytest.MonkeyPatch) 
             writes.append(len(data))
             original(data)
 
-        transport.write = write  # type: ignore[method-assign]
+        transport.write = write  # type: ignore[method-assign]  # a spy on the transport's writes
 
     monkeypatch.setattr(AsyncioStream, "connection_made", counting)
     async with Loopback() as server, LLMClient(server.url) as client:

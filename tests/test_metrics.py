@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from starlette.types import ASGIApp, Message
 
 from partial_trust.config import EffectiveSettings
 from partial_trust.middleware.metrics import (
@@ -40,27 +41,31 @@ def outcome(status: Status, reason: Reason, corridor: str = C, **kw: object) -> 
         fields.update(intent_match=status is Status.ACCEPTED_LLM, entity_key_match=True)
     fields.update(kw)
     sampled = reason is not Reason.NOT_SAMPLED and status is not Status.SKIPPED
-    return Outcome(corridor, status, reason, sampled, 0.1, **fields)  # type: ignore[arg-type]
+    return Outcome(corridor, status, reason, sampled, 0.1, **fields)  # type: ignore[arg-type]  # mixed optional fields; Outcome checks them
 
 
 def value(reg: CollectorRegistry, name: str, **labels: str) -> float | None:
     return reg.get_sample_value(name, labels)
 
 
-def scrape(app: object) -> tuple[int, str]:
+def scrape(app: ASGIApp) -> tuple[int, str]:
     """GET the ASGI app once, directly (no HTTP stack needed to test an endpoint)."""
-    sent: list[dict[str, object]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": []}
-    asyncio.run(app(scope, receive, send))  # type: ignore[operator]
-    body = b"".join(m.get("body", b"") for m in sent)  # type: ignore[misc]
-    return int(sent[0]["status"]), body.decode()  # type: ignore[call-overload]
+
+    async def get() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(get())
+    body = b"".join(m.get("body", b"") for m in sent)
+    return int(sent[0]["status"]), body.decode()
 
 
 def decisions(reg: CollectorRegistry, status: str, reason: str, corridor: str = C) -> float | None:
@@ -283,7 +288,7 @@ def test_multiprocess_mode_sums_workers(tmp_path: Path, monkeypatch: pytest.Monk
     pids = {int(p.stem.rsplit("_", 1)[1]) for p in tmp_path.glob("gauge_livesum_*.db")}
     assert len(pids) == 2
     reg = CollectorRegistry()
-    MultiProcessCollector(reg, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    MultiProcessCollector(reg, path=str(tmp_path))  # type: ignore[no-untyped-call]  # prometheus_client's multiprocess API is unannotated
     assert decisions(reg, "accepted_llm", "accepted") == 8
     assert decisions(reg, "error", "llm_timeout") == 0
     lat = {"corridor": C, "status": "accepted_llm"}
@@ -296,8 +301,8 @@ def test_multiprocess_mode_sums_workers(tmp_path: Path, monkeypatch: pytest.Monk
     _, text = scrape(metrics_endpoint())
     assert 'reason="accepted",status="accepted_llm"} 8.0' in text
     for pid in pids:
-        mark_process_dead(pid, str(tmp_path))  # type: ignore[no-untyped-call]
+        mark_process_dead(pid, str(tmp_path))  # type: ignore[no-untyped-call]  # prometheus_client's multiprocess API is unannotated
     reg = CollectorRegistry()
-    MultiProcessCollector(reg, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    MultiProcessCollector(reg, path=str(tmp_path))  # type: ignore[no-untyped-call]  # prometheus_client's multiprocess API is unannotated
     assert value(reg, "partial_trust_llm_in_flight", corridor=C) is None
     assert decisions(reg, "accepted_llm", "accepted") == 8

@@ -29,6 +29,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from starlette.responses import JSONResponse
 
+from partial_trust.contracts import CommandDTO
+from partial_trust.middleware.acceptance import Verdict
+from partial_trust.middleware.candidate import ShoppingCandidate
+from partial_trust.middleware.corridor import ShoppingCorridor
 from tests.corridor_harness import Harness, completion
 from tests.corridor_harness import settings as corridor_settings
 from tests.support.leaks import SECRETS, Observed, Secrets, find_leaks
@@ -50,11 +54,26 @@ def _answer(**over: Any) -> Callable[[Secrets], httpx.Response]:
     return lambda s: completion(s.candidate(**over))
 
 
-def _fail_judge(h: Harness, s: Secrets) -> None:
-    def boom(*args: Any) -> Any:
+class _FailingJudge(ShoppingCorridor):
+    """The shopping corridor with a bug in its acceptance rules."""
+
+    def judge(
+        self, raw: object, command: CommandDTO, baseline: dict[str, Any], threshold: float
+    ) -> Verdict[ShoppingCandidate]:
         raise RuntimeError("judge failed")
 
-    h.engine.corridor.judge = boom  # type: ignore[method-assign, assignment]
+
+class _QuotingJudge(ShoppingCorridor):
+    """A bug whose message quotes the user's text: it must reach no sink."""
+
+    def judge(
+        self, raw: object, command: CommandDTO, baseline: dict[str, Any], threshold: float
+    ) -> Verdict[ShoppingCandidate]:
+        raise KeyError(f"no such item: {command.text}")
+
+
+def _fail_judge(h: Harness, s: Secrets) -> None:
+    h.engine.corridor = _FailingJudge()
 
 
 def _baseline_500(h: Harness, s: Secrets) -> None:
@@ -241,10 +260,7 @@ def test_a_fault_carrying_user_text_does_not_reach_the_log() -> None:
     )
 
     def quoting_bug(h: Harness, sec: Secrets) -> None:
-        def boom(raw: Any, command: Any, *args: Any) -> Any:
-            raise KeyError(f"no such item: {command.text}")
-
-        h.engine.corridor.judge = boom  # type: ignore[method-assign, assignment]
+        h.engine.corridor = _QuotingJudge()
 
     sc = Scenario("error", "internal_error", _ok, _answer(), patch=quoting_bug)
     obs = asyncio.run(run_scenario(sc, s))

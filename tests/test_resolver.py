@@ -48,7 +48,7 @@ class LookupSpy:
 async def lookups() -> AsyncIterator[LookupSpy]:
     loop = asyncio.get_running_loop()
     spy = LookupSpy(loop)
-    loop.getaddrinfo = spy  # type: ignore[method-assign]
+    loop.getaddrinfo = spy  # type: ignore[method-assign]  # a spy on the loop's resolver
     try:
         yield spy
     finally:
@@ -185,4 +185,4 @@ def test_an_ipv6_scope_id_stays_with_its_address() -> None:
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "10"])
 def test_an_invalid_ttl_is_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="ttl_s"):
-        AddressCache(ttl_s=bad)  # type: ignore[arg-type]
+        AddressCache(ttl_s=bad)  # type: ignore[arg-type]  # a wrong type on purpose

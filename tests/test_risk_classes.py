@@ -61,7 +61,7 @@ def _on(keys: Any, mode: str = "canary") -> dict[str, object]:
     }
 
 
-def _engine(corridor: Any, source: Any) -> CorridorEngine:
+def _engine(corridor: Any, source: Any) -> CorridorEngine[Any, Any]:
     return CorridorEngine(
         corridor,
         settings=source,
@@ -173,7 +173,7 @@ async def test_killing_one_corridor_leaves_the_other_running() -> None:
         assert not show.settings.current().enabled
 
 
-def _sampled(engine: CorridorEngine) -> EffectiveSettings:
+def _sampled(engine: CorridorEngine[Any, Any]) -> EffectiveSettings:
     import dataclasses
 
     return dataclasses.replace(engine.settings.current(), sample_rate=1.0)

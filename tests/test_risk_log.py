@@ -49,7 +49,7 @@ def outcome(n: int = 0, **kw: object) -> Outcome:
         "timestamp": 1_700_000_000.1234,
     }
     base.update(kw)
-    return Outcome(**base)  # type: ignore[arg-type]
+    return Outcome(**base)  # type: ignore[arg-type]  # mixed fields; Outcome checks them
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -74,7 +74,7 @@ def make_log() -> Iterator[Callable[..., RiskLog]]:
     logs: list[RiskLog] = []
 
     def make(path: Path | str, **kw: object) -> RiskLog:
-        log = RiskLog(path, **kw)  # type: ignore[arg-type]
+        log = RiskLog(path, **kw)  # type: ignore[arg-type]  # each test's options; RiskLog checks them
         logs.append(log)
         return log
 
@@ -266,7 +266,11 @@ def test_failure_logging_is_throttled_and_never_holds_record_content(
     log.start()
     for i in range(40):  # one at a time, so each record is its own failing batch
         log.submit(outcome(i, command_key=f"secret-key-{i}"))
-        wait_for(lambda i=i: log.status()["failed"] == i + 1)  # type: ignore[misc]
+
+        def failed(n: int = i + 1) -> bool:
+            return log.status()["failed"] == n
+
+        wait_for(failed)
     warnings = [r for r in caplog.records if r.name == "partial_trust.middleware.risk_log"]
     assert len(warnings) == 1 and "EISDIR" in warnings[0].getMessage()
     log.LOG_INTERVAL_S = 0.0  # the window has passed

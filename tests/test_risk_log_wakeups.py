@@ -176,7 +176,7 @@ def test_start_is_idempotent_and_a_closed_log_never_starts(tmp_path: Path) -> No
 @pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, -math.inf, True, "0.05", None])
 def test_invalid_flush_interval_raises(tmp_path: Path, bad: object) -> None:
     with pytest.raises(ValueError, match="flush_interval_s must be a finite number"):
-        RiskLog(tmp_path / "r.jsonl", flush_interval_s=bad)  # type: ignore[arg-type]
+        RiskLog(tmp_path / "r.jsonl", flush_interval_s=bad)  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 def _count_flushes(log: RiskLog) -> list[float]:
@@ -188,7 +188,7 @@ def _count_flushes(log: RiskLog) -> list[float]:
         times.append(time.monotonic())
         real_flush()
 
-    log._flush = counting  # type: ignore[method-assign]
+    log._flush = counting  # type: ignore[method-assign]  # a spy on the writer's flush
     return times
 
 
@@ -240,6 +240,10 @@ def test_records_racing_the_writer_into_its_sleep_are_never_stranded(
     log.start()
     for i in range(200):
         assert log.submit(outcome(i))
-        wait_for(lambda n=i + 1: count(log, "written") == n, timeout=2.0)
+
+        def written(n: int = i + 1) -> bool:
+            return count(log, "written") == n
+
+        wait_for(written, timeout=2.0)
         time.sleep(pause)
     assert len(lines(path)) == 200

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from partial_trust.environment import Environment
+from partial_trust.middleware.hash_key import from_env
 from partial_trust.middleware.sampling import CommandKeyer, is_sampled, sample_point
 from tests.support.procs import REPO
 
@@ -74,8 +76,9 @@ def test_command_key_is_keyed_stable_and_hides_the_id() -> None:
     assert "c-1" not in keyer("c-1") and len(keyer("c-1")) == 24
 
 
-def test_command_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PARTIAL_TRUST_HASH_KEY", "k1")
-    assert CommandKeyer()("x") == CommandKeyer(b"k1")("x")
+def test_command_key_from_the_callers_environment() -> None:
+    key = from_env(Environment.from_mapping({"PARTIAL_TRUST_HASH_KEY": "k1"}))
+    assert key is not None and key.source == "env"
+    assert CommandKeyer(key)("x") == CommandKeyer(b"k1")("x")
     with pytest.raises(ValueError, match="1 to 64 bytes"):
         CommandKeyer(b"")

@@ -43,7 +43,7 @@ def outcome(status: Status, reason: Reason, **kw: object) -> Outcome:
         fields.update(intent_match=True, entity_key_match=False, confidence=0.9, items_llm=2)
     fields.update(kw)
     sampled = status in SAMPLED_STATUSES
-    return Outcome(C, status, reason, sampled, 0.25, "p1", "k" * 16, **fields)  # type: ignore[arg-type]
+    return Outcome(C, status, reason, sampled, 0.25, "p1", "k" * 16, **fields)  # type: ignore[arg-type]  # mixed optional fields; Outcome checks them
 
 
 def expected_attributes(o: Outcome) -> dict[str, object]:

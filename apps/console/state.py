@@ -152,7 +152,7 @@ def read_flags(path: Path, defaults: EnvDefaults, corridor: str = SHOPPING) -> d
             variant = flag.default_variant if flag is not None else None
             raw, source = served, f"flag file, variant {variant!r}"
         rows[role] = FlagRow(key, _parse(role, raw, defaults), served, source, note)
-    file_rate = float(rows["sample-rate"].value)  # type: ignore[arg-type]
+    file_rate = float(rows["sample-rate"].value)  # type: ignore[arg-type]  # the sample-rate row holds a float
     file_values = _flag_values(rows)
     cap = corridor_mode_cap(corridor)
     per_field = ceilinged(file_values, defaults, keys=keys, mode_cap=cap)

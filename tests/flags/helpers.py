@@ -41,3 +41,10 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 0.3) -> f
             raise AssertionError(f"condition not met within {timeout_s * 1000:.0f} ms")
         await anyio.sleep(0.002)
     return time.monotonic() - start
+
+
+def limits_of(status: dict[str, object]) -> dict[str, object]:
+    """The ``limits`` part of a settings source's ``/health`` status (what caps each value)."""
+    found = status["limits"]
+    assert isinstance(found, dict)
+    return found

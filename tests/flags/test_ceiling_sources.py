@@ -4,18 +4,20 @@ rule itself is tested in ``tests/test_config_ceiling.py``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from openfeature import api
 from openfeature.event import ProviderEventDetails
 
+from partial_trust.config import EffectiveSettings
 from partial_trust.environment import Environment
-from partial_trust.flags import build_settings_source, flagfile
+from partial_trust.flags import ManagedSettingsSource, build_settings_source, flagfile
 from partial_trust.flags.flagfile import ENABLED, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from partial_trust.flags.source import DOMAIN
 
-from .helpers import memory_provider, memory_source, put, wait_until
+from .helpers import limits_of, memory_provider, memory_source, put, wait_until
 
 pytestmark = pytest.mark.anyio
 FILE_ON = {ENABLED: True, SAMPLE_RATE: 1.0, TIMEOUT_MS: 200, PROFILE_ID: "partial_trust"}
@@ -29,7 +31,7 @@ async def test_enabled_false_set_turns_an_on_provider_off() -> None:
         assert (got.enabled, got.sample_rate, got.flags_available) == (False, 0.0, True)
         status = source.status()
         assert status["enabled"] is False and status["last_error"] is None
-        assert status["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"  # type: ignore[index]
+        assert limits_of(status)["enabled"] == "env PARTIAL_TRUST_ENABLED"
     finally:
         await source.stop()
 
@@ -43,8 +45,8 @@ async def test_enabled_true_set_does_not_lift_the_kill_switch_flag() -> None:
         put(provider, ENABLED, False)
         provider.emit_provider_configuration_changed(ProviderEventDetails(flags_changed=[ENABLED]))
         await wait_until(lambda: not source.current().enabled)
-        limits = source.status()["limits"]
-        assert limits["enabled"] == "flag partial-trust-enabled"  # type: ignore[index]
+        limits = limits_of(source.status())
+        assert limits["enabled"] == "flag partial-trust-enabled"
     finally:
         await source.stop()
 
@@ -69,7 +71,7 @@ async def test_rate_and_timeout_set_cap_the_flags_also_after_a_change() -> None:
         put(provider, TIMEOUT_MS, 30)
         source.refresh()
         assert (source.current().sample_rate, source.current().timeout_ms) == (0.005, 30)
-        assert source.status()["limits"]["sample_rate"] == "flag partial-trust-sample-rate"  # type: ignore[index]
+        assert limits_of(source.status())["sample_rate"] == "flag partial-trust-sample-rate"
         put(provider, SAMPLE_RATE, 0.5)  # above it again: capped
         source.refresh()
         assert source.current().sample_rate == 0.01
@@ -87,7 +89,7 @@ async def test_timeout_zero_set_and_a_foreign_intent_turn_it_off() -> None:
         await source.start()
         try:
             assert source.current().enabled is False, env
-            assert source.status()["limits"]["enabled"] == name  # type: ignore[index]
+            assert limits_of(source.status())["enabled"] == name
         finally:
             await source.stop()
 
@@ -112,7 +114,7 @@ async def test_a_host_bound_in_memory_provider_is_capped_too(tmp_path: Path) -> 
     await source.start()
     try:
         assert source.current().enabled is False
-        assert source.status()["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"  # type: ignore[index]
+        assert limits_of(source.status())["enabled"] == "env PARTIAL_TRUST_ENABLED"
     finally:
         await source.stop()
 
@@ -121,17 +123,22 @@ async def test_the_file_provider_is_capped(flag_file: Path) -> None:
     flagfile.set_flag(flag_file, SAMPLE_RATE, 1.0)
     flagfile.resume(flag_file, keep_rate=True)
     base = {"PARTIAL_TRUST_FLAGS_FILE": str(flag_file)}
-    for extra, check in (
+    cases: list[tuple[dict[str, str], Callable[[EffectiveSettings], bool]]] = [
         ({}, lambda s: s.enabled and s.sample_rate == 1.0 and s.timeout_ms == 200),
         ({"PARTIAL_TRUST_ENABLED": "false"}, lambda s: not s.enabled and s.flags_available),
         ({"PARTIAL_TRUST_SAMPLE_RATE": "0.01"}, lambda s: s.enabled and s.sample_rate == 0.01),
         ({"PARTIAL_TRUST_TIMEOUT_MS": "50"}, lambda s: s.enabled and s.timeout_ms == 50),
-    ):
+    ]
+    for extra, check in cases:
         api.shutdown()
         source = build_settings_source(Environment.from_mapping({**base, **extra}))
         await source.start()
         try:
-            await wait_until(lambda s=source: s.current().flags_available, timeout_s=3)
+
+            def available(s: ManagedSettingsSource = source) -> bool:
+                return s.current().flags_available
+
+            await wait_until(available, timeout_s=3)
             assert check(source.current()), (extra, source.status())
             assert source.status()["provider"] == "file"
         finally:
@@ -148,10 +155,10 @@ async def test_the_env_provider_reports_its_limits() -> None:
     await source.start()
     status = source.status()
     assert status["enabled"] is False
-    assert status["limits"]["enabled"] == "env PARTIAL_TRUST_ENABLED"  # type: ignore[index]
+    assert limits_of(status)["enabled"] == "env PARTIAL_TRUST_ENABLED"
     on = build_settings_source(
         Environment.from_mapping({**env, "PARTIAL_TRUST_ENABLED": "true"})
     ).status()
-    assert on["limits"]["sample_rate"] == "env PARTIAL_TRUST_SAMPLE_RATE"  # type: ignore[index]
-    assert on["limits"]["timeout_ms"] == "default"  # type: ignore[index]
+    assert limits_of(on)["sample_rate"] == "env PARTIAL_TRUST_SAMPLE_RATE"
+    assert limits_of(on)["timeout_ms"] == "default"
     await source.stop()

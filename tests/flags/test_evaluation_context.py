@@ -20,7 +20,7 @@ from partial_trust.flags import build_settings_source
 from partial_trust.flags.flagfile import ENABLED, MODE, PROFILE_ID, SAMPLE_RATE, TIMEOUT_MS
 from partial_trust.flags.source import DOMAIN
 
-from .helpers import memory_source
+from .helpers import limits_of, memory_source
 
 pytestmark = pytest.mark.anyio
 VALUES: dict[str, object] = {
@@ -61,17 +61,17 @@ class KeyRequiredProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
-        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]
+        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]  # _resolve serves every value type
 
     def resolve_string_details(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[str]:
-        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]
+        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]  # _resolve serves every value type
 
     def resolve_integer_details(
         self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[int]:
-        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]
+        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]  # _resolve serves every value type
 
     def resolve_float_details(
         self,
@@ -79,7 +79,7 @@ class KeyRequiredProvider(AbstractProvider):
         default_value: float,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
-        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]
+        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]  # _resolve serves every value type
 
     def resolve_object_details(
         self,
@@ -87,7 +87,7 @@ class KeyRequiredProvider(AbstractProvider):
         default_value: Sequence[Any] | Mapping[str, Any],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[Any] | Mapping[str, Any]]:
-        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]
+        return self._resolve(flag_key, default_value, evaluation_context)  # type: ignore[no-any-return]  # _resolve serves every value type
 
 
 def test_the_provider_really_requires_a_key() -> None:
@@ -127,7 +127,7 @@ async def test_a_provider_that_errors_keeps_the_corridor_off_and_is_named(
         error = source.status()["last_error"]
         assert isinstance(error, str)
         assert f"partial-trust-enabled: {code.value}" in error and "backend 503" in error
-        assert source.status()["limits"]["enabled"] == "flags unavailable"  # type: ignore[index]
+        assert limits_of(source.status())["enabled"] == "flags unavailable"
     finally:
         await source.stop()
 

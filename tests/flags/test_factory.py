@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import partial_trust.flags.source
-from partial_trust.config import EnvDefaults
+from partial_trust.config import EffectiveSettings, EnvDefaults
 from partial_trust.environment import Environment
 from partial_trust.flags import EnvSettingsSource, ManagedSettingsSource, build_settings_source
 from partial_trust.flags.flagfile import ENABLED, SAMPLE_RATE
@@ -35,7 +35,7 @@ async def test_env_provider_is_the_variables_alone() -> None:
     await source.start()
     assert source.current() == EnvDefaults.from_env(ENV).effective(True)
     assert source.current().sample_rate == 0.05
-    seen = []
+    seen: list[EffectiveSettings] = []
     source.on_change(seen.append)
     assert seen == [source.current()]
     assert source.status()["provider"] == "env"

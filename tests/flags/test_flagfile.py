@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,8 +21,9 @@ from partial_trust.flags.flagfile import (
 from partial_trust.flags.flagmodel import REVIEW_ENABLED
 
 
-def flags_of(path: Path) -> dict[str, dict[str, object]]:
-    data: dict[str, dict[str, dict[str, object]]] = json.loads(path.read_text())
+def flags_of(path: Path) -> dict[str, dict[str, Any]]:
+    """The file's ``flags`` object as parsed JSON."""
+    data: dict[str, dict[str, dict[str, Any]]] = json.loads(path.read_text())
     return data["flags"]
 
 
@@ -35,7 +37,7 @@ def test_shipped_file_has_corridor_off_and_stage1_ready(flag_file: Path) -> None
     }  # fmt: skip
     rate = doc.flags[SAMPLE_RATE].variants
     assert rate == {"off": 0.0, "stage1": 0.01, "stage2": 0.05, "stage3": 0.1}
-    assert {"partial_trust", "reliable"} <= set(doc.flags[PROFILE_ID].variants.values())  # type: ignore[arg-type]
+    assert {"partial_trust", "reliable"} <= set(doc.flags[PROFILE_ID].variants.values())
 
 
 @pytest.mark.parametrize(
@@ -79,10 +81,10 @@ def test_set_selects_an_existing_variant_or_writes_custom(flag_file: Path) -> No
     assert (change.old, change.new, change.variant) == (0.01, 0.05, "stage2")
     flag = flags_of(flag_file)[SAMPLE_RATE]
     assert flag["defaultVariant"] == "stage2"
-    assert flag["metadata"]["changeReason"] == "stage 2"  # type: ignore[index]
+    assert flag["metadata"]["changeReason"] == "stage 2"
     change = flagfile.set_flag(flag_file, SAMPLE_RATE, 0.2)
     assert change.variant == flagfile.CUSTOM_VARIANT
-    assert flags_of(flag_file)[SAMPLE_RATE]["variants"]["custom"] == 0.2  # type: ignore[index]
+    assert flags_of(flag_file)[SAMPLE_RATE]["variants"]["custom"] == 0.2
     flagfile.set_flag(flag_file, TIMEOUT_MS, "350")
     flagfile.set_flag(flag_file, PROFILE_ID, "reliable")
     doc = flagfile.load(flag_file)
@@ -100,7 +102,7 @@ def test_kill_and_resume_pin_enabled_and_drop_targeting(flag_file: Path) -> None
     assert (flag["state"], flag["defaultVariant"], "targeting" in flag) == ("ENABLED", "on", False)
     change = flagfile.kill(flag_file, reason="incident 42")
     assert (change.old, change.new, change.variant) == (True, False, "off")
-    assert flags_of(flag_file)[ENABLED]["metadata"]["changeReason"] == "incident 42"  # type: ignore[index]
+    assert flags_of(flag_file)[ENABLED]["metadata"]["changeReason"] == "incident 42"
 
 
 def test_kill_works_when_the_flag_is_absent(flag_file: Path) -> None:

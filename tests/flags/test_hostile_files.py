@@ -154,7 +154,8 @@ def test_thousands_of_errors_are_summarised(tmp_path: Path) -> None:
     assert len(str(caught.value)) < 2000
 
 
-BROKEN: dict[str, Callable[[Path], None]] = {
+#: Each writes a broken flag file at the path (what it returns, if anything, is unused).
+BROKEN: dict[str, Callable[[Path], object]] = {
     **{name: make for name, (make, _) in HOSTILE.items() if name != "directory"},
     "invalid-json": lambda p: p.write_text("{ nope"),
     "5000-digits": lambda p: p.write_text(

@@ -7,7 +7,7 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -51,7 +51,11 @@ async def test_changes_and_kill_toggles_are_seen_within_300ms(
     for rate in (0.05, 0.1, 0.01):
         start = time.monotonic()
         flagfile.set_flag(flag_file, flagfile.SAMPLE_RATE, rate)
-        latencies.append(await wait_until(lambda r=rate: running.current().sample_rate == r))
+
+        def applied(r: float = rate) -> bool:
+            return running.current().sample_rate == r
+
+        latencies.append(await wait_until(applied))
         assert time.monotonic() - start < LIMIT_S
     for _ in range(10):
         flagfile.kill(flag_file)
@@ -96,7 +100,7 @@ def _wrong_shape(path: Path) -> None:
 
 @pytest.mark.parametrize("breaker", [_delete, _truncate, _invalid_json, _wrong_shape])
 async def test_a_broken_file_turns_the_corridor_off_and_a_good_file_recovers(
-    flag_file: Path, breaker: object, caplog: pytest.LogCaptureFixture
+    flag_file: Path, breaker: Callable[[Path], object], caplog: pytest.LogCaptureFixture
 ) -> None:
     flagfile.resume(flag_file)
     good = flag_file.read_bytes()
@@ -107,9 +111,9 @@ async def test_a_broken_file_turns_the_corridor_off_and_a_good_file_recovers(
     try:
         assert source.current().enabled is True
         with caplog.at_level(logging.INFO):
-            breaker(flag_file)  # type: ignore[operator]
+            breaker(flag_file)
             took = await wait_until(lambda: not source.current().flags_available)
-            print(f"{breaker.__name__}: corridor off after {took * 1000:.1f} ms")  # type: ignore[attr-defined]
+            print(f"{breaker.__name__}: corridor off after {took * 1000:.1f} ms")
             assert source.current().enabled is False
             assert source.status()["last_error"]
             await anyio.sleep(0.5)  # ~10 polls of a broken file
@@ -118,7 +122,7 @@ async def test_a_broken_file_turns_the_corridor_off_and_a_good_file_recovers(
             assert len(flagd_logs) <= 1  # throttled: not one traceback per poll
         flagfile.atomic_write(flag_file, good)
         took = await wait_until(lambda: source.current().enabled)
-        print(f"{breaker.__name__}: recovered after {took * 1000:.1f} ms")  # type: ignore[attr-defined]
+        print(f"{breaker.__name__}: recovered after {took * 1000:.1f} ms")
         assert source.status()["last_error"] is None
     finally:
         await source.stop()

@@ -30,14 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.bench_load import (
-    DEADLINE_SLACK_MS,
-    RSS_BUDGET_MB,
-    LoadReport,
-    pct,
-    run_load,
-    run_two_workers,
-)
+from bench.bench_load import DEADLINE_SLACK_MS, RSS_BUDGET_MB, LoadReport, run_load
+from bench.loadgen import pct
+from bench.workers import run_two_workers
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,13 @@ import pytest
 
 from tests.alerts.monitoring import prometheus_config, query, run_prometheus, wait_until
 from tests.integration.stack import BASE_ENV, llm_sim, shopping_command
-from tests.support.procs import free_port, partial_trust, run_server
+from tests.support.procs import Server, free_port, partial_trust, run_server
 
 pytestmark = pytest.mark.integration
 
 
-def _scalar(prometheus_url: object, expr: str) -> float | None:
-    answer = query(prometheus_url, expr)  # type: ignore[arg-type]
+def _scalar(prometheus: Server, expr: str) -> float | None:
+    answer = query(prometheus, expr)
     result = answer["data"]["result"]
     return float(result[0]["value"][1]) if result else None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,10 +40,10 @@ def _health(url: str) -> dict[str, object]:
     return risk_log
 
 
-def _wait(predicate: object, timeout_s: float = 5.0) -> bool:
+def _wait(predicate: Callable[[], object], timeout_s: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(0.05)
     return False

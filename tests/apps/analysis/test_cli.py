@@ -136,7 +136,9 @@ def test_gate_exit_codes(tmp_path: Path) -> None:
     assert "verdict: GO" in proc.stdout
     few = log(tmp_path / "few.jsonl", healthy_rows(49))
     assert run(["gate", "--stage", "1", "--risk-log", str(few)]).returncode == 1
-    errors = [(r[0], "error", "llm_timeout", 200.0, None, None) for r in healthy_rows(11)]
+    errors: list[selftest.Row] = [
+        (r[0], "error", "llm_timeout", 200.0, None, None) for r in healthy_rows(11)
+    ]
     bad = log(tmp_path / "bad.jsonl", healthy_rows(89) + errors)  # 11 / 100 > 0.10
     out = tmp_path / "gate.json"
     proc = run(["gate", "--stage", "1", "--risk-log", str(bad), "--output-json", str(out)])

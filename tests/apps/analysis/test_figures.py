@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from partial_trust.apps.analysis import selftest
 from partial_trust.apps.analysis.figures import Figures, from_tally, percentile
 from partial_trust.apps.analysis.reader import count_task, plan, tally_files
-from partial_trust.apps.analysis.tally import LINE, Tally, Window
+from partial_trust.apps.analysis.tally import LINE, Tally, Window, parse_time
 from partial_trust.middleware.risk_log import record
 from partial_trust.outcome import STATUS_REASONS, Outcome
 
@@ -107,9 +107,9 @@ def test_final_line_without_newline_is_a_record_not_torn(tmp_path: Path) -> None
 
 def test_since_until_window(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", [selftest.canonical(r) for r in ROWS])
-    since = selftest.parse_time("2026-11-23T10:00:00Z")
+    since = parse_time("2026-11-23T10:00:00Z")
     check(figures(path, window=Window(since=since)), selftest.SINCE_10)
-    until = Window(until=selftest.parse_time("2026-11-23T09:05:00Z"))
+    until = Window(until=parse_time("2026-11-23T09:05:00Z"))
     # 09:00..09:04: accepted x4 (100 120 140 160) + intent_mismatch (180)
     check(figures(path, window=until), {"records": 5, "sampled": 5, "latency_p95": 176.0})
 
@@ -197,7 +197,7 @@ def test_fast_and_slow_paths_agree_with_a_naive_implementation(
     path = write(tmp_path_factory.mktemp("h") / "h.jsonl", lines)
     inside = [x for x in lines if since is None or json.loads(x)["timestamp"] >= since[:-1]]
     want = _naive(inside)
-    window = Window(since=selftest.parse_time(since)) if since else None
+    window = Window(since=parse_time(since)) if since else None
     got = figures(path, window=window).to_json()
     assert got["input"]["outside_window"] == len(lines) - len(inside)
     for name, value in want.items():
@@ -212,16 +212,14 @@ def test_window_judges_offset_timestamps_in_utc(tmp_path: Path) -> None:
     rows = [(f"2026-11-23T11:{m:02d}:00.000+02:00", "error", "llm_timeout", 10.0, None, None)
             for m in range(10)]  # fmt: skip
     path = write(tmp_path / "tz.jsonl", [selftest.canonical(r) for r in rows])
-    nine = Window(
-        selftest.parse_time("2026-11-23T09:00Z"), selftest.parse_time("2026-11-23T10:00Z")
-    )
+    nine = Window(parse_time("2026-11-23T09:00Z"), parse_time("2026-11-23T10:00Z"))
     check(figures(path, window=nine), {"records": 10, "outside_window": 0})
-    eleven = Window(selftest.parse_time("2026-11-23T11:00Z"))
+    eleven = Window(parse_time("2026-11-23T11:00Z"))
     check(figures(path, window=eleven), {"records": 0, "outside_window": 10})
     assert [h.hour for h in figures(path).hours] == ["2026-11-23T09"]
 
 
 def test_a_chunk_wholly_outside_the_window_is_counted_not_parsed(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", [selftest.canonical(r) for r in ROWS[:11]])  # all 09:MM
-    since = Window(selftest.parse_time("2026-11-23T10:00Z"))
+    since = Window(parse_time("2026-11-23T10:00Z"))
     check(figures(path, window=since), {"records": 0, "outside_window": 11, "lines": 11})

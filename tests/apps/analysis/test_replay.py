@@ -17,7 +17,7 @@ import pytest
 
 from partial_trust.apps.analysis import replay
 from partial_trust.apps.llm_sim import Mode, SimConfig
-from partial_trust.contracts import CommandDTO
+from partial_trust.contracts import CommandContext, CommandDTO
 from partial_trust.middleware.baseline import route
 from partial_trust.middleware.policy import PolicyRegistry
 
@@ -63,7 +63,7 @@ def first_item_only(request: httpx.Request) -> httpx.Response:
     sent = user_command(request)
     command = CommandDTO(
         command_id="m", user_id="m", text=sent["text"], capabilities=["start_job"],
-        context={"default_list_id": sent.get("default_list_id"), "lists": sent["lists"]},
+        context=CommandContext(default_list_id=sent.get("default_list_id"), lists=sent["lists"]),
     )  # fmt: skip
     decision = route(command)
     assert decision.job is not None

@@ -21,7 +21,9 @@ def on_file(tmp_path: Path) -> Path:
 
 
 def rows(flags: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {r["key"]: r for r in flags["rows"]}  # type: ignore[attr-defined, index]
+    listed = flags["rows"]
+    assert isinstance(listed, list)
+    return {r["key"]: r for r in listed}
 
 
 def test_no_variable_set_the_file_decides(tmp_path: Path) -> None:

@@ -62,8 +62,8 @@ def test_with_one_list_disagree_drops_the_last_item_and_the_corridor_accepts_it(
     assert len(raw["job"]["payload"]["items"]) == expected_items
     baseline = route(command).model_dump(mode="json")
     verdict = judge(raw, corridor=C, command=command, baseline=baseline, threshold=0.7)
-    assert verdict.accepted
-    changed = acceptance.merge(baseline, verdict.candidate) != baseline  # type: ignore[arg-type]
+    assert verdict.accepted and verdict.candidate is not None
+    changed = acceptance.merge(baseline, verdict.candidate) != baseline
     assert changed == (len(baseline["job"]["payload"]["items"]) > 1)
 
 

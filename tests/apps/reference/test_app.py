@@ -55,5 +55,10 @@ def test_serve_runs_the_freezing_factory(monkeypatch: pytest.MonkeyPatch) -> Non
     assert target == "partial_trust.apps.reference.serve:create_app_for_serve"
     assert kwargs["factory"] is True
     built: list[bool] = []
-    monkeypatch.setattr(serve, "create_served_app", lambda: built.append(True) or object())
+
+    def built_app() -> object:
+        built.append(True)
+        return object()
+
+    monkeypatch.setattr(serve, "create_served_app", built_app)
     assert isinstance(serve.create_app_for_serve(), serve.QuietDisconnects) and built
