@@ -21,7 +21,8 @@ from partial_trust.middleware.text import item_key
 from partial_trust.outcome import Reason
 
 __all__ = [
-    "MAX_ITEMS", "MAX_NAME_CHARS", "Verdict", "agrees", "grounding", "item_key", "judge", "merge",
+    "MAX_ITEMS", "MAX_NAME_CHARS", "Verdict", "agrees", "grounding", "item_key", "judge",
+    "list_allowed", "merge",
 ]  # fmt: skip
 
 MAX_ITEMS = 20
@@ -100,8 +101,10 @@ def list_allowed(
     A list the user did not name is the commonest accepted-but-wrong answer of a small real
     model (bench/README.md, "A real model": 12 of 26): it moves the items from the list the
     baseline read (named or default) to another of the user's lists. Being one of the user's
-    lists is not enough; the text has to name it, in any inflection ("на дачу" names
-    ``дача``). With no list in the baseline's answer, the default list is the user's own.
+    lists is not enough; the text has to name it, its words in one run and in any inflection
+    ("на дачу" names ``дача``; "add 2 l of milk" does not name ``l-2``, see
+    ``Grounding.names``). With no list in the baseline's answer, the default list is the
+    user's own.
     """
     base_list = ((baseline.get("job") or {}).get("payload") or {}).get("list_id")
     if list_id == base_list:
@@ -111,7 +114,7 @@ def list_allowed(
         return False
     if base_list is None and list_id == command.context.default_list_id:
         return True
-    return ground.name_grounded(list_id)
+    return ground.names(list_id)
 
 
 def judge(

@@ -99,6 +99,23 @@ def judge_text(text: str, lists: list[str], base_list: str | None, cand_list: st
         # no list in the baseline's answer: the user's default list is theirs
         ("add milk", ["home", "party"], None, "home", Reason.ACCEPTED),
         ("add milk", ["home", "party"], None, "party", Reason.LIST_ID_NOT_ALLOWED),
+        # the list's words are in the text, but not as one run: it is not named
+        ("add 2 l of milk", ["l-1", "l-2"], "l-1", "l-2", Reason.LIST_ID_NOT_ALLOWED),
+        ("add milk to list l-22", ["l-1", "l-2", "l-22"], "l-1", "l-2", Reason.LIST_ID_NOT_ALLOWED),
+        (
+            "add milk to the list for the party",
+            ["home", "party list"],
+            "home",
+            "party list",
+            Reason.LIST_ID_NOT_ALLOWED,
+        ),
+        (
+            "add milk to my Party Lists",
+            ["home", "party list"],
+            "home",
+            "party list",
+            Reason.ACCEPTED,
+        ),
         # named in the text but not one of the user's lists
         (
             "add milk to the office list",
