@@ -123,9 +123,10 @@ class Grounding:
             return bool(folded) and folded in self.folded
         text = _WORDS.findall(self.folded)
         span = len(words)
+        runs = (text[i : i + span] for i in range(len(text) - span + 1))
         return any(
-            all(w == t or stem(w) == stem(t) for w, t in zip(words, text[i : i + span]))
-            for i in range(len(text) - span + 1)
+            all(w == t or stem(w) == stem(t) for w, t in zip(words, run, strict=True))
+            for run in runs
         )
 
     def item_grounded(self, name: str, quantity: int) -> bool:

@@ -60,8 +60,8 @@ async def test_disagree_drops_the_last_item_when_the_text_names_no_other_list(
         # another of the user's lists, but the text does not name it
         ({"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
          "add milk and two eggs to my shopping list", 1, "l-1"),
-        ({"default_list_id": "l-1", "lists": ["l-1", "l-2"]}, "add 2 l of milk and bread to my shopping list", 1,
-         "l-1"),
+        ({"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
+         "add 2 l of milk and bread to my shopping list", 1, "l-1"),
         # the text names the baseline's list, and only that one
         ({"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
          "add milk and two eggs to my shopping list l-2", 1, "l-2"),
