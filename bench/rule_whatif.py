@@ -5,9 +5,12 @@
 For every candidate the corridor accepted in the run, each proposed rule says whether it
 would have refused it (the baseline's answer would then have been served); the served
 accuracy against the labels is recomputed. The rules are proposals measured here, not the
-corridor's (``partial_trust.middleware.acceptance`` is the rule set in force):
+corridor's (``partial_trust.middleware.acceptance`` is the rule set in force), except the
+first, which is now in force and is replayed by calling it, so a run recorded before it shows
+what it refuses:
 
-* ``list_grounded``: ``list_id`` is the baseline's, or a list whose id occurs in the text;
+* ``list_grounded``: ``acceptance.list_allowed``: ``list_id`` is the baseline's, or one of the
+  command's lists that the text names (its words in one run, by stem);
 * ``no_fewer_items``: at least as many items as the baseline read;
 * ``no_leading_count``: no name begins with a number or a count word (the count belongs in
   ``quantity``).
@@ -26,8 +29,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.corpus_eval import baseline_decision, is_right, load_corpus  # noqa: E402
+from partial_trust.contracts import CommandDTO  # noqa: E402
+from partial_trust.middleware.acceptance import list_allowed  # noqa: E402
 from partial_trust.middleware.baseline_numbers import QUANTITY_WORDS  # noqa: E402
-from partial_trust.middleware.grounding import fold  # noqa: E402
+from partial_trust.middleware.grounding import Grounding, fold  # noqa: E402
 
 Rule = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], bool]  # True: refuse
 
@@ -37,9 +42,10 @@ def _payload(decision: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_grounded(entry: dict[str, Any], base: dict[str, Any], cand: dict[str, Any]) -> bool:
-    chosen = _payload(cand).get("list_id")
-    words = fold(entry["command"]["text"]).split()
-    return chosen != _payload(base).get("list_id") and fold(str(chosen)) not in words
+    """The library's own list rule (no second copy of it here): True when it refuses."""
+    command = CommandDTO.model_validate(entry["command"])
+    chosen = str(_payload(cand).get("list_id"))
+    return not list_allowed(chosen, command, base, Grounding(command.text))
 
 
 def no_fewer_items(entry: dict[str, Any], base: dict[str, Any], cand: dict[str, Any]) -> bool:

@@ -22,7 +22,7 @@ from partial_trust.outcome import Reason
 
 __all__ = [
     "MAX_ITEMS", "MAX_NAME_CHARS", "CandidateT", "Verdict", "agrees", "grounding", "item_key",
-    "judge", "merge",
+    "judge", "list_allowed", "merge",
 ]  # fmt: skip
 
 MAX_ITEMS = 20
@@ -102,6 +102,30 @@ def agrees(cand: ShoppingCandidate, baseline: dict[str, Any]) -> bool:
     )
 
 
+def list_allowed(
+    list_id: str, command: CommandDTO, baseline: dict[str, Any], ground: Grounding
+) -> bool:
+    """The list is the baseline's, or one of the command's own lists that the text names.
+
+    A list the user did not name is the commonest accepted-but-wrong answer of a small real
+    model (bench/README.md, "A real model": 12 of 26): it moves the items from the list the
+    baseline read (named or default) to another of the user's lists. Being one of the user's
+    lists is not enough; the text has to name it, its words in one run and in any inflection
+    ("на дачу" names ``дача``; "add 2 l of milk" does not name ``l-2``, see
+    ``Grounding.names``). With no list in the baseline's answer, the default list is the
+    user's own.
+    """
+    base_list = ((baseline.get("job") or {}).get("payload") or {}).get("list_id")
+    if list_id == base_list:
+        return True
+    own = {command.context.default_list_id, *command.context.lists} - {None}
+    if list_id not in own:
+        return False
+    if base_list is None and list_id == command.context.default_list_id:
+        return True
+    return ground.names(list_id)
+
+
 def judge(
     raw: object,
     *,
@@ -145,9 +169,7 @@ def judge(
         return verdict(Reason.TOO_MANY_ITEMS)
     if not all(_name_ok(n) and looks_ok(n, ground.folded) for n in names):
         return verdict(Reason.INVALID_ITEM_NAME)
-    base_list = ((baseline.get("job") or {}).get("payload") or {}).get("list_id")
-    allowed_lists = {base_list, command.context.default_list_id, *command.context.lists} - {None}
-    if cand.job.payload.list_id not in allowed_lists:
+    if not list_allowed(cand.job.payload.list_id, command, baseline, ground):
         return verdict(Reason.LIST_ID_NOT_ALLOWED)
     if confidence < threshold:
         return verdict(Reason.LOW_CONFIDENCE)

@@ -111,6 +111,24 @@ class Grounding:
         folded = fold(name)
         return self._words_grounded(folded, _WORDS.findall(folded))
 
+    def names(self, name: str) -> bool:
+        """The text names ``name`` (one of the user's lists): its words occur in the text as
+        one run, in order, each exactly or by stem, so "на дачу" names ``дача`` and "list l-2"
+        names ``l-2``, but "add 2 l of milk" does not name ``l-2`` (``name_grounded`` would
+        say yes: it takes the words one by one, from anywhere in the text or the baseline's
+        items). A name with no word at all must occur in the text as it is."""
+        folded = fold(name)
+        words = _WORDS.findall(folded)
+        if not words:
+            return bool(folded) and folded in self.folded
+        text = _WORDS.findall(self.folded)
+        span = len(words)
+        runs = (text[i : i + span] for i in range(len(text) - span + 1))
+        return any(
+            all(w == t or stem(w) == stem(t) for w, t in zip(words, run, strict=True))
+            for run in runs
+        )
+
     def item_grounded(self, name: str, quantity: int) -> bool:
         """The name is grounded, and so is the quantity (see the module docstring)."""
         folded = fold(name)

@@ -74,20 +74,41 @@ def completion(content: object) -> httpx.Response:
     )
 
 
-def good_candidate(list_id: str = "l-2", confidence: float | None = 0.95) -> dict[str, Any]:
+#: How the LLM's answer to ``command()`` differs from the baseline's, so a test can tell which
+#: one was served: "egg" where the baseline read "eggs". The acceptance rules take it (the name
+#: is grounded by stem, the quantity is the one the baseline read), and ``item_key`` does not
+#: fold plurals, so the candidate disagrees. Not another list: one the text does not name is
+#: refused (``list_id_not_allowed``).
+LLM_EGGS = "egg"
+
+
+def good_candidate(
+    list_id: str = "l-1", confidence: float | None = 0.95, *, eggs: str = LLM_EGGS
+) -> dict[str, Any]:
+    """An answer to ``command()`` that is accepted; with ``eggs="eggs"`` it is the baseline's
+    own decision (agreement), by default it differs in one item name (see ``LLM_EGGS``)."""
     raw: dict[str, Any] = {
         "intent": CORRIDOR,
         "job": {
             "job_type": CORRIDOR,
             "payload": {
                 "list_id": list_id,
-                "items": [{"name": "milk", "quantity": 1}, {"name": "eggs", "quantity": 2}],
+                "items": [{"name": "milk", "quantity": 1}, {"name": eggs, "quantity": 2}],
             },
         },
     }
     if confidence is not None:
         raw["confidence"] = confidence
     return raw
+
+
+def served_by_llm(body: dict[str, Any]) -> bool:
+    """The answer is the LLM's ``good_candidate()`` (merged), not the baseline's."""
+    names = [i.get("name") for i in body["job"]["payload"]["items"]]
+    if names == ["milk", "eggs"]:
+        return False
+    assert names == ["milk", LLM_EGGS], names
+    return True
 
 
 @dataclass

@@ -57,8 +57,83 @@ def test_a_good_candidate_is_accepted_and_matches() -> None:
     assert verdict.confidence == 0.9
 
 
-def test_other_list_of_the_command_is_allowed_and_item_differences_are_measured() -> None:
-    verdict = run(candidate(list_id="l-2", items=[{"name": "Milk ", "quantity": 1}]))
+def test_an_unnamed_list_of_the_command_is_refused() -> None:
+    """ "l-2" is one of the user's lists, but the text names none: the baseline's list stands."""
+    verdict = run(candidate(list_id="l-2"))
+    assert verdict.reason is Reason.LIST_ID_NOT_ALLOWED
+    assert verdict.agreement is False and verdict.entity_key_match is True
+
+
+def judge_text(text: str, lists: list[str], base_list: str | None, cand_list: str) -> Reason:
+    command = COMMAND.model_copy(
+        update={
+            "text": text,
+            "context": COMMAND.context.model_copy(
+                update={"default_list_id": lists[0], "lists": lists}
+            ),
+        }
+    )
+    payload = {**BASELINE["job"]["payload"], "list_id": base_list}
+    baseline = {**BASELINE, "job": {**BASELINE["job"], "payload": payload}}
+    raw = candidate(list_id=cand_list, items=[{"name": "milk", "quantity": 1}])
+    verdict = judge(raw, corridor=CORRIDOR, command=command, baseline=baseline, threshold=0.7)
+    return verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "lists", "base_list", "cand_list", "reason"),
+    [
+        # a list the text names, in any inflection, even where the baseline kept the default
+        ("add milk to the party list", ["home", "party"], "home", "party", Reason.ACCEPTED),
+        ("добавь молоко на дачу", ["дом", "дача"], "дом", "дача", Reason.ACCEPTED),
+        ("add milk to my list party", ["home", "party"], "party", "party", Reason.ACCEPTED),
+        # another of the user's lists that the text does not name
+        (
+            "add milk to my list party",
+            ["home", "party"],
+            "party",
+            "home",
+            Reason.LIST_ID_NOT_ALLOWED,
+        ),
+        ("добавь молоко в список", ["дом", "дача"], "дом", "дача", Reason.LIST_ID_NOT_ALLOWED),
+        # no list in the baseline's answer: the user's default list is theirs
+        ("add milk", ["home", "party"], None, "home", Reason.ACCEPTED),
+        ("add milk", ["home", "party"], None, "party", Reason.LIST_ID_NOT_ALLOWED),
+        # the list's words are in the text, but not as one run: it is not named
+        ("add 2 l of milk", ["l-1", "l-2"], "l-1", "l-2", Reason.LIST_ID_NOT_ALLOWED),
+        ("add milk to list l-22", ["l-1", "l-2", "l-22"], "l-1", "l-2", Reason.LIST_ID_NOT_ALLOWED),
+        (
+            "add milk to the list for the party",
+            ["home", "party list"],
+            "home",
+            "party list",
+            Reason.LIST_ID_NOT_ALLOWED,
+        ),
+        (
+            "add milk to my Party Lists",
+            ["home", "party list"],
+            "home",
+            "party list",
+            Reason.ACCEPTED,
+        ),
+        # named in the text but not one of the user's lists
+        (
+            "add milk to the office list",
+            ["home", "party"],
+            "home",
+            "office",
+            Reason.LIST_ID_NOT_ALLOWED,
+        ),
+    ],
+)
+def test_a_list_other_than_the_baselines_must_be_named_in_the_text(
+    text: str, lists: list[str], base_list: str | None, cand_list: str, reason: Reason
+) -> None:
+    assert judge_text(text, lists, base_list, cand_list) is reason
+
+
+def test_item_differences_are_measured_on_an_accepted_candidate() -> None:
+    verdict = run(candidate(items=[{"name": "Milk ", "quantity": 1}]))
     assert verdict.accepted and verdict.entity_key_match is False and verdict.items_llm == 1
 
 

@@ -24,7 +24,9 @@ from tests.support.allowlist_oracle import (
     baseline_of,
     grounded_share,
     in_corridor,
+    list_ok,
     name_ok,
+    names_list,
 )
 from tests.support.allowlist_oracle import corpus_command as _corpus_command
 from tests.support.fuzz_strategies import commands, llm_outputs
@@ -72,10 +74,12 @@ def test_oracle_sanity() -> None:
     base = baseline_of(command)
     good: dict[str, Any] = {
         "intent": C,
-        "job": {"job_type": C, "payload": {"list_id": "l-2", "items": [{"name": "milk"}]}},
+        "job": {"job_type": C, "payload": {"list_id": "l-1", "items": [{"name": "milk"}]}},
         "confidence": 0.9,
     }
     assert allowlist_ok(good, command, base, 0.7)
+    assert not allowlist_ok(on_list(good, "l-2"), command, base, 0.7)  # not named in the text
+    assert not allowlist_ok(on_list(good, "l-9"), command, base, 0.7)  # not the user's
     assert not allowlist_ok({**good, "confidence": 0.1}, command, base, 0.7)
     assert not allowlist_ok({**good, "x": 1}, command, base, 0.7)
     assert not allowlist_ok({**good, "intent": "x"}, command, base, 0.7)
@@ -84,3 +88,27 @@ def test_oracle_sanity() -> None:
         True, True, False, False, False, False, False, False,
     ]  # fmt: skip
     assert grounded_share(["milk", "caviar"], "add milk") == 0.5
+
+
+def on_list(raw: dict[str, Any], list_id: str) -> dict[str, Any]:
+    return {**raw, "job": {**raw["job"], "payload": {**raw["job"]["payload"], "list_id": list_id}}}
+
+
+def test_oracle_list_rule() -> None:
+    """The oracle's list rule, on its own: the baseline's list, the default when the baseline
+    has none, or one of the user's lists that the text names as a run of words, by stem."""
+    assert names_list("l-2", "add milk to list l-2") and names_list("дача", "молоко на дачу")
+    assert names_list("party list", "add milk to the Party Lists")
+    assert not names_list("l-2", "add 2 l of milk") and not names_list("l-2", "list l-22")
+    assert not names_list("party", "add milk") and names_list("🛒", "add milk to 🛒")
+    command = _corpus_command(
+        {"text": "add milk to the party list", "context": {"default_list_id": "home",
+                                                           "lists": ["home", "party"]}}
+    )  # fmt: skip
+    base = {"job": {"payload": {"list_id": "home", "items": [{"name": "milk"}]}}}
+    assert list_ok("home", command, base) and list_ok("party", command, base)
+    assert not list_ok("office", command, base)
+    unnamed = {**command, "text": "add milk"}
+    assert list_ok("home", unnamed, base) and not list_ok("party", unnamed, base)
+    no_list = {"job": {"payload": {"items": [{"name": "milk"}]}}}
+    assert list_ok("home", unnamed, no_list) and not list_ok("party", unnamed, no_list)

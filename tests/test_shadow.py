@@ -71,7 +71,7 @@ async def test_shadow_sends_the_baseline_bytes_and_asks_the_llm_after(
 
     def answer(request: httpx.Request) -> httpx.Response:
         events.append("llm")
-        return completion(good_candidate(list_id="l-2"))  # accepted in canary, differs
+        return completion(good_candidate())  # accepted in canary, differs
 
     route = llm.post("/chat/completions").mock(side_effect=answer)
     async with shadow_harness(tmp_path) as h:
@@ -104,7 +104,7 @@ async def test_shadow_sends_the_baseline_bytes_and_asks_the_llm_after(
 async def test_agreement_true_when_the_candidate_decides_what_the_baseline_did(
     tmp_path: Path, llm: Any
 ) -> None:
-    llm.post("/chat/completions").mock(return_value=completion(good_candidate(list_id="l-1")))
+    llm.post("/chat/completions").mock(return_value=completion(good_candidate(eggs="eggs")))
     async with shadow_harness(tmp_path) as h:
         expected = await baseline_bytes(h, command())
         assert (await h.post(command())).content == expected

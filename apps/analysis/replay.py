@@ -35,10 +35,12 @@ Lines (a FAIL names each one crossed):
 * both runs agree on every command.
 
 The default run is a drill, not a model check: the in-process llm-sim disagrees on purpose
-(mode ``disagree``: one more of the first item, a candidate every acceptance rule takes) on a
-seeded --sim-disagree-rate share of calls (default 0.02). With the shipped corpus and seed 0
-that is 7 of 240 corridor commands, 2.92%: the default run FAILS (exit 1), which shows that
-the check counts what it is meant to. --sim-disagree-rate 0 gives a clean sim (PASS: the
+(mode ``disagree``: the items on another list the text names, else without the last item, a
+candidate every acceptance rule takes) on a seeded --sim-disagree-rate share of calls
+(default 0.05). A single item on a list the text does not name has no such wrong answer, so
+only some injections change the decision: with the shipped corpus and seed 0 that is 5 of 240
+corridor commands, 2.08%, and the default run FAILS (exit 1), which shows that the check
+counts what it is meant to. --sim-disagree-rate 0 gives a clean sim (PASS: the
 corridor's own code agrees with the baseline); --llm-url asks a real model.
 
 Exit: 0 PASS; 1 FAIL, a line crossed or the runs differ; 2 bad input (unreadable or
@@ -78,7 +80,7 @@ from partial_trust.environment import Environment
 from partial_trust.middleware.policy import DEFAULT_POLICY_PATH, PolicyError, PolicyRegistry
 
 #: The default run's injected disagreement (see the module docstring): it FAILs on purpose.
-DEFAULT_SIM_DISAGREE_RATE = 0.02
+DEFAULT_SIM_DISAGREE_RATE = 0.05
 
 __all__ = [
     "DEFAULT_GIVE_UP_AFTER",

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from partial_trust.apps.llm_sim.config import Mode, SimConfig
 from partial_trust.contracts import CommandContext, CommandDTO, DecisionDTO
+from partial_trust.middleware.grounding import Grounding
 
 Router = Callable[[CommandDTO], DecisionDTO]
 Candidate = dict[str, Any]
@@ -136,20 +137,25 @@ def corrupt(
 
 def _disagree(candidate: Candidate, command: CommandDTO) -> None:
     """A plausible wrong answer that passes every acceptance rule: the items on another of the
-    command's own lists (the first one that is not the answer's); with one list only, the
-    items without the last; with one item too, nothing changes.
+    command's own lists that the text names (the first one that is not the answer's); with no
+    such list, the items without the last; with one item too, nothing changes.
 
-    Items and quantities stay the text's: a changed quantity or an invented item is not
-    grounded in the text and is refused (``item_not_grounded``), and a refused candidate falls
-    back and agrees. The merged decision must differ from the baseline's: that is what a
-    replay counts as disagreement.
+    Only a list the text names: one it does not name is refused (``list_id_not_allowed``), as
+    is a changed quantity or an invented item (``item_not_grounded``), and a refused candidate
+    falls back and agrees. Items and quantities stay the text's. The merged decision must
+    differ from the baseline's: that is what a replay counts as disagreement.
     """
     payload = candidate["job"]["payload"]
-    own = [command.context.default_list_id, *command.context.lists]
-    other = [lid for lid in own if lid is not None and lid != payload.get("list_id")]
+    ground = Grounding(command.text)
+    own = dict.fromkeys([command.context.default_list_id, *command.context.lists])
+    named = [
+        lid
+        for lid in own
+        if lid is not None and lid != payload.get("list_id") and ground.names(lid)
+    ]
     items = payload.get("items") or []
-    if other:
-        payload["list_id"] = other[0]
+    if named:
+        payload["list_id"] = named[0]
     elif len(items) > 1:
         payload["items"] = items[:-1]
 

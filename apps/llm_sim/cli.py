@@ -26,7 +26,8 @@ FAULT_HELP: dict[Mode, str] = {
     Mode.EMPTY_ITEMS: "the candidate lists no items",
     Mode.MANY_ITEMS: "the candidate lists 50 extra items",
     Mode.DISAGREE: "a valid, confident candidate that differs from the baseline (another of "
-    "the command's lists, or one item fewer): accepted, so it shows up as disagreement",
+    "the command's lists that the text names, else one item fewer): accepted, so it shows up "
+    "as disagreement",
 }
 
 DESCRIPTION = """\

@@ -5,7 +5,9 @@ partial_trust.middleware.acceptance.
 exact and strict, intent and job_type the corridor's, 1..20 items, names non-blank, at most 64
 characters, no control/format characters, no ``<>{}[]`\\|$:;=@#``, nothing invisible, no
 dangling or piled-up combining marks, nothing URL- or domain-like, no mixed-script word unless
-the text has the name, list id the baseline's or the command's own, confidence (given, or the
+the text has the name, list id the baseline's, or the default when the baseline has none, or
+one of the command's own lists that the text names (its words in one run, by stem), confidence
+(given, or the
 grounding surrogate) at least the profile's threshold, and every item grounded in the text:
 its words, by stem, and its quantity). It is kept apart from the code it judges so that a bug
 in ``acceptance.judge`` cannot also hide in the check: the fuzz tests compare the two, and
@@ -224,6 +226,31 @@ def grounded_share(names: list[str], text: str, baseline: dict[str, Any] | None 
     return sum(grounded(n, text, baseline) for n in names) / len(names)
 
 
+def names_list(list_id: str, text: str) -> bool:
+    """The text names the list: the list's words are a run of consecutive words of the text
+    (not of the baseline's items), each equal or of the same stem; a list id without words
+    is a piece of the text."""
+    want = [stem(w) for w in _WORD.findall(_fold(list_id))]
+    if not want:
+        return _fold(list_id) != "" and _fold(list_id) in _fold(text)
+    have = [stem(w) for w in _WORD.findall(_fold(text))]
+    return any(have[i : i + len(want)] == want for i in range(len(have)))
+
+
+def list_ok(list_id: str, command: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """The baseline's list; else one of the command's own lists, which must be the default
+    (when the baseline has no list) or named in the text."""
+    context = command.get("context") or {}
+    base_list = ((baseline.get("job") or {}).get("payload") or {}).get("list_id")
+    if list_id == base_list:
+        return True
+    if list_id not in {context.get("default_list_id"), *context.get("lists", [])} - {None}:
+        return False
+    if base_list is None and list_id == context.get("default_list_id"):
+        return True
+    return names_list(list_id, command["text"])
+
+
 def allowlist_ok(raw: object, command: dict[str, Any], baseline: dict[str, Any], t: float) -> bool:
     if not schema_ok(raw):
         return False
@@ -231,12 +258,6 @@ def allowlist_ok(raw: object, command: dict[str, Any], baseline: dict[str, Any],
     payload = raw["job"]["payload"]
     names = [item["name"] for item in payload["items"]]
     text = command["text"]
-    context = command.get("context") or {}
-    lists = {
-        baseline["job"]["payload"].get("list_id"),
-        context.get("default_list_id"),
-        *context.get("lists", []),
-    } - {None}
     conf = raw.get("confidence")
     confidence = conf if conf is not None else grounded_share(names, text, baseline)
     return (
@@ -244,7 +265,7 @@ def allowlist_ok(raw: object, command: dict[str, Any], baseline: dict[str, Any],
         and raw["job"]["job_type"] == C
         and 1 <= len(names) <= 20
         and all(name_ok(n, text) for n in names)
-        and payload["list_id"] in lists
+        and list_ok(payload["list_id"], command, baseline)
         and confidence >= t
         and all(
             grounded(i["name"], text, baseline)

@@ -72,7 +72,8 @@ class Secrets:
             "job": {
                 "job_type": C,
                 "payload": {
-                    "list_id": self.lists[1],
+                    # the default: the text names no list, so another one is refused
+                    "list_id": self.lists[0],
                     # 1: the text states no count, so no other quantity is grounded in it
                     "items": [{"name": n, "quantity": 1} for n in self.items],
                 },

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -49,9 +50,12 @@ def user_command(request: httpx.Request) -> dict[str, Any]:
 
 
 def milk_only(request: httpx.Request) -> httpx.Response:
-    """A confident model that always adds one milk to the default list: not grounded."""
+    """A confident model that always adds one milk, to the list the text names or else the
+    default one (a list the baseline read and this model did not would be refused first, as
+    ``list_id_not_allowed``): not grounded."""
     sent = user_command(request)
-    list_id = sent.get("default_list_id") or sent["lists"][0]
+    named = [lid for lid in sent["lists"] if lid in re.findall(r"[\w-]+", sent["text"])]
+    list_id = named[-1] if named else sent.get("default_list_id") or sent["lists"][0]
     items = [{"name": "milk", "quantity": 1}]
     job = {"job_type": "add_shopping_item", "payload": {"list_id": list_id, "items": items}}
     return completion({"intent": "add_shopping_item", "job": job, "confidence": 0.99})

@@ -10,7 +10,9 @@ the check counts.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import random
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,9 @@ import pytest
 
 from partial_trust.apps.analysis import gate, replay
 from partial_trust.apps.llm_sim import Mode, SimConfig, create_app
+from partial_trust.apps.llm_sim.answers import correct_candidate, corrupt, parse_command
+from partial_trust.apps.llm_sim.app import FAULT_HEADER
+from partial_trust.middleware.baseline import route
 from partial_trust.middleware.policy import PolicyRegistry
 from tests.support.procs import REPO, free_port, partial_trust, run_server
 
@@ -97,35 +102,66 @@ def test_all_errors_fail_even_without_giving_up(tmp_path: Path) -> None:
 def test_default_run_shows_a_disagreement_the_check_counts(tmp_path: Path) -> None:
     html = tmp_path / "replay.html"
     code, stdout, data = cli(tmp_path, "--html", str(html))
-    # Documented: 2% injected, seed 0, shipped corpus -> 7 of 240, above the 1% line.
-    assert data["source"] == {"kind": "llm-sim", "seed": 0, "force": None, "disagree_rate": 0.02}
-    assert (data["disagreements"], data["corridor_commands"]) == (7, 240)
-    assert data["disagreement_rate"] == pytest.approx(7 / 240)
+    # Documented: 5% injected, seed 0, shipped corpus -> 5 of 240, above the 1% line (an
+    # injection on one item on a list the text does not name changes nothing: no wrong answer
+    # of that command passes every acceptance rule).
+    assert data["source"] == {"kind": "llm-sim", "seed": 0, "force": None, "disagree_rate": 0.05}
+    assert (data["disagreements"], data["corridor_commands"]) == (5, 240)
+    assert data["disagreement_rate"] == pytest.approx(5 / 240)
     assert code == 1 and data["verdict"] == "FAIL" and data["deterministic"]
-    assert data["failures"] == ["disagreement_rate 2.92% > 1.00%"]
+    assert data["failures"] == ["disagreement_rate 2.08% > 1.00%"]
     assert "disagrees ON PURPOSE" in stdout and "FAIL (exit 1)" in stdout
     page = html.read_text(encoding="utf-8")
-    assert 'id="verdict"' in page and ">FAIL<" in page and "disagreement_rate 2.92%" in page
+    assert 'id="verdict"' in page and ">FAIL<" in page and "disagreement_rate 2.08%" in page
     assert "<script" not in page and "https://" not in page and "src=" not in page
     # The same disagreements under a looser line: counted, and a PASS.
     code, _, loose = cli(tmp_path, "--max-disagreement", "0.03")
-    assert code == 0 and loose["passed"] and loose["disagreements"] == 7
+    assert code == 0 and loose["passed"] and loose["disagreements"] == 5
     # A clean sim: the corridor's own code agrees with the baseline everywhere.
     code, _, clean = cli(tmp_path, "--sim-disagree-rate", "0")
     assert code == 0 and clean["disagreements"] == 0 and clean["passed"]
 
 
+class Recording(httpx.AsyncBaseTransport):
+    """The in-process sim, noting each request it answered in ``disagree`` mode."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.inner = httpx.ASGITransport(app=app)
+        self.disagreed: list[bytes] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        response = await self.inner.handle_async_request(request)
+        if response.headers.get(FAULT_HEADER) == Mode.DISAGREE.value:
+            self.disagreed.append(body)
+        return response
+
+
+def changes_the_decision(body: bytes) -> bool:
+    """The sim's disagree answer for this request differs from the right one (a single item on
+    a list the text does not name has no wrong answer every acceptance rule takes)."""
+    command = parse_command(body)
+    right = correct_candidate(command, route, 0.9)
+    wrong = corrupt(copy.deepcopy(right), Mode.DISAGREE, command, SimConfig(), random.Random(0))
+    return bool(wrong != right)
+
+
 def test_every_injected_disagreement_is_counted() -> None:
-    apps = []
+    transports: list[Recording] = []
 
     def transport() -> httpx.AsyncBaseTransport:
-        apps.append(create_app(SimConfig(seed=5, disagree_rate=0.1)))
-        return httpx.ASGITransport(app=apps[-1])
+        transports.append(Recording(create_app(SimConfig(seed=5, disagree_rate=0.1))))
+        return transports[-1]
 
     commands = replay.load_corpus(replay.SHIPPED_CORPUS)
     report = asyncio.run(replay.replay(commands, PolicyRegistry.load(POLICY), transport=transport))
-    injected = apps[0].state.sim.counts[Mode.DISAGREE]
-    assert injected > 0 and len(report.disagreements) == injected
+    first = transports[0]
+    injected = first.app.state.sim.counts[Mode.DISAGREE]
+    assert injected == len(first.disagreed) > 0
+    changed = sum(changes_the_decision(body) for body in first.disagreed)
+    assert 0 < changed < injected  # both kinds occur, so the count below is not a tautology
+    assert len(report.disagreements) == changed
     assert report.exit_code == 1 and report.deterministic
 
 
