@@ -17,6 +17,7 @@ import respx
 from opentelemetry.sdk.trace import TracerProvider
 
 from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.llm_seam import HttpxTransport, PooledTransport
 from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, ok
 
 # --- what a call sends ---------------------------------------------------------------------------
@@ -112,7 +113,8 @@ async def test_proxy_in_the_environment_is_honoured_with_trust_env(
     route = mock.post(URL).mock(return_value=ok())
     client = LLMClient(BASE, trust_env=True)
     assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
-    http = client._client
+    assert isinstance(client.transport, HttpxTransport)
+    http = client.transport.client
     assert isinstance(http, httpx.AsyncClient)
     assert route.called
     await client.aclose()
@@ -127,7 +129,7 @@ async def test_proxy_is_ignored_without_trust_env(
     mock.post(URL).mock(return_value=ok())
     async with LLMClient(BASE) as client:
         assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
-        assert client._client is None
+        assert isinstance(client.transport, PooledTransport)
 
 
 def test_proxy_configured_reads_either_case() -> None:
