@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,10 +47,12 @@ KNOWN_REMAINING = {"flags/unleash_fetch.py", "flags/unleash.py"}
 
 
 def _sources() -> Iterator[Path]:
-    for path in ROOT.rglob("*.py"):
-        relative = path.relative_to(ROOT)
-        if not set(relative.parts) & SKIP and str(relative) not in KNOWN_REMAINING:
-            yield path
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in SKIP and not d.startswith(".")]
+        for file in files:
+            path = Path(folder, file)
+            if file.endswith(".py") and str(path.relative_to(ROOT)) not in KNOWN_REMAINING:
+                yield path
 
 
 @functools.cache
