@@ -37,9 +37,10 @@ from starlette.applications import Starlette  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from bench.bench_middleware import App, body_for, corridor, settings  # noqa: E402
-from bench.bench_uvicorn import Case, lua_script, measure, versions  # noqa: E402
+from bench.bench_uvicorn import measure, versions  # noqa: E402
 from bench.loadgen import Connection, pct, post_bytes  # noqa: E402
 from bench.rig import metric_samples, sim_process  # noqa: E402
+from bench.uvicorn_cases import Case, lua_script  # noqa: E402
 from partial_trust.apps.reference.app import route_endpoint  # noqa: E402
 from partial_trust.middleware.sampling import is_sampled  # noqa: E402
 from partial_trust.mode import Mode  # noqa: E402

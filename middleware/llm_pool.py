@@ -4,8 +4,7 @@ httpx's pool re-examines every connection (``has_expired``, a socket poll, an O(
 count) on every request and every release; this one hands out the most recently used idle
 connection and looks at no other, refuses at once past ``max_connections`` instead of
 queueing (a queued call would only spend its deadline waiting), and never lets two calls
-share a connection, which is what lets ``skip_lock_round_trips`` drop httpcore's lock
-round trips. The connections themselves are ``llm_transport``'s.
+share a connection. The connections themselves are ``llm_transport``'s.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import ssl
 import time
 
-import anyio
 import httpcore
 
 from partial_trust.middleware.llm_transport import AsyncioBackend
@@ -59,17 +57,14 @@ class OriginPool:
         self._backend = network_backend or AsyncioBackend()
         self._idle: list[httpcore.AsyncHTTPConnection] = []
         self._closed = False
-        self._stray_at = -float("inf")
         self.in_use = 0
 
     @property
     def quarantined(self) -> bool:
         """Whether this upstream sent stray bytes lately: then no connection is reused, so
         a copy still on its way can never land inside the next call's exchange."""
-        seen = max(
-            self._stray_at,
-            getattr(getattr(self._backend, "upstream", None), "stray_bytes_at", -float("inf")),
-        )
+        upstream = getattr(self._backend, "upstream", None)
+        seen = getattr(upstream, "stray_bytes_at", -float("inf"))
         return time.monotonic() - seen < QUARANTINE_S
 
     def acquire(self, *, fresh: bool = False) -> httpcore.AsyncHTTPConnection:
@@ -95,35 +90,23 @@ class OriginPool:
             keepalive_expiry=self._keepalive,
             network_backend=self._backend,
         )
-        skip_lock_round_trips(conn)
         return conn
 
     def answered(self, conn: httpcore.AsyncHTTPConnection, stream: object) -> bool:
         """Whether ``conn``, whose answer was just read in full, carries nothing more.
 
-        Two places can hold bytes the server sent past its answer: our stream's buffer (and
-        anything arriving from now on, see ``AsyncioStream.settle``) and h11's receive
-        buffer, which takes whole reads. h11 exposes the latter as ``trailing_data``;
-        httpcore keeps its h11 connection private, so it is looked up defensively, and a
-        layout where it cannot be found counts as dirty: the connection is closed, never
-        reused on a guess. Stray bytes quarantine the upstream (``quarantined``).
+        Our stream hands the HTTP parser exactly one answer and keeps anything after it
+        (``AsyncioStream.settle``), so nothing can wait inside httpcore for the next call.
+        Another backend's stream cannot promise that: its connection is reused only when
+        nothing at all is waiting on it. Stray bytes quarantine the upstream
+        (``quarantined``).
         """
         settle = getattr(stream, "settle", None)
         if settle is not None:
-            if not settle():
-                return False
-        elif not isinstance(stream, httpcore.AsyncNetworkStream) or stream.get_extra_info(
-            "is_readable"
-        ):
-            return False  # another backend's stream: at least nothing may be waiting on it
-        h11_state = getattr(getattr(conn, "_connection", None), "_h11_state", None)
-        trailing = getattr(h11_state, "trailing_data", None)
-        if not isinstance(trailing, tuple):
+            return bool(settle())
+        if not isinstance(stream, httpcore.AsyncNetworkStream):
             return False
-        data, closed = trailing
-        if data:
-            self._stray_at = time.monotonic()
-        return not data and not closed
+        return not stream.get_extra_info("is_readable")
 
     def release(self, conn: httpcore.AsyncHTTPConnection, *, reusable: bool) -> None:
         self.in_use -= 1
@@ -135,7 +118,6 @@ class OriginPool:
             and len(self._idle) < self._max_idle
             and not self.quarantined
         ):
-            skip_lock_round_trips(conn)  # its HTTP/1.1 layer exists now that it has connected
             self._idle.append(conn)
         else:
             _close_soon(conn)
@@ -149,26 +131,6 @@ class OriginPool:
     @property
     def idle_count(self) -> int:
         return len(self._idle)
-
-
-def skip_lock_round_trips(conn: httpcore.AsyncHTTPConnection) -> None:
-    """Give httpcore's per-connection locks anyio's ``fast_acquire``.
-
-    Every acquisition of an anyio lock, even an uncontended one, ends in a cancel-shielded
-    ``sleep(0)``: a whole event-loop round trip. httpcore takes three per call (the
-    connection's request lock, and its HTTP/1.1 layer's state lock when the request starts
-    and when the response closes), ~25-35 µs of a ~160 µs call in ``bench_middleware.py``.
-    anyio added ``fast_acquire`` for exactly this (encode/httpcore#953, merged and later
-    reverted there); the pool never lets two calls share a connection, so these locks are
-    never contended and the round trip protects nothing. A lock that is missing (another
-    httpcore layout) or already replaced is left alone; ``tests/test_llm_pool.py``
-    fails if the round trips come back.
-    """
-    inner = getattr(conn, "_connection", None)
-    for owner, name in ((conn, "_request_lock"), (inner, "_state_lock")):
-        lock = getattr(owner, name, None) if owner is not None else None
-        if lock is not None and not isinstance(lock, anyio.Lock):
-            setattr(owner, name, anyio.Lock(fast_acquire=True))
 
 
 def _close_soon(conn: httpcore.AsyncHTTPConnection) -> None:

@@ -9,8 +9,8 @@ So the HTTP/1.1 protocol stays httpcore's (``AsyncHTTPConnection``, the well-kep
 implementation under httpx, which respx also patches in unit tests), and two small parts are
 ours: a network backend on an ``asyncio.Protocol`` (httpcore's documented extension point;
 its default goes through anyio's stream layers), here, and a pool for one origin that hands
-out the most recently used idle connection and looks at no other (``llm_pool``). The host's
-addresses come from ``resolver.AddressCache``, not from a lookup per connection.
+out the most recently used idle connection and looks at no other (``llm_pool``). Only public
+interfaces of httpcore and asyncio are used (``tests/test_no_private_access.py``).
 """
 
 from __future__ import annotations
@@ -19,20 +19,13 @@ import asyncio
 import select
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Iterable
 from typing import Any, cast
 
 import httpcore
 
-from partial_trust.middleware.llm_framing import (
-    AmbiguousFraming,
-    Upstream,
-    ambiguous_framing,
-    head_fields,
-)
-from partial_trust.middleware.resolver import AddressCache, connect_host
+from partial_trust.middleware.llm_framing import AmbiguousFraming, AnswerFraming, Upstream
 
 #: Bytes of a request held back before they are sent without waiting for the read.
 _WRITE_COALESCE = 64 * 1024
@@ -41,25 +34,22 @@ _WRITE_COALESCE = 64 * 1024
 _READ_HIGH_WATER = 256 * 1024
 
 
-#: The most of a response's header block looked at for its framing headers.
-_HEAD_LIMIT = 64 * 1024
-
-
 class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     """One TCP (or TLS) connection as httpcore wants it: ``read``, ``write``, ``aclose``.
 
     It also keeps the rule that makes a keep-alive connection safe to share between users:
-    the only bytes it may carry are the answer to the request just sent. Bytes that arrive
+    the only bytes it may carry are the answer to the request just sent. ``read`` hands the
+    HTTP parser the answer's bytes and no more (``AnswerFraming``), so nothing past the
+    answer can wait inside the parser for the next call. Bytes past the answer, or arriving
     while no request is outstanding (an upstream or proxy that answered twice, or sent more
-    than it framed) make the stream *dirty*: its next read fails and ``settle`` refuses it,
+    than it framed), make the stream *dirty*: its next read fails and ``settle`` refuses it,
     so one command's answer can never be read as another's.
     """
 
     def __init__(self, upstream: Upstream | None = None) -> None:
         self._upstream = upstream
-        self._head = bytearray()  # the current answer's header block, until it is complete
-        self._head_done = False
-        self._framing_error = False
+        self._framing = AnswerFraming()
+        self._answer_left = 0  # bytes at the buffer's start that belong to the answer
         self._transport: asyncio.Transport | None = None
         self._tcp: asyncio.Transport | None = None  # under TLS, the socket's own transport
         self._buffer = bytearray()
@@ -80,10 +70,13 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if not self._awaiting:
+        if not self._awaiting or self._framing.done:
             self._stray()
-        elif not self._head_done:
-            self._scan_head(data)
+        else:
+            taken = self._framing.feed(data)
+            self._answer_left += taken
+            if taken < len(data):
+                self._stray()
         self._buffer += data
         if len(self._buffer) > _READ_HIGH_WATER and self._transport is not None:
             self._transport.pause_reading()
@@ -93,26 +86,6 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._dirty = True
         if self._upstream is not None:
             self._upstream.stray_bytes_at = time.monotonic()
-
-    def _scan_head(self, data: bytes) -> None:
-        """Check the answer's framing headers as they came over the wire: h11 merges
-        duplicates before anyone above it can see them."""
-        self._head += data
-        while True:
-            end = self._head.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._head) > _HEAD_LIMIT:
-                    self._framing_error = True
-                    self._head_done = True
-                return
-            head = bytes(self._head[:end])
-            if head.startswith(b"HTTP/1.1 1") and not head.startswith(b"HTTP/1.1 101"):
-                del self._head[: end + 4]  # an interim 1xx answer: the final one follows
-                continue
-            self._head_done = True
-            self._head.clear()
-            self._framing_error = ambiguous_framing(head_fields(head))
-            return
 
     def eof_received(self) -> bool | None:
         self._eof = True
@@ -124,9 +97,6 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._error = exc
         self._wake()
         self._wake_writer()
-        for transport in (self._transport, self._tcp):
-            if transport is not None:
-                release_transport_cycle(transport)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -151,19 +121,23 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         # per-phase ``timeout`` httpcore passes along is not used.
         if self._pending:
             await self._flush()
-        if self._dirty:
+        if self._dirty and not self._answer_left:
             raise httpcore.ReadError("unsolicited bytes on the connection")
-        while not self._buffer:
+        while not self._answer_left:
+            if self._framing.ambiguous:
+                raise AmbiguousFraming("ambiguous framing headers")
             if self._eof:
                 if self._error is not None:
                     raise httpcore.ReadError(type(self._error).__name__)
                 return b""
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        if self._framing_error:
+        if self._framing.ambiguous:
             raise AmbiguousFraming("ambiguous framing headers")
-        data = bytes(self._buffer[:max_bytes])
-        del self._buffer[:max_bytes]
+        size = min(max_bytes, self._answer_left)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        self._answer_left -= size
         transport = self._transport
         if transport is not None and not transport.is_reading() and not transport.is_closing():
             transport.resume_reading()
@@ -189,8 +163,7 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._pending.clear()
         self._pending_size = 0
         self._awaiting = True
-        self._head_done = self._framing_error = False
-        self._head.clear()
+        self._framing = AnswerFraming()
         transport.write(data)
         while self._paused and not transport.is_closing():
             self._drained = asyncio.get_running_loop().create_future()
@@ -222,11 +195,6 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         try:
             tls = await loop.start_tls(raw, self, ssl_context, server_hostname=server_hostname)
         except BaseException as exc:
-            # A handshake that failed or was cancelled by the deadline: asyncio has closed the
-            # socket's transport, whose protocol was the TLS layer, so our connection_lost
-            # never runs. Release it here, or it waits for the cyclic collector.
-            if raw.is_closing():
-                release_transport_cycle(raw)
             if isinstance(exc, OSError | ssl.SSLError):
                 raise httpcore.ConnectError(type(exc).__name__) from None
             raise
@@ -258,28 +226,10 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             return True  # a socket we cannot poll is not one to reuse
 
 
-def release_transport_cycle(transport: asyncio.BaseTransport) -> None:
-    """Drop the bound method a closed selector transport keeps of itself (CPython < 3.12).
-
-    Python 3.11's ``_SelectorSocketTransport`` stores ``self._read_ready_cb``, a method of
-    itself, so a closed transport, its socket and their dicts are freed only by the cyclic
-    garbage collector (gh-100348; 3.12 releases it on close). Under a hanging LLM every call
-    ends on a new connection, and the young-generation collections that then free ~40 dead
-    transports at a time took 1.5-2.8 ms each inside the app, on the event loop, which is
-    what other requests' tail latency saw (``bench/bench_load.py``). Called from
-    ``connection_lost``, when the transport has left the selector and never reads again
-    (under TLS the socket's transport has already passed it to the TLS layer by then).
-    """
-    if sys.version_info < (3, 12) and getattr(transport, "_read_ready_cb", None) is not None:
-        transport._read_ready_cb = None  # type: ignore[attr-defined]  # CPython private (3.11)
-
-
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend on the running asyncio loop, with ``TCP_NODELAY`` and the
-    host's addresses from an ``AddressCache`` (not a lookup per connection)."""
+    """httpcore's network backend on the running asyncio loop, with ``TCP_NODELAY``."""
 
-    def __init__(self, addresses: AddressCache | None = None) -> None:
-        self.addresses = addresses if addresses is not None else AddressCache()
+    def __init__(self) -> None:
         self.upstream = Upstream()
 
     def _stream(self) -> AsyncioStream:
@@ -296,20 +246,11 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
         try:
-            candidates = await self.addresses.resolve(host, port)
+            # An IP literal is connected to without a lookup; a name costs asyncio's
+            # getaddrinfo on its executor, once per new connection.
+            _, stream = await loop.create_connection(self._stream, host, port, local_addr=local)
         except OSError as exc:
             raise httpcore.ConnectError(type(exc).__name__) from None
-        error: OSError | None = None
-        for address in candidates:  # in getaddrinfo's order, as asyncio itself tries them
-            try:
-                _, stream = await loop.create_connection(
-                    self._stream, connect_host(address), port, family=address[0], local_addr=local
-                )
-                break
-            except OSError as exc:
-                error = exc
-        else:
-            raise httpcore.ConnectError(type(error).__name__)
         sock = stream.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

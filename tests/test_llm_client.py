@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from partial_trust.environment import Environment
 from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.llm_seam import HttpxTransport, PooledTransport
 from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, ok
 
 # --- what a call sends ---------------------------------------------------------------------------
@@ -113,7 +114,8 @@ async def test_proxy_in_the_environment_is_honoured_with_trust_env(
     route = mock.post(URL).mock(return_value=ok())
     client = LLMClient(BASE, trust_env=Environment.from_os())
     assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
-    http = client._client
+    assert isinstance(client.transport, HttpxTransport)
+    http = client.transport.client
     assert isinstance(http, httpx.AsyncClient)
     assert route.called
     await client.aclose()
@@ -128,7 +130,7 @@ async def test_proxy_is_ignored_without_trust_env(
     mock.post(URL).mock(return_value=ok())
     async with LLMClient(BASE) as client:
         assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
-        assert client._client is None
+        assert isinstance(client.transport, PooledTransport)
 
 
 def test_proxy_configured_reads_either_case() -> None:

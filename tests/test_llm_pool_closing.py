@@ -50,7 +50,7 @@ async def test_connection_close_header_is_not_reused() -> None:
 
     async with Loopback(close_first) as server, LLMClient(server.url) as client:
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        assert client._origin_pool().idle_count == 0  # "Connection: close" is not kept
+        assert client.origin_pool().idle_count == 0  # "Connection: close" is not kept
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
     assert len(server.conns) == 2
     assert [index for index, _ in server.requests] == [0, 1]
@@ -67,7 +67,7 @@ async def test_idle_connection_closed_by_the_server_is_dropped() -> None:
 
     async with Loopback(close_after_first) as server, LLMClient(server.url) as client:
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         # A FIN that came with the answer keeps the connection out of the pool at once; one
         # that comes later is noticed while it idles.
         for stale in idle_connections(pool):
@@ -103,7 +103,7 @@ async def test_aclose_closes_idle_connections_and_refuses_new_calls() -> None:
         client = LLMClient(server.url)
         calls = [client.complete(REQUEST, timeout_s=2.0) for _ in range(2)]
         assert await asyncio.gather(*calls) == [CANDIDATE] * 2
-        assert client._origin_pool().idle_count == 2
+        assert client.origin_pool().idle_count == 2
         assert not any(conn.client_closed.is_set() for conn in server.conns)
         await client.aclose()
         for conn in server.conns:
@@ -126,7 +126,7 @@ async def test_connection_released_after_aclose_is_closed() -> None:
 
     async with Loopback(held) as server:
         client = LLMClient(server.url)
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         try:
             call = asyncio.create_task(client.complete(REQUEST, timeout_s=2.0))
             await eventually(lambda: len(server.requests) == 1, "the request arrives")
@@ -160,7 +160,7 @@ async def test_http_error_status_does_not_poison_the_pool() -> None:
         assert (error.reason, error.detail) == (Reason.LLM_HTTP_ERROR, "status 503")
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         assert (pool.idle_count, pool.in_use) == (1, 0)
     # The 503's body was never read, so that connection cannot be reused; the next one is.
     assert [index for index, _ in server.requests] == [0, 1, 1]
@@ -178,7 +178,7 @@ async def test_server_dropping_mid_body_is_unavailable() -> None:
     async with Loopback(truncate_first) as server, LLMClient(server.url) as client:
         error = await failure(client)
         assert error.reason is Reason.LLM_UNAVAILABLE
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         assert (pool.idle_count, pool.in_use) == (0, 0)
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
     assert len(server.conns) == 2
@@ -189,7 +189,7 @@ async def test_oversized_response_connection_is_not_reused() -> None:
     async with Loopback() as server, LLMClient(server.url, max_response_bytes=10) as client:
         error = await failure(client)
         assert (error.reason, error.detail) == (Reason.LLM_INVALID_RESPONSE, "oversized")
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         assert (pool.idle_count, pool.in_use) == (0, 0)
         assert await sees_eof(server.conns[0])
 
@@ -202,7 +202,7 @@ async def test_caller_cancellation_closes_the_connection() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         assert (pool.idle_count, pool.in_use) == (0, 0)
         assert await sees_eof(server.conns[0])
 

@@ -43,7 +43,7 @@ async def test_connection_limit_fails_fast_and_frees_up() -> None:
         return True
 
     async with Loopback(respond) as server, LLMClient(server.url, max_connections=2) as client:
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         hung = [asyncio.create_task(client.complete(REQUEST, timeout_s=0.3)) for _ in range(2)]
         await eventually(lambda: pool.in_use == 2, "two calls in flight")
         error = await failure(client, timeout_s=0.3)

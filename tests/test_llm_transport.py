@@ -31,7 +31,7 @@ async def test_timed_out_call_closes_its_connection() -> None:
         elapsed = time.perf_counter() - started
         assert (error.reason, error.detail) == (Reason.LLM_TIMEOUT, "deadline")
         assert 0.19 <= elapsed < 0.2 + 0.5
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         assert (pool.idle_count, pool.in_use) == (0, 0)
         assert len(server.requests) == 1
         assert await sees_eof(server.conns[0]), "the timed-out connection was left open"
@@ -47,7 +47,7 @@ async def test_deadline_in_the_past_fails_before_any_request() -> None:
         assert error.reason is Reason.LLM_TIMEOUT
         await asyncio.sleep(0.05)  # a request on its way would have arrived by now
         assert server.requests == []
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         assert (pool.idle_count, pool.in_use) == (0, 0)
         # Nothing is left behind: a call with time to spare works.
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
@@ -58,7 +58,7 @@ async def test_connection_refused_is_unavailable() -> None:
     async with LLMClient(f"http://127.0.0.1:{free_port()}/v1") as client:
         error = await failure(client)
         assert (error.reason, error.detail) == (Reason.LLM_UNAVAILABLE, "ConnectError")
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         assert (pool.idle_count, pool.in_use) == (0, 0)
 
 

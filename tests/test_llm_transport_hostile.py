@@ -138,7 +138,7 @@ async def test_each_call_reads_only_the_answer_to_its_own_request(fault: str) ->
             assert len(reused) <= 4, f"{fault}: {reused}"  # before the first copy landed
         else:
             assert not reused, f"{fault}: {reused}"
-        assert client._origin_pool().quarantined, fault
+        assert client.origin_pool().quarantined, fault
 
 
 AMBIGUOUS: dict[str, bytes] = {
@@ -167,5 +167,5 @@ async def test_ambiguous_framing_is_refused_and_the_connection_closed(framing: s
         for _ in range(3):
             error = await failure(client, timeout_s=2.0)
             assert error.reason in (Reason.LLM_INVALID_RESPONSE, Reason.LLM_UNAVAILABLE)
-        assert client._origin_pool().idle_count == 0
+        assert client.origin_pool().idle_count == 0
         assert all(conn.requests <= 1 for conn in server.conns)

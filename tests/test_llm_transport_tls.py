@@ -27,7 +27,7 @@ async def test_tls_with_a_trusted_certificate(certificate: tuple[Path, Path]) ->
         async with LLMClient(server.url, ssl_context=trusting) as client:
             for _ in range(3):
                 assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
-            assert client._origin_pool().idle_count == 1
+            assert client.origin_pool().idle_count == 1
         assert len(server.conns) == 1  # TLS keep-alive too
         assert server.conns[0].requests == 3
         assert await sees_eof(server.conns[0]), "aclose left the TLS connection open"
@@ -44,6 +44,6 @@ async def test_tls_with_an_untrusted_certificate_is_unavailable(
     ):
         error = await failure(client)
         assert (error.reason, error.detail) == (Reason.LLM_UNAVAILABLE, "ConnectError")
-        pool = client._origin_pool()
+        pool = client.origin_pool()
         assert (pool.idle_count, pool.in_use) == (0, 0)
     assert server.requests == []
