@@ -85,6 +85,8 @@ def describe(exc: BaseException) -> str:
         return f"the store file cannot be opened ({exc.strerror or type(exc).__name__})"
     if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "corrupt" in text):
         return "the store file is corrupted"
+    if str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_IOERR"):
+        return "a disk I/O error on the store's files (truncated or removed?)"
     return f"the store failed ({type(exc).__name__})"
 
 
