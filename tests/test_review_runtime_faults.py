@@ -40,13 +40,18 @@ def _wal(db: Path) -> Path:
     return db.with_name(db.name + "-wal")
 
 
+def _replace(path: Path) -> None:
+    path.unlink()
+    path.write_bytes(b"x" * 8192)
+
+
 FAULTS: dict[str, tuple[Callable[[Path], None], str]] = {
     "overwritten": (_garbage, "overwritten"),
     "wal-overwritten": (lambda p: _garbage(_wal(p)), "-wal was overwritten"),
     "truncated": (lambda p: os.truncate(p, 0), "truncated"),
     "wal-truncated": (lambda p: os.truncate(_wal(p), 0), "disk I/O error"),
     "deleted": (lambda p: p.unlink(), "deleted"),
-    "replaced": (lambda p: (p.unlink(), p.write_bytes(b"x" * 8192)), "replaced"),
+    "replaced": (_replace, "replaced"),
     "wal-deleted": (lambda p: _wal(p).unlink(), "-wal was deleted"),
 }
 
@@ -118,8 +123,8 @@ async def test_a_store_broken_mid_run_turns_review_off_and_counts_every_case(
     try:
         assert _wait(lambda: writer.active is False)
         assert why in str(writer.status()["reason"]), writer.status()
-        lost = lambda: _counted(registry, "dropped_off") + _counted(registry, "failed")  # noqa: E731
-        assert _wait(lambda: lost() == 6), writer.status()  # none of them counted "kept"
+        lost = ("dropped_off", "failed")
+        assert _wait(lambda: sum(_counted(registry, r) for r in lost) == 6), writer.status()  # none of them counted "kept"
         assert _counted(registry, "kept") == 3
         assert writer.status()["queue_depth"] == 0
         assert all(not leaks(line) for line in logs), "a canary in a log record"
