@@ -124,7 +124,7 @@ async def test_a_store_broken_mid_run_turns_review_off_and_counts_every_case(
         assert _wait(lambda: writer.active is False)
         assert why in str(writer.status()["reason"]), writer.status()
         lost = ("dropped_off", "failed")
-        assert _wait(lambda: sum(_counted(registry, r) for r in lost) == 6), writer.status()  # none of them counted "kept"
+        assert _wait(lambda: sum(_counted(registry, r) for r in lost) == 6), writer.status()
         assert _counted(registry, "kept") == 3
         assert writer.status()["queue_depth"] == 0
         assert all(not leaks(line) for line in logs), "a canary in a log record"
