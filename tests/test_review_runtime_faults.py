@@ -21,6 +21,7 @@ import pytest
 import respx
 from prometheus_client import CollectorRegistry
 
+from partial_trust.middleware.review import ReviewCase
 from partial_trust.middleware.review_metrics import ReviewMetrics
 from partial_trust.middleware.review_writer import ReviewWriter
 from tests.corridor_harness import LLM_URL, completion, harness
@@ -158,3 +159,39 @@ async def test_an_intact_store_stays_on(tmp_path: Path) -> None:
         assert writer.active is True and writer.status()["reason"] is None
     finally:
         writer.close()
+
+
+def test_a_shared_store_is_not_mistaken_for_a_changed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers (two app instances) and a reader (the console) on one file: checkpoints,
+    WAL resets and the reader's opens and closes are not faults; every case is kept."""
+    from partial_trust.apps.review.store import ReviewReader
+    from tests.review_helpers import started
+
+    monkeypatch.setattr(ReviewWriter, "CHECK_INTERVAL_S", 0.01)
+    path = tmp_path / "review.db"
+    writers = [started(review_settings(path)), started(review_settings(path))]
+    try:
+        for i in range(40):
+            case = _case(f"shared-{i}")
+            assert writers[i % 2].submit(case)
+            if i % 10 == 9:
+                with ReviewReader(review_settings(path)) as reader:
+                    assert reader.progress()["total"] <= i + 1
+                time.sleep(0.05)
+        assert _wait(lambda: sum(int(str(w.status()["kept"])) for w in writers) == 40)
+        assert all(w.active and w.status()["reason"] is None for w in writers)
+        with ReviewReader(review_settings(path)) as reader:
+            assert reader.progress()["total"] == 40
+    finally:
+        for writer in writers:
+            writer.close()
+
+
+def _case(command_id: str) -> ReviewCase:
+    return ReviewCase(
+        corridor=CORRIDOR, mode="shadow", status="accepted_llm", reason="accepted",
+        command_key="ab" * 8, command=canary_command(command_id), baseline={"intent": "x"},
+        candidate=disagreeing_candidate(),
+    )  # fmt: skip
