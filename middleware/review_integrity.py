@@ -11,7 +11,9 @@ which turns review off with the reason on ``/health``.
 Closing a descriptor of our own on the main file would drop the POSIX locks SQLite holds on
 it for this process (SQLite's "how to corrupt" 2.2), so the ``Watch`` opens one descriptor
 when the store opens, reads the header through it, and closes it only after the writer's
-connection is closed. A fresh connection on an empty main file deletes the WAL, so the cheap
+connection is closed (a console mounted in the same process opens its own short-lived
+connections per request; one open at that very moment would lose its locks, a window of
+one shutdown or one fault). A fresh connection on an empty main file deletes the WAL, so the cheap
 checks run first and the probe only when they pass. The ``-wal`` is not locked by SQLite,
 so its header is read directly. Not caught: another valid store copied over the file in
 place while its pages are still in our WAL (the probe then reads our own pages); the first
