@@ -27,6 +27,7 @@ PANELS: dict[str, tuple[str, float]] = {
     "Risk log: time since last write": ("risk_log_age_seconds", 1),
     "Sampled requests (range)": ("sampled", 1),
     "Agreement rate": ("agreement_rate", 1),
+    "Override rate (reviewers' verdicts, 7d)": ("override_rate", 1),
 }
 GRADE = ("yellow", "orange", "red")
 
@@ -72,6 +73,14 @@ def steps(figure: str, scale: float) -> list[dict[str, Any]]:
             {"color": "orange", "value": math.nextafter(week1, math.inf)},
             {"color": "orange", "value": week2},
             {"color": "green", "value": math.nextafter(week2, math.inf)},
+        ]
+    if figure == "override_rate":
+        # the advisory stage's lines per risk class (``thresholds.ADVISORY``): the strictest
+        # warns (orange), the most lenient is every class's limit (red)
+        limits = sorted(set(table.ADVISORY.override_lines.values()))
+        return [{"color": "green", "value": None}] + [
+            {"color": c, "value": _num(v)}
+            for c, v in zip(GRADE[-len(limits) :], limits, strict=True)
         ]
     found = lines(figure)
     if len(found) == 1:

@@ -39,6 +39,7 @@ if str(HERE.parent) not in sys.path:
 
 from alerts import dashboard_thresholds, rules_yaml  # noqa: E402
 from alerts.alert_spec import DEFAULT_RUNBOOK_BASE_URL, Alert  # noqa: E402
+from alerts.review_alerts import review_store_alerts  # noqa: E402
 from alerts.stage_alerts import go_warnings, outage_pages, rollback_pages  # noqa: E402
 from partial_trust import thresholds as table  # noqa: E402
 
@@ -280,6 +281,7 @@ ALERTS: tuple[Alert, ...] = (
         anchor="partialtrustrollbackstorm",
         action="Stop resuming, find the cause",
     ),
+    *review_store_alerts(),
 )
 
 

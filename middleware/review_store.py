@@ -85,6 +85,8 @@ def describe(exc: BaseException) -> str:
         return f"the store file cannot be opened ({exc.strerror or type(exc).__name__})"
     if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "corrupt" in text):
         return "the store file is corrupted"
+    if str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_IOERR"):
+        return "a disk I/O error on the store's files (truncated or removed?)"
     return f"the store failed ({type(exc).__name__})"
 
 
@@ -94,13 +96,19 @@ def prepare(db: sqlite3.Connection, fernet: Fernet) -> None:
         with db:
             for statement in _DDL:
                 db.execute(statement)
-            rows = dict(db.execute("SELECT name, value FROM meta").fetchall())
-            if not rows:
+            if db.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA.encode(),))
                 db.execute("INSERT INTO meta VALUES ('key_check', ?)", (fernet.encrypt(_CHECK),))
                 return
+        check_key(db, fernet)
     except sqlite3.Error as exc:
         raise ReviewStoreError(describe(exc)) from None
+
+
+def check_key(db: sqlite3.Connection, fernet: Fernet) -> None:
+    """``ReviewStoreError`` unless ``db`` is a review store that ``fernet`` opens (the
+    writer calls it at open and again while it runs, on a fresh connection)."""
+    rows = dict(db.execute("SELECT name, value FROM meta").fetchall())
     if bytes(rows.get("schema", b"")) != SCHEMA.encode():
         raise ReviewStoreError("the store file has another schema")
     try:

@@ -8,7 +8,11 @@ drops the case and counts it.
 Every fault of the store turns review OFF, never the corridor: the file is not a store
 (corrupted), the key is missing, malformed or wrong, the disk is full, the file cannot be
 opened. ``active`` goes false, ``status()["reason"]`` says why (``/health`` shows it), the
-queue is emptied and later cases are dropped and counted. A restart tries again.
+queue is emptied and later cases are dropped and counted (``dropped_off``, per corridor, so
+the dashboard and the ``PartialTrustReviewStoreFailing`` alert see a store that stays off).
+A restart tries again. Faults that come while the app runs (the file overwritten, truncated,
+deleted or replaced under the writer) are found by ``review_integrity`` before every batch
+and every ``CHECK_INTERVAL_S`` when idle; a disk that fills mid-run is ``SQLITE_FULL``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from partial_trust.middleware import review_store
+from partial_trust.middleware import review_integrity, review_store
 from partial_trust.middleware.review import ReviewCase, ReviewSettings, wanted
 from partial_trust.middleware.review_store import ReviewStoreError
 from partial_trust.outcome import Outcome
@@ -45,6 +49,12 @@ def _text(command: Any) -> str | None:
 class ReviewWriter:
     #: Seconds between two retention sweeps (class-level so tests can shrink it).
     PURGE_INTERVAL_S: float = 60.0
+    #: Seconds between two checks that the store is still the file opened, when idle (a
+    #: batch is always checked first).
+    CHECK_INTERVAL_S: float = 5.0
+    #: ``PRAGMA max_page_count`` on the writer's own connection (``None``: SQLite's). A test
+    #: hook: a small value makes the store's disk "fill" for real (``SQLITE_FULL``) mid-run.
+    PAGE_LIMIT: int | None = None
 
     def __init__(
         self,
@@ -67,19 +77,23 @@ class ReviewWriter:
         self.active = False
         self.reason: str | None = "not started"
         self._ready = threading.Event()
+        self._wal_inode: int | None = None
 
     # -- request path -------------------------------------------------------------------
     def wants(self, outcome: Outcome) -> bool:
-        return self.active and wanted(outcome, self.settings)
+        """Every wanted case is handed over, even while off: ``submit`` counts it."""
+        return wanted(outcome, self.settings)
 
     def submit(self, case: ReviewCase) -> bool:
         try:
-            if self.active and not self._closed and len(self._queue) < self._capacity:
+            # while the store opens (not ready yet) cases wait in the queue like any other
+            open_or_opening = self.active or not self._ready.is_set()
+            if open_or_opening and not self._closed and len(self._queue) < self._capacity:
                 self._queue.append(case)
                 if not self._wake.is_set():
                     self._wake.set()
                 return True
-            result = "dropped_queue" if self.active else "dropped_off"
+            result = "dropped_queue" if open_or_opening and not self._closed else "dropped_off"
         except Exception:
             result = "failed"
         self._count(case.corridor, result)
@@ -127,11 +141,16 @@ class ReviewWriter:
         if db is None:
             return
         next_purge = time.monotonic() + self.PURGE_INTERVAL_S
+        next_check = time.monotonic() + self.CHECK_INTERVAL_S
         try:
             while True:
-                self._wake.wait(min(1.0, self.PURGE_INTERVAL_S))
+                self._wake.wait(min(1.0, self.PURGE_INTERVAL_S, self.CHECK_INTERVAL_S))
                 self._wake.clear()
                 stopping = self._closed
+                if self._queue or time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self.CHECK_INTERVAL_S
+                    if not self._guard(self._check_intact):
+                        return
                 if not self._drain(db):
                     return
                 if time.monotonic() >= next_purge:
@@ -143,6 +162,7 @@ class ReviewWriter:
         finally:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
+            self._opened.release()  # after the connection: see review_integrity
 
     def _open(self) -> sqlite3.Connection | None:
         try:
@@ -152,6 +172,9 @@ class ReviewWriter:
                 review_store.prepare(db, fernet)
                 self._fernet = fernet
                 self._purge(db)
+                if self.PAGE_LIMIT is not None:
+                    db.execute(f"PRAGMA max_page_count = {int(self.PAGE_LIMIT)}")
+                self._opened = review_integrity.Fingerprint.take(self.settings.path, db)
             except BaseException:
                 db.close()
                 raise
@@ -163,6 +186,11 @@ class ReviewWriter:
             return None
         self.active, self.reason = True, None
         return db
+
+    def _check_intact(self) -> None:
+        self._wal_inode = review_integrity.check(
+            self.settings.path, self._opened, self._fernet, self._wal_inode
+        )
 
     def _purge(self, db: sqlite3.Connection) -> None:
         self.purged += review_store.purge(db, self.settings.retention_s)
@@ -203,10 +231,11 @@ class ReviewWriter:
         """Run one store step; any store fault turns review off (``False``)."""
         try:
             step()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, ReviewStoreError) as exc:
             if corridor is not None:
                 self._count(corridor, "failed")
-            self._off(review_store.describe(exc))
+            reason = str(exc) if isinstance(exc, ReviewStoreError) else None
+            self._off(reason or review_store.describe(exc))
             return False
         except Exception as exc:  # e.g. a candidate JSON cannot encode: this case only
             if corridor is not None:
@@ -216,10 +245,9 @@ class ReviewWriter:
 
     def _off(self, reason: str) -> None:
         self.active, self.reason = False, reason
-        left = len(self._queue)
-        self._queue.clear()
-        if left:
-            self._count("", "dropped_off", left)
+        self._ready.set()  # from now on ``submit`` drops and counts instead of queueing
+        while self._queue:
+            self._count(self._queue.popleft().corridor, "dropped_off")
         logger.warning("the review store is off: %s; the corridor keeps serving", reason)
 
     def _count(self, corridor: str, result: str, n: int = 1) -> None:

@@ -220,6 +220,7 @@ def test_runbook_thresholds() -> None:
         "PartialTrustNoSampledTraffic": (1,),
         "PartialTrustTargetDown": (1,),
         "PartialTrustRollbackStorm": (1,),
+        "PartialTrustReviewStoreFailing": (0,),  # any dropped_off/failed case in 10m
     }
 
 

@@ -22,6 +22,8 @@ from partial_trust.apps.console import create_console_app
 from partial_trust.config import EffectiveSettings
 from partial_trust.environment import Environment
 from partial_trust.middleware.metrics import CorridorMetrics
+from partial_trust.middleware.review_metrics import ReviewMetrics
+from partial_trust.thresholds import ADVISORY
 from tests.alerts.monitoring import ALERTS_DIR, CORRIDOR, DASHBOARD, load_generator
 from tests.support.procs import REPO
 
@@ -60,6 +62,10 @@ def declared_metric_names(tmp_path: Path) -> set[str]:
     )
     metrics = CorridorMetrics(registry)
     metrics.preinit(CORRIDOR)
+    # the review store's cases (the app's stack) and verdicts (the console's review page)
+    review = ReviewMetrics(registry)
+    review.case(CORRIDOR, "kept")
+    review.verdict(CORRIDOR, "llm_right", "none")
     settings = EffectiveSettings.build(
         enabled=True,
         intent=CORRIDOR,
@@ -172,6 +178,21 @@ def test_threshold_steps_are_generated_from_the_table() -> None:
     assert _threshold_values("Error rate") == {0.02, 0.03, 0.05}
     assert _threshold_values("Intent mismatch rate") == {0.05, 0.10}
     assert _threshold_values("Sampled requests (range)") == {50, 200}
+    override = _threshold_values("Override rate (reviewers' verdicts, 7d)")
+    assert override == set(ADVISORY.override_lines.values()) == {0.05, 0.10}
+
+
+def test_review_panels_read_the_review_counters() -> None:
+    """Kept vs not kept from the store's cases; the override rate is every verdict but
+    llm_right over all verdicts, per corridor."""
+    by_title = {p["title"]: p for p in query_panels()}
+    cases = " ".join(t["expr"] for t in by_title["Review store: cases by result"]["targets"])
+    assert "partial_trust_review_cases_total" in cases and 'result="kept"' in cases
+    override = by_title["Override rate (reviewers' verdicts, 7d)"]
+    rate, total = (t["expr"] for t in override["targets"])
+    numerator, denominator = rate.split("\n/ ")
+    assert 'verdict!="llm_right"' in numerator and "verdict!=" not in denominator
+    assert denominator == total and "by (corridor)" in total
 
 
 def test_latency_panel_draws_every_stage_threshold() -> None:

@@ -83,6 +83,22 @@ class _AgreementExporter(BaseHTTPRequestHandler):
                 ("canary", "false", 1.0),
             )
         )
+        # the review store's cases (kept 4/s, dropped_off 1/s: 80% kept) and the reviewers'
+        # verdicts (llm_right 3/s, baseline_right 0.5/s, both_wrong 0.5/s: 25% overridden)
+        body += "# TYPE partial_trust_review_cases_total counter\n" + "".join(
+            f'partial_trust_review_cases_total{{corridor="{CORRIDOR}",result="{result}"}}'
+            f" {per_s * t:.3f}\n"
+            for result, per_s in (("kept", 4.0), ("dropped_off", 1.0))
+        )
+        body += "# TYPE partial_trust_review_verdicts_total counter\n" + "".join(
+            f'partial_trust_review_verdicts_total{{corridor="{CORRIDOR}",verdict="{verdict}",'
+            f'category="{category}"}} {per_s * t:.3f}\n'
+            for verdict, category, per_s in (
+                ("llm_right", "none", 3.0),
+                ("baseline_right", "too_strict", 0.5),
+                ("both_wrong", "too_permissive", 0.5),
+            )
+        )
         data = body.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -231,3 +247,16 @@ def test_the_agreement_panel_reads_the_rate_by_mode(running: Running) -> None:
     assert rates["shadow"] == pytest.approx(0.9, abs=0.02), rates
     # canary: the app's own agreement (it runs canary) adds to the exporter's once merged
     assert 0 <= rates["canary"] <= 1, rates
+
+
+def _ratio(running: Running, title_start: str) -> float:
+    [expr] = [e for t, e in panel_queries() if t.startswith(title_start) and "\n/ " in e]
+    rows = query(running.prom, substitute(expr, CORRIDOR))["data"]["result"]
+    assert len(rows) == 1, rows
+    return float(rows[0]["value"][1])
+
+
+def test_the_review_panels_read_kept_share_and_override_rate(running: Running) -> None:
+    """The exporter's review counters: 80% of the cases kept, 25% of the verdicts overrides."""
+    assert _ratio(running, "Review store") == pytest.approx(0.8, abs=0.02)
+    assert _ratio(running, "Override rate") == pytest.approx(0.25, abs=0.02)
