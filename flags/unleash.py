@@ -8,7 +8,8 @@ This provider keeps that package's flag evaluation (``FlagEvaluator``) and its c
 * polls every ``refresh_interval_s`` (``UNLEASH_REFRESH_INTERVAL``, 1 s by default): Unleash
   itself publishes a change to its client API within ~1 s, so a kill reaches the corridor in
   ~1–2 s. Each fetch carries the ETag, so an unchanged poll is a 304 with no body;
-* observes every fetch (``ObservedTransport``) and emits OpenFeature ERROR / STALE / READY on
+* observes every fetch (``FetchObserver``, through the SDK's public ``custom_options`` and
+  ``cache``) and emits OpenFeature ERROR / STALE / READY on
   the transitions ``FetchHealth`` judges (see ``partial_trust.flags.unleash_health``); a watcher
   thread
   re-judges every quarter interval, so a fetch that hangs still goes STALE on time, and the
@@ -21,7 +22,7 @@ This provider keeps that package's flag evaluation (``FlagEvaluator``) and its c
 * keeps toggles in memory only: the SDK's default file cache would let a later start with a
   wrong token come up on toggles left on disk by an earlier process.
 
-The fetch is the SDK's own, observed (``partial_trust.flags.unleash_fetch``).
+The fetch is the SDK's own, observed from outside (``partial_trust.flags.unleash_fetch``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from UnleashClient.events import BaseEvent, UnleashEventType
 from UnleashClient.utils import InstanceAllowType
 
 from partial_trust.flags import logthrottle
-from partial_trust.flags.unleash_fetch import MemoryCache, ObservedTransport, _Transport
+from partial_trust.flags.unleash_fetch import FetchObserver, ObservedCache
 from partial_trust.flags.unleash_health import FetchHealth
 
 logger = logging.getLogger("partial_trust.flags")
@@ -61,23 +62,22 @@ class UnleashFlagProvider(AbstractProvider):
         self.app_name = app_name
         self.refresh_interval_s = refresh_interval_s
         self.health = FetchHealth(STALE_AFTER_INTERVALS * refresh_interval_s)
+        timeout_s = min(2 * refresh_interval_s, 10)
+        self.fetches = FetchObserver(self.health, self._judge, timeout_s)
         self.client = UnleashClient(
             url=url,
             app_name=app_name,
             instance_id=f"{socket.gethostname()}-{os.getpid()}",
             refresh_interval=refresh_interval_s,
-            request_timeout=min(2 * refresh_interval_s, 10),
+            request_timeout=timeout_s,
             request_retries=0,
             custom_headers={"Authorization": api_token},
-            cache=MemoryCache(),
+            custom_options=self.fetches.request_options(),
+            cache=ObservedCache(self.fetches),
             multiple_instance_mode=InstanceAllowType.SILENTLY_ALLOW,  # one per start(); fine
             event_callback=self._on_unleash_event,
             sdk_flavor="partial-trust",
         )
-        if not isinstance(getattr(self.client, "_transport", None), _Transport):
-            raise RuntimeError("unsupported UnleashClient version: no fetch transport to observe")
-        self._transport = ObservedTransport(self.client._transport, self.health, self._judge)
-        self.client._transport = self._transport
         self._evaluator = FlagEvaluator(self)
         self._lock = threading.RLock()
         self._reported: tuple[ProviderStatus, str | None] | None = None
@@ -107,7 +107,6 @@ class UnleashFlagProvider(AbstractProvider):
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         self.client.destroy()
-        self._transport.close()
         if self._throttle is not None:
             logthrottle.remove(self._throttle, SDK_LOGGER)
             self._throttle = None
