@@ -13,13 +13,33 @@ from partial_trust.config import EnvDefaults
 from partial_trust.flags.source import FlagSettingsSource
 
 
-def memory_provider(values: Mapping[str, object]) -> InMemoryProvider:
-    return InMemoryProvider({key: InMemoryFlag("v", {"v": value}) for key, value in values.items()})
+class LiveFlags(dict[str, InMemoryFlag[Any]]):
+    """The flags an ``InMemoryProvider`` was built with, kept live: the provider stores
+    ``flags.copy()``, and this copy is the same mapping, so a later change is what it serves."""
+
+    def copy(self) -> LiveFlags:
+        return self
 
 
-def put(provider: InMemoryProvider, key: str, value: object) -> None:
-    """Change a flag in place (InMemoryProvider has no public update; it emits no event)."""
-    provider._flags[key] = InMemoryFlag("v", {"v": value})
+class MemoryProvider(InMemoryProvider):
+    """OpenFeature's real ``InMemoryProvider``, with its flags changeable through a public
+    handle (it has no update method of its own; a change emits no event, like a backend
+    whose next poll simply answers differently)."""
+
+    def __init__(self, flags: LiveFlags) -> None:
+        super().__init__(flags)
+        self.flags = flags
+
+
+def memory_provider(values: Mapping[str, object]) -> MemoryProvider:
+    return MemoryProvider(
+        LiveFlags({key: InMemoryFlag("v", {"v": value}) for key, value in values.items()})
+    )
+
+
+def put(provider: MemoryProvider, key: str, value: object) -> None:
+    """Change a flag in place."""
+    provider.flags[key] = InMemoryFlag("v", {"v": value})
 
 
 def memory_source(

@@ -114,7 +114,7 @@ class SlowInit(InMemoryProvider):
     """A real provider whose initialize() waits for a gate (a flag backend slow to answer)."""
 
     def __init__(self) -> None:
-        super().__init__(memory_provider(ON)._flags)
+        super().__init__(dict(memory_provider(ON).flags))
         self.gate = threading.Event()
 
     def initialize(self, evaluation_context: object) -> None:
