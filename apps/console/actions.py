@@ -121,11 +121,12 @@ def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
     if action == "kill":
         return keys.enabled, False
     if action == "resume":
-        if in_storm(ctx.audit, ctx.rollback) and not body.acknowledge_storm:
+        if in_storm(ctx.audit, ctx.rollback, body.corridor) and not body.acknowledge_storm:
             minutes = int(ctx.rollback.storm_window.total_seconds() // 60)
             raise Refused(
                 409,
-                f"rollback storm: the alert turned the corridor off {ctx.rollback.storm_threshold}"
+                f"rollback storm: the alert turned {body.corridor} off "
+                f"{ctx.rollback.storm_threshold}"
                 f" or more times in the last {minutes} minutes; find the cause first, or "
                 "acknowledge the storm to turn it on anyway",
             )

@@ -114,13 +114,20 @@ class Console:
             "flags_file": str(self.flags_file),
             "corridor": self.rollback.corridor,
             "flags": flags,
-            "corridors": corridor_panels(self.flags_file, self.defaults),
+            "corridors": self.panels(),
             "gate": gate,
-            "storm": in_storm(self.audit, self.rollback),
+            "storm": in_storm(self.audit, self.rollback, self.rollback.corridor),
             "read_only": self.access.read_only,
             "audit": self.audit.newest_first(100),
             "audit_file": str(self.audit.path),
         }
+
+    def panels(self) -> list[dict[str, Any]]:
+        """One panel per allow-listed corridor, with its own storm flag (blocking)."""
+        panels = corridor_panels(self.flags_file, self.defaults)
+        for panel in panels:
+            panel["storm"] = in_storm(self.audit, self.rollback, panel["corridor"])
+        return panels
 
     def gate_view(self, flags: dict[str, Any]) -> dict[str, Any]:
         return gate_view(self.gate, self.clock, flags)
@@ -201,7 +208,7 @@ class Console:
             config=self.rollback,
         )
         try:
-            if decision.to_kill:
+            if decision.to_kill or decision.unknown:
                 async with self.lock:
                     await anyio.to_thread.run_sync(run)
         except (flagfile.FlagFileError, OSError) as exc:

@@ -16,7 +16,10 @@ advance lines add ``gate_verdict``, and an advance against the gate adds ``overr
 
 Auto-rollback lines add ``fingerprint``, ``starts_at``, ``alertname`` and ``corridor``; the
 (fingerprint, starts_at) pair is how a repeated notification is recognised, across restarts
-and worker processes, because the log itself is the record. ``locked()`` takes an exclusive
+and worker processes, because the log itself is the record. An alert naming a corridor that
+is not on the code's allowlist changes no flag; its line has source ``webhook``, ``action``
+``ignored``, no ``key``/``old``/``new``, and the alert's ``corridor_label``, fingerprint and
+``starts_at`` (written once per pair, ``partial_trust.apps.console.webhook``). ``locked()`` takes an exclusive
 ``flock`` on the log so "already handled?" and "handle it" are one step.
 """
 
