@@ -26,12 +26,12 @@ who resumed on purpose is not overruled by a re-send. A new firing of the same a
 Bounded work, never in the operator's way: only the first ``MAX_ALERTS`` (100) alerts of a
 notification are looked at (the rest are counted ``over_limit`` and the answer says how many),
 the body is at most 1 MiB (413), and the decision (which alerts are new firings) is made
-without the console's change lock. The lock is taken only for the resulting changes: one
-kill per corridor named, however many alerts fired for it, each with one audit line that lists
-every (fingerprint, startsAt) it handled (at most one per allow-listed corridor). So an operator's kill never waits behind a webhook for more than one
-file write. Labels and annotations recorded from the request are escaped
-(``partial_trust.apps.console.text``) and bounded: a spoofing character in a label never blocks a
-kill.
+without the console's change lock. The lock is taken only for the resulting changes: one kill
+per corridor named, however many alerts fired for it, each with one audit line that lists every
+(fingerprint, startsAt) it handled (at most one per allow-listed corridor). So an operator's
+kill never waits behind a webhook for more than a few file writes. Labels and annotations
+recorded from the request are escaped (``partial_trust.apps.console.text``) and bounded: a
+spoofing character in a label never blocks a kill.
 
 Rollback storm, per corridor: ``storm_threshold`` auto-rollbacks (default 3) of one corridor
 within ``storm_window`` (10 min) set ``partial_trust_console_rollback_storm{corridor}`` to 1:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from partial_trust.apps.analysis.figures import from_tally
+from partial_trust.apps.analysis.reader import tally_files
 from partial_trust.apps.analysis.records import LINE, parse, validate_plain
 from partial_trust.apps.analysis.records_model import validate_model
-from partial_trust.apps.analysis.reader import tally_files
 from partial_trust.apps.analysis.tally import Window
 from partial_trust.middleware.risk_record import line as risk_line
 from partial_trust.outcome import Outcome, Reason, Status

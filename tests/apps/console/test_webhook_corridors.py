@@ -122,9 +122,7 @@ async def test_the_storm_is_per_corridor(console: Starlette, flags: Path) -> Non
     assert m[f"partial_trust_console_auto_rollbacks_total{{{READ}}}"] == 3
     assert m["partial_trust_console_rollback_storm{add_shopping_item}"] == 0
     async with client(console) as c:
-        held = await c.post(
-            "/api/resume", json={"reason": "again", "corridor": READ}, headers=AUTH
-        )
+        held = await c.post("/api/resume", json={"reason": "again", "corridor": READ}, headers=AUTH)
         assert held.status_code == 409 and READ in held.json()["error"]
         # the other corridor is not held back by a storm it did not have
         free = await c.post("/api/resume", json={"reason": "fine"}, headers=AUTH)
