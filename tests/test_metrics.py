@@ -324,7 +324,7 @@ def test_mode_capped_gauge_follows_the_settings(reg: CollectorRegistry) -> None:
     )
     for corridor in ("share_shopping_list", C):
         source = build_settings_source(env, policy_default=True, corridor=corridor)
-        source.on_change(lambda s, corridor=corridor: metrics.set_flags(corridor, s))
+        source.on_change(partial(metrics.set_flags, corridor))
     assert value(reg, "partial_trust_mode_capped", corridor="share_shopping_list") == 1
     assert value(reg, "partial_trust_mode_capped", corridor=C) == 0
     build = partial(EffectiveSettings.build, enabled=True, intent=C, profile_id=None)

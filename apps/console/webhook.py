@@ -259,7 +259,7 @@ def _ignored_line(alert: Alert) -> dict[str, Any]:
     """The audit line of an alert naming no allow-listed corridor (no flag was changed)."""
     fingerprint, starts_at = _pair(alert)
     label = alert.labels.get("corridor")
-    return text.escape_all(
+    line: dict[str, Any] = text.escape_all(
         {
             "time": now_rfc3339(),
             "schema": SCHEMA,
@@ -273,6 +273,7 @@ def _ignored_line(alert: Alert) -> dict[str, Any]:
             "starts_at": starts_at,
         }
     )
+    return line
 
 
 def apply(decision: Decision, *, flags_file: Path, audit: AuditLog, config: AutoRollback) -> None:

@@ -18,10 +18,11 @@ from partial_trust.apps.analysis.records import LINE, parse, validate_plain
 from partial_trust.apps.analysis.records_model import validate_model
 from partial_trust.apps.analysis.tally import Window
 from partial_trust.middleware.risk_record import line as risk_line
+from partial_trust.mode import Mode
 from partial_trust.outcome import Outcome, Reason, Status
 
 
-def written(capped: object, mode: str = "shadow") -> bytes:
+def written(capped: bool, mode: Mode = Mode.SHADOW) -> bytes:
     o = Outcome(
         "share_shopping_list", Status.ACCEPTED_LLM, Reason.ACCEPTED, True, 0.05, "p", "k1",
         40.0, 2.0, True, True, 0.9, 2, 2, mode=mode, agreement=True, mode_capped=capped,
@@ -51,7 +52,7 @@ def test_any_other_value_makes_the_line_foreign(token: str) -> None:
 
 def test_a_log_of_capped_lines_counts_like_any_other(tmp_path: Path) -> None:
     log = tmp_path / "risk.jsonl"
-    lines = [written(True) for _ in range(3)] + [written(False, "canary") for _ in range(2)]
+    lines = [written(True) for _ in range(3)] + [written(False, Mode.CANARY) for _ in range(2)]
     log.write_bytes(b"".join(x + b"\n" for x in lines))
     tally = tally_files([log], Window(), jobs=1)
     assert tally.foreign == 0 and tally.lines == 5

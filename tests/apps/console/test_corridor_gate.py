@@ -75,7 +75,7 @@ def test_a_line_belongs_to_the_corridor_its_field_names(line: bytes, corridor: s
 
 
 def test_the_audit_log_is_split_by_key() -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {"key": RK.sample_rate, "new": 0.05},
         {"key": flagfile.SAMPLE_RATE, "new": 0.1},
         {"key": RK.enabled, "new": True, "sample_rate_new": 0.01},
