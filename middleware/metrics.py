@@ -85,6 +85,7 @@ class _Families:
     flag_sample_rate: Gauge
     flag_timeout_ms: Gauge
     flags_available: Gauge
+    mode_capped: Gauge
     risk_log_records: Counter
     risk_log_last_write: Gauge
     circuit_state: Gauge
@@ -140,6 +141,14 @@ class _Families:
             flags_available=gauge(
                 "partial_trust_flags_available",
                 "1 when the flag provider is ready, 0 when the corridor failed closed.",
+                recent,
+            ),
+            # 1/0 only: the label is the corridor, so a capped corridor (an ``admin`` one the
+            # flags ask to canary, or a variable's ceiling) is visible without new series
+            mode_capped=gauge(
+                "partial_trust_mode_capped",
+                "1 when the corridor's risk class or a variable lowered the mode the flags "
+                "asked for (it runs in a stricter mode than set), else 0.",
                 recent,
             ),
             risk_log_records=Counter(
@@ -305,6 +314,7 @@ class CorridorMetrics:
         self._f.flag_sample_rate.labels(label).set(settings.sample_rate)
         self._f.flag_timeout_ms.labels(label).set(settings.timeout_ms)
         self._f.flags_available.labels(label).set(1 if settings.flags_available else 0)
+        self._f.mode_capped.labels(label).set(1 if settings.mode_capped else 0)
 
     def risk_log_result(self, result: str, n: int) -> None:
         """``RiskLog(on_result=...)`` callback: ``n`` records were written, dropped or failed."""

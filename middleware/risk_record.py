@@ -21,6 +21,7 @@ FIELDS: Final = (
     "timestamp", "schema", "corridor", "command_key", "status", "reason_code", "sampled",
     "sample_rate", "profile_id", "latency_ms", "baseline_latency_ms", "intent_match",
     "entity_key_match", "confidence", "items_baseline", "items_llm", "mode", "agreement",
+    "mode_capped",
 )  # fmt: skip
 _MAX_STR: Final = 128  # corridor/profile/key are short identifiers; anything longer is suspect
 
@@ -87,6 +88,10 @@ def record(outcome: Outcome) -> dict[str, object]:
         "items_llm": _int(outcome.items_llm),
         "mode": _ident(outcome.mode),
         "agreement": _flag(outcome.agreement),
+        # closed enum true/false: whether the corridor's risk class or a variable lowered the
+        # mode the flags asked for (an ``admin`` corridor asked for canary runs in shadow), so
+        # the log says why a corridor set to canary wrote shadow lines
+        "mode_capped": outcome.mode_capped is True,
     }
 
 

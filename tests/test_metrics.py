@@ -306,3 +306,27 @@ def test_multiprocess_mode_sums_workers(tmp_path: Path, monkeypatch: pytest.Monk
     MultiProcessCollector(reg, path=str(tmp_path))  # type: ignore[no-untyped-call]  # prometheus_client's multiprocess API is unannotated
     assert value(reg, "partial_trust_llm_in_flight", corridor=C) is None
     assert decisions(reg, "accepted_llm", "accepted") == 8
+
+
+def test_mode_capped_gauge_follows_the_settings(reg: CollectorRegistry) -> None:
+    """1 for a corridor whose risk class lowered the mode asked for, 0 otherwise; real
+    sources (the env provider for an ``admin`` and a ``write`` corridor) feed it."""
+    from partial_trust.environment import Environment
+    from partial_trust.flags import build_settings_source
+
+    metrics = CorridorMetrics(reg)
+    env = Environment.from_mapping(
+        {
+            "PARTIAL_TRUST_FLAGS_PROVIDER": "env",
+            "PARTIAL_TRUST_ENABLED": "true",
+            "PARTIAL_TRUST_MODE": "canary",
+        }
+    )
+    for corridor in ("share_shopping_list", C):
+        source = build_settings_source(env, policy_default=True, corridor=corridor)
+        source.on_change(partial(metrics.set_flags, corridor))
+    assert value(reg, "partial_trust_mode_capped", corridor="share_shopping_list") == 1
+    assert value(reg, "partial_trust_mode_capped", corridor=C) == 0
+    build = partial(EffectiveSettings.build, enabled=True, intent=C, profile_id=None)
+    metrics.set_flags(C, build(sample_rate=0.05, timeout_ms=250, policy_enabled=True))
+    assert value(reg, "partial_trust_mode_capped", corridor=C) == 0

@@ -27,6 +27,7 @@ EXPECTED_FIELDS = (
     "timestamp", "schema", "corridor", "command_key", "status", "reason_code", "sampled",
     "sample_rate", "profile_id", "latency_ms", "baseline_latency_ms", "intent_match",
     "entity_key_match", "confidence", "items_baseline", "items_llm", "mode", "agreement",
+    "mode_capped",
 )  # fmt: skip
 
 

@@ -41,6 +41,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "items_llm": (int, type(None)),
     "mode": (str,),
     "agreement": (bool, type(None)),
+    "mode_capped": (bool,),  # a closed enum: true or false, never null
 }
 
 
@@ -79,6 +80,7 @@ odd_text = st.one_of(st.none(), st.text(max_size=300))
     confidence=odd_floats,
     match=st.one_of(st.none(), st.booleans(), st.integers()),
     items=st.one_of(st.none(), st.integers(), st.booleans(), st.floats()),
+    capped=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10)),
 )
 def test_record_contains_only_listed_keys_and_types(
     pair: tuple[Status, Reason],
@@ -90,12 +92,14 @@ def test_record_contains_only_listed_keys_and_types(
     confidence: object,
     match: object,
     items: object,
+    capped: object,
 ) -> None:
     """Whatever lands in an Outcome, the line holds only the listed keys with bounded types."""
     o = outcome(
         status=pair[0], reason=pair[1], sampled=sampled, sample_rate=rate, profile_id=text,
         command_key=key, latency_ms=latency, baseline_latency_ms=latency, confidence=confidence,
         intent_match=match, entity_key_match=match, items_baseline=items, items_llm=items,
+        mode_capped=capped,
     )  # fmt: skip
     rec = record(o)
     assert tuple(rec) == EXPECTED_FIELDS
@@ -107,6 +111,7 @@ def test_record_contains_only_listed_keys_and_types(
             assert len(value) <= 128 and value.isprintable()
     assert rec["status"] == pair[0].value and rec["reason_code"] == pair[1].value
     json.dumps(rec, allow_nan=False)  # strict JSON: no NaN/Infinity tokens
+    assert rec["mode_capped"] is (capped is True)  # only a real True reads as capped
 
 
 def test_free_text_never_reaches_the_record() -> None:

@@ -75,8 +75,10 @@ TimedRec = tuple[datetime, Rec]
 #: (instant, status, reason_code, latency_ms, intent_match, entity_key_match, legacy, mode,
 #: agreement) of a valid line; *legacy*: written by the original application (no ``schema``).
 Fields = tuple[datetime, str, str, float | None, bool | None, bool | None, bool, str, bool | None]
-#: optional fields (issue 19), after ``items_llm``: a line without them stays valid
-OPTIONAL: Final = frozenset(("mode", "agreement"))
+#: optional fields (issue 19), after ``items_llm``: a line without them stays valid.
+#: ``mode_capped`` (``true``/``false`` only) is accepted and not counted: it explains a
+#: shadow line of a corridor the flags set to canary, the figures do not depend on it.
+OPTIONAL: Final = frozenset(("mode", "agreement", "mode_capped"))
 MODES: Final = ("shadow", "canary")
 DEFAULT_MODE: Final = "canary"
 #: What a legacy line must carry: the runbook reads these three, and nothing else is sure.
@@ -178,6 +180,8 @@ def validate_plain(data: bytes) -> Fields | None:
         mode = obj.get("mode", DEFAULT_MODE)
         if type(mode) is not str or mode not in MODES:
             return None
+        if type(obj.get("mode_capped", False)) is not bool:
+            return None
         status, reason = obj["status"], obj["reason_code"]
         sampled = obj.get("sampled")
         if (
@@ -238,7 +242,8 @@ _PAIRS = b"|".join(
 )
 _BOOL3 = rb"(true|false|null)"
 #: One canonical line. Groups: hour, status, reason_code, latency_ms, intent, entity, mode,
-#: agreement (the last two are b"" when the line has no such field: canary, null).
+#: agreement (the last two are b"" when the line has no such field: canary, null); an optional
+#: ``mode_capped`` (true/false) closes the line, matched but not captured.
 LINE: Final = re.compile(
     rb'^\{"timestamp":"' + _STAMP + rb'","schema":"partial_trust_risk/v1",'
     rb'"corridor":' + _ID + rb',"command_key":' + _ID + rb","
@@ -248,7 +253,8 @@ LINE: Final = re.compile(
     rb'"intent_match":' + _BOOL3 + rb',"entity_key_match":' + _BOOL3 + rb","
     rb'"confidence":' + _UNIT + rb',"items_baseline":' + _ITEMS + rb","
     rb'"items_llm":' + _ITEMS + rb'(?:,"mode":"(' + _alt(MODES) + rb')")?+'
-    rb'(?:,"agreement":' + _BOOL3 + rb")?+\}$",
+    rb'(?:,"agreement":' + _BOOL3 + rb")?+"
+    rb'(?:,"mode_capped":(?:true|false))?+\}$',
     re.MULTILINE,
 )
 assert math.isfinite(LATENCY_CAP_MS) and LATENCY_CAP_MS > 1e6  # _MS stays below the cap

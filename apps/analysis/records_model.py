@@ -45,6 +45,7 @@ class RiskLine(BaseModel):
     items_llm: Items | None
     mode: Literal["shadow", "canary"] = "canary"  # absent: a line from before modes
     agreement: bool | None = None
+    mode_capped: bool = False  # absent: a line from before risk-class caps
 
     @model_validator(mode="after")
     def _known_outcome(self) -> RiskLine:
@@ -80,6 +81,7 @@ class LegacyLine(BaseModel):
     items_llm: Items | None = None
     mode: Literal["shadow", "canary"] = "canary"
     agreement: bool | None = None
+    mode_capped: bool = False
 
     @model_validator(mode="after")
     def _known_outcome(self) -> LegacyLine:

@@ -121,11 +121,12 @@ def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
     if action == "kill":
         return keys.enabled, False
     if action == "resume":
-        if in_storm(ctx.audit, ctx.rollback) and not body.acknowledge_storm:
+        if in_storm(ctx.audit, ctx.rollback, body.corridor) and not body.acknowledge_storm:
             minutes = int(ctx.rollback.storm_window.total_seconds() // 60)
             raise Refused(
                 409,
-                f"rollback storm: the alert turned the corridor off {ctx.rollback.storm_threshold}"
+                f"rollback storm: the alert turned {body.corridor} off "
+                f"{ctx.rollback.storm_threshold}"
                 f" or more times in the last {minutes} minutes; find the cause first, or "
                 "acknowledge the storm to turn it on anyway",
             )
@@ -152,10 +153,8 @@ def target(ctx: Context, action: str, body: ChangeBody) -> tuple[str, object]:
 def advance_check(ctx: Context, body: ChangeBody) -> dict[str, object]:
     """The gate's word on "next stage": audit fields if it may go ahead, else ``Refused``."""
     flags = state.read_flags(ctx.flags_file, ctx.defaults, corridor=body.corridor)
-    # The console's gate reads the shopping corridor's stage and records; another corridor's
-    # advance has no verdict here (NOT-AVAILABLE), so it needs the audited override.
-    own_gate = ctx.gate_view is not None and flags["ok"] and body.corridor == SHOPPING
-    gate = ctx.gate_view(flags) if own_gate and ctx.gate_view is not None else {}
+    # the corridor's own gate: its stage, its records of the risk log, its rate changes
+    gate = ctx.gate_view(flags) if ctx.gate_view is not None and flags["ok"] else {}
     verdict, why = stagetime.verdict_of(gate), stagetime.why(gate)
     if verdict == "GO":
         return {"gate_verdict": verdict}

@@ -53,6 +53,7 @@ from partial_trust.apps.console.webhook import (
     in_storm,
 )
 from partial_trust.config import EnvDefaults
+from partial_trust.corridors import SHOPPING
 from partial_trust.flags import flagfile
 from partial_trust.middleware.review_metrics import ReviewMetrics
 
@@ -114,13 +115,24 @@ class Console:
             "flags_file": str(self.flags_file),
             "corridor": self.rollback.corridor,
             "flags": flags,
-            "corridors": corridor_panels(self.flags_file, self.defaults),
+            "corridors": self.panels(),
             "gate": gate,
-            "storm": in_storm(self.audit, self.rollback),
+            "storm": in_storm(self.audit, self.rollback, self.rollback.corridor),
             "read_only": self.access.read_only,
             "audit": self.audit.newest_first(100),
             "audit_file": str(self.audit.path),
         }
+
+    def panels(self) -> list[dict[str, Any]]:
+        """One panel per allow-listed corridor, with its own storm flag (blocking)."""
+        panels = corridor_panels(self.flags_file, self.defaults)
+        for panel in panels:
+            name = panel["corridor"]
+            panel["storm"] = in_storm(self.audit, self.rollback, name)
+            flags = state.read_flags(self.flags_file, self.defaults, corridor=name)
+            panel["advance_to"], panel["retreat_to"] = flags["advance_to"], flags["retreat_to"]
+            panel["gate"] = self.gate_view(flags)
+        return panels
 
     def gate_view(self, flags: dict[str, Any]) -> dict[str, Any]:
         return gate_view(self.gate, self.clock, flags)
@@ -201,7 +213,7 @@ class Console:
             config=self.rollback,
         )
         try:
-            if decision.to_kill:
+            if decision.to_kill or decision.unknown:
                 async with self.lock:
                     await anyio.to_thread.run_sync(run)
         except (flagfile.FlagFileError, OSError) as exc:
@@ -225,8 +237,9 @@ def gate_view(
 ) -> dict[str, Any]:
     """The gate for ``flags`` (``state.read_flags``) with the stage clock (blocking): what the
     page shows and what ``advance`` obeys, so the two cannot disagree."""
-    gate = cache.verdict(flags["sample_rate"], flags["on"], flags["rate_changed_at"])
-    return stagetime.judge(gate, clock)
+    corridor = str(flags.get("corridor") or SHOPPING)
+    gate = cache.verdict(flags["sample_rate"], flags["on"], flags["rate_changed_at"], corridor)
+    return stagetime.judge(gate, clock, corridor)
 
 
 def _page_template() -> str:

@@ -15,9 +15,12 @@ advance lines add ``gate_verdict``, and an advance against the gate adds ``overr
 ``overridden_verdict`` and ``gate_why``.
 
 Auto-rollback lines add ``fingerprint``, ``starts_at``, ``alertname`` and ``corridor``; the
-(fingerprint, starts_at) pair is how a repeated notification is recognised, across restarts
-and worker processes, because the log itself is the record. ``locked()`` takes an exclusive
-``flock`` on the log so "already handled?" and "handle it" are one step.
+(fingerprint, starts_at) pair is how a repeated notification is recognised, across restarts and
+worker processes, because the log itself is the record. An alert naming a corridor that is not
+on the code's allowlist changes no flag; its line has source ``webhook``, ``action``
+``ignored``, no ``key``/``old``/``new``, and the alert's ``corridor_label``, fingerprint and
+``starts_at`` (written once per pair, ``partial_trust.apps.console.webhook``). ``locked()``
+takes an exclusive ``flock`` on the log so "already handled?" and "handle it" are one step.
 """
 
 from __future__ import annotations

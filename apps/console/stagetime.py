@@ -30,6 +30,8 @@ from partial_trust.apps.analysis.durations import (
     from_run,
     read_audit,
 )
+from partial_trust.apps.console.corridor_log import audit_for
+from partial_trust.corridors import SHOPPING
 
 NOT_AVAILABLE = "NOT-AVAILABLE"
 
@@ -44,13 +46,18 @@ class StageClock:
         self._at = 0.0
         self._run: Run | None = None
 
-    def duration(self, stage: int) -> Duration:
-        """Blocking (file I/O): call it from a worker thread."""
+    def duration(self, stage: int, corridor: str = SHOPPING) -> Duration:
+        """Blocking (file I/O): call it from a worker thread. ``corridor``: whose rate changes
+        count (``corridor_log.audit_for``); the risk-log fallback reads the rate field of
+        every line, so it is the shopping corridor's only (another corridor's stage is
+        changed through the console or the CLI, so its audit lines are there)."""
         now = datetime.now(UTC)
         rate = STAGE_SAMPLE_RATE[stage]
-        run = audit_run(read_audit(self.audit_path), rate, now)
+        run = audit_run(audit_for(read_audit(self.audit_path), corridor), rate, now)
         if run is not None:
             return from_run(stage, run, "flag-audit-log", now)
+        if corridor != SHOPPING:
+            return from_run(stage, None, "none", now)
         run = self._risk_log_run(stage, now)
         return from_run(stage, run, "risk-log" if run is not None else "none", now)
 
@@ -76,14 +83,14 @@ class StageClock:
             return run
 
 
-def judge(gate: dict[str, Any], clock: StageClock) -> dict[str, Any]:
+def judge(gate: dict[str, Any], clock: StageClock, corridor: str = SHOPPING) -> dict[str, Any]:
     """``gate`` (``state.GateCache.verdict``) with the stage clock: ``duration``,
     ``data_verdict`` (what the records say) and ``verdict`` (HOLD while the clock runs)."""
     if not gate.get("available") or not isinstance(gate.get("stage"), int):
         return gate
     from partial_trust.apps.analysis.gate import Verdict, held
 
-    duration = clock.duration(gate["stage"])
+    duration = clock.duration(gate["stage"], corridor)
     data = Verdict(gate["verdict"])
     return {
         **gate,

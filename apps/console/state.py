@@ -13,10 +13,12 @@ stage 2 (5%), stage 3 (10%), anything else "custom". Advance/retreat moves one p
 ``STAGE_RATES``; from a custom rate, to the nearest preset above/below.
 
 The gate verdict for the next stage is ``partial-trust gate --stage N`` computed in-process
-(``partial_trust.apps.analysis``) on the risk log, where N is the stage the corridor is at (its go
-criteria decide whether it may advance). Records count from the time the sample rate was last
-set (the flag's ``changedAt`` metadata), so a stage is judged on its own evidence. Anything
-that prevents the computation (no risk log, the analyzer failing) is "not available".
+(``partial_trust.apps.analysis``) on the corridor's own records of the risk log
+(``corridor_log``: each corridor is judged on its own evidence), where N is the stage the
+corridor is at (its go criteria decide whether it may advance). Records count from the time the
+sample rate was last set (the flag's ``changedAt`` metadata), so a stage is judged on its own
+evidence. Anything that prevents the computation (no risk log, the analyzer failing) is "not
+available".
 """
 
 from __future__ import annotations
@@ -262,17 +264,19 @@ def _variants(doc: flagfile.FlagdDocument, key: str) -> list[str]:
 
 
 class GateCache:
-    """The gate verdict, recomputed at most every ``max_age_s`` (it reads the whole log)."""
+    """The gate verdict per corridor, recomputed at most every ``max_age_s`` (it reads the
+    whole log); each corridor judged on its own records (``corridor_log``)."""
 
     def __init__(self, risk_log: Path | None, max_age_s: float = 30.0) -> None:
         self.risk_log = risk_log
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
-        self._key: tuple[object, ...] | None = None
-        self._at = 0.0
-        self._value: dict[str, Any] = {}
+        #: corridor -> (key, computed at, value)
+        self._cached: dict[str, tuple[tuple[object, ...], float, dict[str, Any]]] = {}
 
-    def verdict(self, rate: float, on: bool, since: str | None) -> dict[str, Any]:
+    def verdict(
+        self, rate: float, on: bool, since: str | None, corridor: str = SHOPPING
+    ) -> dict[str, Any]:
         """Blocking (file I/O): call it from a worker thread."""
         stage = gate_stage(rate) if on else None
         if stage is None:
@@ -287,30 +291,34 @@ class GateCache:
             return {"available": False, "why": why, "stage": stage}
         key = (stage, since, st.st_size, st.st_mtime_ns)
         with self._lock:
-            fresh = time.monotonic() - self._at < self.max_age_s
-            if self._key is not None and (key == self._key or (fresh and key[:2] == self._key[:2])):
-                return self._value
+            cached = self._cached.get(corridor)
+            if cached is not None:
+                old, at, value = cached
+                fresh = time.monotonic() - at < self.max_age_s
+                if key == old or (fresh and key[:2] == old[:2]):
+                    return value
             try:
-                value = _evaluate(self.risk_log, stage, since)
+                value = _evaluate(self.risk_log, stage, since, corridor)
             except Exception as exc:  # the analyzer is optional here: never break the page
                 value = {"available": False, "why": f"gate failed: {exc}", "stage": stage}
-            self._key, self._at, self._value = key, time.monotonic(), value
+            self._cached[corridor] = (key, time.monotonic(), value)
             return value
 
 
-def _evaluate(risk_log: Path, stage: int, since: str | None) -> dict[str, Any]:
+def _evaluate(risk_log: Path, stage: int, since: str | None, corridor: str) -> dict[str, Any]:
     from partial_trust.apps.analysis import gate
     from partial_trust.apps.analysis.figures import from_tally
-    from partial_trust.apps.analysis.reader import tally_files
     from partial_trust.apps.analysis.tally import Window, parse_time
+    from partial_trust.apps.console.corridor_log import tally_corridor
 
     start = parse_time(since) if since else None
-    tally = tally_files([risk_log], Window(start, None), jobs=1)
+    tally = tally_corridor(risk_log, corridor, Window(start, None))
     figures = from_tally(tally)
     verdict, criteria, _ = gate.evaluate(figures, stage)
     return {
         "available": True,
         "stage": stage,
+        "corridor": corridor,
         "verdict": verdict.value,
         "since": since,
         "sampled": figures.sampled,

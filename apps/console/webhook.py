@@ -2,14 +2,23 @@
 
 An alert triggers a rollback when it is ``firing``, every label in ``AutoRollback.matchers``
 matches (by default ``alertname="PartialTrustErrorRateHigh"`` and ``severity="critical"``, the
-critical alert of ``alerts/partial-trust.rules.yml``) and its ``corridor`` label is the
-console's corridor. The rollback is ``partial_trust.flags.flagfile.kill`` plus one audit line with
-source
-``auto-rollback``, actor ``alertmanager`` and the alert's fingerprint and ``startsAt``.
+critical alert of ``alerts/partial-trust.rules.yml``). Every rule aggregates ``by (corridor)``,
+so an alert names the corridor it is about, and the rollback kills exactly THAT corridor:
+``partial_trust.flags.flagfile.kill(path, corridor=<label>)`` (its own switch,
+``partial_trust.corridors.flag_keys``; the other corridors keep running) plus one audit line
+with source ``auto-rollback``, actor ``alertmanager``, the corridor and the alert's
+fingerprint and ``startsAt``.
+
+A ``corridor`` label that is missing or not on the code's allowlist
+(``partial_trust.corridors.CORRIDOR_ALLOWLIST``) kills nothing: there is no such switch, and
+a label must never let a request write an arbitrary key into the flag file. Such an alert is
+counted (``unknown_corridor``) and audited once per (fingerprint, startsAt) with source
+``webhook`` (``action: "ignored"``, no flag change), because an alert about a corridor the
+console cannot turn off means the rules and the code disagree, which an operator must see.
 
 Ignored (answered 200, counted in ``partial_trust_console_webhook_alerts_total{result}``):
 resolved notifications (the console never turns a corridor back on), alerts that do not match,
-other corridors, and repeats: Alertmanager re-sends a firing alert every ``repeat_interval``
+unknown corridors, and repeats: Alertmanager re-sends a firing alert every ``repeat_interval``
 and on every group change; the same (fingerprint, startsAt) is handled once, so an operator
 who resumed on purpose is not overruled by a re-send. A new firing of the same alert (a new
 ``startsAt``) rolls back again.
@@ -17,17 +26,18 @@ who resumed on purpose is not overruled by a re-send. A new firing of the same a
 Bounded work, never in the operator's way: only the first ``MAX_ALERTS`` (100) alerts of a
 notification are looked at (the rest are counted ``over_limit`` and the answer says how many),
 the body is at most 1 MiB (413), and the decision (which alerts are new firings) is made
-without the console's change lock. The lock is taken only for the one resulting change: a
-single kill, however many alerts fired, with one audit line that lists every (fingerprint,
-startsAt) it handled. So an operator's kill never waits behind a webhook for more than one
-file write. Labels and annotations recorded from the request are escaped
-(``partial_trust.apps.console.text``) and bounded: a spoofing character in a label never blocks a
-kill.
+without the console's change lock. The lock is taken only for the resulting changes: one kill
+per corridor named, however many alerts fired for it, each with one audit line that lists every
+(fingerprint, startsAt) it handled (at most one per allow-listed corridor). So an operator's
+kill never waits behind a webhook for more than a few file writes. Labels and annotations
+recorded from the request are escaped (``partial_trust.apps.console.text``) and bounded: a
+spoofing character in a label never blocks a kill.
 
-Rollback storm: ``storm_threshold`` auto-rollbacks (default 3) of one corridor within
-``storm_window`` (10 min) set ``partial_trust_console_rollback_storm{corridor}`` to 1: someone
-keeps resuming into a broken corridor. While it is 1 the console refuses resume and advance
-unless the operator acknowledges the storm, so the corridor stays off instead of flapping;
+Rollback storm, per corridor: ``storm_threshold`` auto-rollbacks (default 3) of one corridor
+within ``storm_window`` (10 min) set ``partial_trust_console_rollback_storm{corridor}`` to 1:
+someone keeps resuming into a broken corridor. While it is 1 the console refuses resume of
+THAT corridor unless the operator acknowledges the storm, so it stays off instead of
+flapping, and a storm in one corridor never holds another back;
 alert on the gauge. Both rollback metrics are computed from the audit log at scrape time, so
 they agree across worker processes and restarts.
 """
@@ -48,7 +58,14 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
 from partial_trust.apps.console import text
-from partial_trust.apps.console.audit import AuditLog, entry, handled_alerts
+from partial_trust.apps.console.audit import (
+    SCHEMA,
+    AuditLog,
+    entry,
+    handled_alerts,
+    now_rfc3339,
+)
+from partial_trust.corridors import CORRIDOR_ALLOWLIST, SHOPPING
 from partial_trust.flags import flagfile
 
 CRITICAL_ALERT = "PartialTrustErrorRateHigh"
@@ -58,6 +75,13 @@ DEFAULT_MATCHERS: Mapping[str, str] = {"alertname": CRITICAL_ALERT, "severity": 
 MAX_ALERTS = 100
 #: the largest webhook body read (413 above)
 MAX_BODY_BYTES = 1024 * 1024
+#: every value of the ``result`` label (a closed set: no label value comes from a request)
+RESULTS = (
+    "rolled_back", "repeat", "resolved", "not_matching", "unknown_corridor", "disabled",
+    "over_limit", "failed",
+)  # fmt: skip
+#: the audit source of an alert the webhook ignored but recorded (no flag change)
+IGNORED_SOURCE = "webhook"
 
 
 class Alert(BaseModel):
@@ -89,9 +113,12 @@ class Notification(BaseModel):
 
 @dataclass(frozen=True)
 class AutoRollback:
-    """Configuration; ``enabled=False`` turns the webhook into a no-op (still authenticated)."""
+    """Configuration; ``enabled=False`` turns the webhook into a no-op (still authenticated).
 
-    corridor: str = "add_shopping_item"
+    ``corridor``: the console's default corridor (what its page shows first); the webhook
+    acts on the corridor each alert names, whatever this says."""
+
+    corridor: str = SHOPPING
     enabled: bool = True
     matchers: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MATCHERS))
     storm_threshold: int = 3
@@ -108,10 +135,8 @@ class Outcomes:
             ["result"],
             registry=registry,
         )
-        for result in ("rolled_back", "repeat", "resolved", "not_matching", "other_corridor"):
+        for result in RESULTS:
             self.counter.labels(result)
-        self.counter.labels("disabled")
-        self.counter.labels("over_limit")
 
     def count(self, result: str, amount: int = 1) -> None:
         if amount:
@@ -126,26 +151,27 @@ class RollbackCollector(Collector):
         self.config = config
 
     def collect(self) -> Iterable[Metric]:
-        corridor = self.config.corridor
         total = CounterMetricFamily(
             "partial_trust_console_auto_rollbacks",
             "Corridor kills made by the Alertmanager webhook (from the audit log)",
             labels=["corridor"],
         )
-        total.add_metric([corridor], len(self.audit.auto_rollbacks(corridor)))
         storm = GaugeMetricFamily(
             "partial_trust_console_rollback_storm",
             f"1 while >= {self.config.storm_threshold} auto-rollbacks happened within "
             f"{int(self.config.storm_window.total_seconds())} s",
             labels=["corridor"],
         )
-        storm.add_metric([corridor], float(in_storm(self.audit, self.config)))
+        for corridor in CORRIDOR_ALLOWLIST:  # closed label values: the code's allowlist
+            total.add_metric([corridor], len(self.audit.auto_rollbacks(corridor)))
+            storm.add_metric([corridor], float(in_storm(self.audit, self.config, corridor)))
         yield total
         yield storm
 
 
-def in_storm(audit: AuditLog, config: AutoRollback) -> bool:
-    recent = audit.recent_auto_rollbacks(config.storm_window, config.corridor)
+def in_storm(audit: AuditLog, config: AutoRollback, corridor: str) -> bool:
+    """Whether ``corridor`` had ``storm_threshold`` auto-rollbacks within ``storm_window``."""
+    recent = audit.recent_auto_rollbacks(config.storm_window, corridor)
     return recent >= config.storm_threshold
 
 
@@ -158,9 +184,11 @@ class Decision:
     """What a notification asks, decided without the change lock (reads only)."""
 
     results: list[dict[str, Any]]
-    to_kill: list[tuple[int, Alert]]  # (index in results, alert)
+    to_kill: list[tuple[int, Alert]]  # (index in results, alert): allow-listed corridors
     ignored: int
     audit_offset: int
+    #: new firings naming no allow-listed corridor: audited once, never a flag change
+    unknown: list[tuple[int, Alert]] = field(default_factory=list)
 
 
 def _pair(alert: Alert) -> tuple[str, str]:
@@ -172,80 +200,136 @@ def _pair(alert: Alert) -> tuple[str, str]:
     )
 
 
+def corridor_of(alert: Alert) -> str | None:
+    """The alert's ``corridor`` label when it names an allow-listed corridor, else ``None``."""
+    name = alert.labels.get("corridor")
+    return name if name in CORRIDOR_ALLOWLIST else None
+
+
+def _ignored_before(records: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(fingerprint, starts_at) of the unknown-corridor alerts already audited."""
+    return {
+        (str(r.get("fingerprint")), str(r.get("starts_at")))
+        for r in records
+        if r.get("source") == IGNORED_SOURCE
+    }
+
+
 def decide(notification: Notification, *, audit: AuditLog, config: AutoRollback) -> Decision:
     """Classify the first ``MAX_ALERTS`` alerts (blocking: reads the audit log once).
 
-    Returns one ``{"fingerprint", "result"}`` per alert acted on; the new firings to roll back
-    get ``rolled_back`` provisionally (``apply`` may turn them into ``repeat``).
+    Returns one ``{"fingerprint", "result"}`` per alert acted on (plus ``corridor`` when it
+    names an allow-listed one); the new firings to roll back get ``rolled_back``
+    provisionally (``apply`` may turn them into ``repeat``).
     """
     records, offset = audit.read_from(0)
-    done = handled_alerts(records)
+    done, seen = handled_alerts(records), _ignored_before(records)
     results: list[dict[str, Any]] = []
     to_kill: list[tuple[int, Alert]] = []
+    unknown: list[tuple[int, Alert]] = []
     for alert in notification.alerts[:MAX_ALERTS]:
         pair = _pair(alert)
+        corridor = corridor_of(alert)
         if not config.enabled:
             result = "disabled"
         elif alert.status == "resolved":
             result = "resolved"
         elif not _matches(alert, config):
             result = "not_matching"
-        elif alert.labels.get("corridor") != config.corridor:
-            result = "other_corridor"
+        elif corridor is None:
+            result = "unknown_corridor"
+            if pair not in seen:  # audited once; a re-send is counted, not written again
+                seen.add(pair)
+                unknown.append((len(results), alert))
         elif pair in done:
             result = "repeat"
         else:
             result = "rolled_back"
             done.add(pair)  # the same alert twice in one notification is one rollback
             to_kill.append((len(results), alert))
-        results.append({"fingerprint": pair[0], "result": result})
+        item: dict[str, Any] = {"fingerprint": pair[0], "result": result}
+        if corridor is not None:
+            item["corridor"] = corridor
+        results.append(item)
     ignored = max(0, len(notification.alerts) - MAX_ALERTS)
-    return Decision(results, to_kill, ignored, offset)
+    return Decision(results, to_kill, ignored, offset, unknown)
+
+
+def _ignored_line(alert: Alert) -> dict[str, Any]:
+    """The audit line of an alert naming no allow-listed corridor (no flag was changed)."""
+    fingerprint, starts_at = _pair(alert)
+    label = alert.labels.get("corridor")
+    line: dict[str, Any] = text.escape_all(
+        {
+            "time": now_rfc3339(),
+            "schema": SCHEMA,
+            "source": IGNORED_SOURCE,
+            "actor": "alertmanager",
+            "action": "ignored",
+            "reason": "the alert names no corridor on the code's allowlist: nothing to turn off",
+            "alertname": text.escape(alert.labels.get("alertname", ""), limit=text.MAX_RECORDED),
+            "corridor_label": None if label is None else text.escape(label, limit=64),
+            "fingerprint": fingerprint,
+            "starts_at": starts_at,
+        }
+    )
+    return line
 
 
 def apply(decision: Decision, *, flags_file: Path, audit: AuditLog, config: AutoRollback) -> None:
-    """The one kill for every new firing in ``decision``, and one audit line (blocking: run
-    it in a worker thread, under the console's change lock).
+    """One kill per corridor named by the new firings in ``decision``, each with one audit
+    line, and one audit line per new unknown-corridor alert (blocking: run it in a worker
+    thread, under the console's change lock).
 
     Under the audit log's ``flock``, only the lines written since ``decide`` are read again:
     another request or worker that handled the same alerts meanwhile turns them into
     ``repeat`` here, so "handled already?" and "handle it" stay one step without holding the
     lock while 100 alerts are looked at. A failed kill raises ``FlagFileError``/``OSError``
-    (the caller answers 500 so that Alertmanager retries).
+    (the caller answers 500 so that Alertmanager retries); the corridors killed before it
+    stay killed and audited, so the retry finds them ``repeat``.
     """
-    if not decision.to_kill:
+    if not decision.to_kill and not decision.unknown:
         return
     with audit.locked() as fd:
         since, _ = audit.read_from(decision.audit_offset)
-        done = handled_alerts(since)
-        fresh = []
+        done, seen = handled_alerts(since), _ignored_before(since)
+        for _, alert in decision.unknown:
+            if _pair(alert) not in seen:
+                audit.write(fd, _ignored_line(alert))
+        by_corridor: dict[str, list[Alert]] = {}
         for index, alert in decision.to_kill:
             if _pair(alert) in done:
                 decision.results[index]["result"] = "repeat"
             else:
-                fresh.append(alert)
-        if not fresh:
-            return
-        first = fresh[0]
-        fingerprint, starts_at = _pair(first)
-        alertname = text.escape(first.labels.get("alertname", ""), limit=text.MAX_RECORDED)
-        reason = f"auto-rollback: {alertname} firing for corridor {config.corridor}"
-        change = flagfile.kill(flags_file, reason=f"{reason} (fingerprint {fingerprint})")
-        summary = first.annotations.get("summary")
-        line = entry(
-            change,
-            source="auto-rollback",
-            actor="alertmanager",
-            reason=reason,
-            fingerprint=fingerprint,
-            starts_at=starts_at,
-            alertname=alertname,
-            corridor=config.corridor,
-            summary=text.escape(summary, limit=text.MAX_RECORDED) if summary else None,
-            handled=[list(_pair(a)) for a in fresh[1:]] or None,
-            file=str(flags_file),
-        )
-        audit.write(fd, line)
+                by_corridor.setdefault(str(corridor_of(alert)), []).append(alert)
+        for corridor, fresh in by_corridor.items():
+            _kill(fd, corridor, fresh, flags_file=flags_file, audit=audit)
+
+
+def _kill(fd: int, corridor: str, fresh: list[Alert], *, flags_file: Path, audit: AuditLog) -> None:
+    """Turn ``corridor`` off for ``fresh`` (its new firings) and write its one audit line."""
+    first = fresh[0]
+    fingerprint, starts_at = _pair(first)
+    alertname = text.escape(first.labels.get("alertname", ""), limit=text.MAX_RECORDED)
+    reason = f"auto-rollback: {alertname} firing for corridor {corridor}"
+    change = flagfile.kill(
+        flags_file, reason=f"{reason} (fingerprint {fingerprint})", corridor=corridor
+    )
+    summary = first.annotations.get("summary")
+    line = entry(
+        change,
+        source="auto-rollback",
+        actor="alertmanager",
+        reason=reason,
+        fingerprint=fingerprint,
+        starts_at=starts_at,
+        alertname=alertname,
+        corridor=corridor,
+        summary=text.escape(summary, limit=text.MAX_RECORDED) if summary else None,
+        handled=[list(_pair(a)) for a in fresh[1:]] or None,
+        file=str(flags_file),
+    )
+    audit.write(fd, line)
 
 
 def handle(

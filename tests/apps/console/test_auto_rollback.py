@@ -46,11 +46,13 @@ def config(console_url: str, chat_url: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def post_alert(am: Any, *, severity: str, alertname: str, ends: bool = False) -> None:
+def post_alert(
+    am: Any, *, severity: str, alertname: str, ends: bool = False, corridor: str = CORRIDOR
+) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     item: dict[str, Any] = {
-        "labels": {"alertname": alertname, "severity": severity, "corridor": CORRIDOR},
-        "annotations": {"summary": f"corridor {CORRIDOR}: test alert"},
+        "labels": {"alertname": alertname, "severity": severity, "corridor": corridor},
+        "annotations": {"summary": f"corridor {corridor}: test alert"},
         "generatorURL": "http://prometheus.test/graph",
     }
     if ends:
@@ -116,4 +118,40 @@ def test_alertmanager_rolls_the_corridor_back(tmp_path: Path) -> None:
         )
         assert flags.read_bytes() == killed and enabled(flags) is False
         assert len(audit_lines(tmp_path)) == 1
+        assert webhook_results(console)["rolled_back"] == 1
+
+
+def test_alertmanager_rolls_back_only_the_corridor_it_names(tmp_path: Path) -> None:
+    """Two corridors on; the page for the read corridor turns off its switch only, and an
+    alert naming a corridor off the allowlist reaches the console and changes nothing."""
+    from partial_trust.corridors import flag_keys
+
+    read_on = flag_keys("show_shopping_list").enabled
+    flags = tmp_path / "partial-trust.flagd.json"
+    shutil.copy(SHIPPED, flags)
+    flagfile.resume(flags)
+    flagfile.resume(flags, corridor="show_shopping_list")
+
+    def on(key: str) -> object:
+        return flagfile.served_value(flagfile.load(flags).flags[key])[0]
+
+    env = {"PARTIAL_TRUST_WEBHOOK_TOKEN": WEBHOOK_TOKEN}
+    chat = WebhookReceiver("chat")
+    with (
+        console_process(tmp_path, flags, tmp_path / "risk.jsonl", **env) as console,
+        chat.running(),
+        run_alertmanager(tmp_path, config(console.url, chat.url)) as am,
+    ):
+        post_alert(am, severity="critical", alertname=PAGE, corridor="show_shopping_list")
+        assert wait_until(lambda: on(read_on) is False, timeout_s=5, step_s=0.05), (
+            f"the read corridor is still on 5 s after its alert\n{console.output()}"
+        )
+        assert on(flagfile.ENABLED) is True  # the shopping corridor keeps running
+        post_alert(am, severity="critical", alertname=PAGE, corridor="no_such_corridor")
+        assert wait_until(
+            lambda: webhook_results(console).get("unknown_corridor", 0) >= 1, timeout_s=10
+        ), f"the unknown corridor's alert never reached the console\n{console.output()}"
+        assert on(flagfile.ENABLED) is True
+        sources = [(a["source"], a.get("corridor")) for a in audit_lines(tmp_path)]
+        assert sources == [("auto-rollback", "show_shopping_list"), ("webhook", None)]
         assert webhook_results(console)["rolled_back"] == 1

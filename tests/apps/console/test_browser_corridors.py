@@ -74,9 +74,35 @@ def test_one_panel_per_corridor_and_killing_one_leaves_the_other(tmp_path: Path)
             expect(show).to_contain_text("OFF")
             expect(shop).to_contain_text("ON, mode shadow")
             page.screenshot(path=str(ARTIFACTS / "10-corridors.png"), full_page=True)
+            # the share corridor's own ladder: its gate has no records (not available), so
+            # advance needs the override; retreat goes back; the shopping rate never moves
+            expect(share).to_contain_text("Gate: not available")
+            expect(share.locator("button.corridor-advance")).to_have_text(
+                "Next stage: 5% (gate: NOT-AVAILABLE)"
+            )
+            expect(share.locator("button.corridor-retreat")).to_be_disabled()
+            page.fill("#reason", "share corridor: next stage")
+            page.check("#override")
+            with page.expect_response(lambda r: r.url.endswith("/api/advance")) as answer:
+                share.locator("button.corridor-advance").click()
+            assert answer.value.status == 200
+            expect(share).to_contain_text("stage 2 (5%)")
+            expect(shop).to_contain_text("stage 1 (1%)")
+            page.fill("#reason", "share corridor: back")
+            with page.expect_response(lambda r: r.url.endswith("/api/retreat")) as answer:
+                share.locator("button.corridor-retreat").click()
+            assert answer.value.status == 200
+            expect(share).to_contain_text("stage 1 (1%)")
         finally:
             browser.close()
     assert _enabled(flags, SHOW.enabled) is False
     assert _enabled(flags, SHOP.enabled) is True  # the other corridor keeps running
+    assert _enabled(flags, SHARE.sample_rate) == 0.01
+    assert _enabled(flags, SHOP.sample_rate) == 0.01
     audit = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
-    assert [(a["action"], a["key"]) for a in audit] == [("kill", SHOW.enabled)]
+    assert [(a["action"], a["key"]) for a in audit] == [
+        ("kill", SHOW.enabled),
+        ("advance", SHARE.sample_rate),
+        ("retreat", SHARE.sample_rate),
+    ]
+    assert audit[1]["override"] is True and audit[1]["overridden_verdict"] == "NOT-AVAILABLE"

@@ -54,7 +54,9 @@ async def test_the_critical_alert_kills_the_corridor_and_is_audited(
     await resume(console)
     resp = await hook(console, notification(alert()))
     assert resp.status_code == 200
-    assert resp.json()["alerts"] == [{"fingerprint": "3f1c2a9b8d7e6f50", "result": "rolled_back"}]
+    assert resp.json()["alerts"] == [
+        {"fingerprint": "3f1c2a9b8d7e6f50", "result": "rolled_back", "corridor": CORRIDOR}
+    ]
     assert served(flags, flagfile.ENABLED) is False
     line = audit_lines(tmp_path)[-1]
     assert line["source"] == "auto-rollback" and line["actor"] == "alertmanager"
@@ -100,7 +102,7 @@ async def test_resolved_never_turns_it_back_on(
         ({"severity": "warning"}, "not_matching"),
         ({"alertname": "PartialTrustLatencyHigh"}, "not_matching"),
         ({"alertname": "PartialTrustLatencyHigh", "severity": "critical"}, "not_matching"),
-        ({"corridor": "other_intent"}, "other_corridor"),
+        ({"corridor": "other_intent"}, "unknown_corridor"),
     ],
 )
 async def test_other_alerts_are_ignored(
