@@ -26,19 +26,20 @@ def canary_command(command_id: str = CANARY_ID) -> dict[str, Any]:
     return {
         "command_id": command_id,
         "user_id": CANARY_USER,
-        "text": f"add {CANARY_ITEM} to my shopping list",
+        "text": f"add {CANARY_ITEM} and milk to my shopping list",
         "capabilities": ["start_job"],
         "context": {"default_list_id": "l-1", "lists": ["l-1", "l-2"]},
     }
 
 
 def disagreeing_candidate(name: str = CANARY_ITEM) -> dict[str, Any]:
-    """Accepted by every rule, but on the other list: agreement false."""
+    """Accepted by every rule, but without the milk the baseline read: agreement false (an
+    unnamed list would be refused: ``list_id_not_allowed``)."""
     return {
         "intent": "add_shopping_item",
         "job": {
             "job_type": "add_shopping_item",
-            "payload": {"list_id": "l-2", "items": [{"name": name, "quantity": 1}]},
+            "payload": {"list_id": "l-1", "items": [{"name": name, "quantity": 1}]},
         },
         "confidence": 0.95,
     }

@@ -115,8 +115,8 @@ async def test_canaries_reach_the_store_only(tmp_path: Path) -> None:
         case = reader.next_case()
         assert case is not None and case.mode == "shadow" and case.status == "accepted_llm"
         assert case.text is not None and CANARY_ITEM in case.text
-        assert case.candidate["job"]["payload"]["list_id"] == "l-2"
-        assert case.baseline["job"]["payload"]["list_id"] == "l-1"
+        assert len(case.candidate["job"]["payload"]["items"]) == 1
+        assert len(case.baseline["job"]["payload"]["items"]) == 2
         assert reader.progress() == {"reviewed": 0, "total": 1}
 
 

@@ -37,7 +37,8 @@ def seed(path: Path, n: int) -> None:
                 corridor="add_shopping_item", mode="shadow", status="accepted_llm",
                 reason="accepted", command_key=f"{i:016x}", command=canary_command(f"c-{i}"),
                 baseline={"intent": "add_shopping_item", "job": {"payload": {"list_id": "l-1",
-                          "items": [{"name": "zqxwvbanana", "quantity": 1}]}}},
+                          "items": [{"name": "zqxwvbanana", "quantity": 1},
+                                    {"name": "milk", "quantity": 1}]}}},
                 candidate=disagreeing_candidate(), created=time.time() - n + i,
             )
         )  # fmt: skip
@@ -73,7 +74,7 @@ async def test_only_the_reviewer_token_reads(tmp_path: Path) -> None:
         assert r.status_code == 401
         r = await c.get("/review/api/next", headers=REVIEWER_AUTH)
         assert r.status_code == 200 and r.json()["case"]["id"] == 1
-        assert r.json()["case"]["differed"] == ["list: baseline 'l-1', LLM 'l-2'"]
+        assert r.json()["case"]["differed"] == ["only the baseline has: milk x1"]
     # no reviewer token configured: nothing readable at all
     app = make_console(
         tmp_path,

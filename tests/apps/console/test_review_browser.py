@@ -146,7 +146,10 @@ def test_a_reviewer_judges_five_cases_and_the_analyzer_reports_the_override_rate
     assert [e["verdict"] for e in entries] == [v for _, v in WALK]
     # the decision the reviewer took: the LLM's (which differs), the baseline's, or none
     assert entries[1]["expected"]["list_id"] == "l-1"
-    assert entries[1]["expected"]["items"] == [{"name": "zqxwvbanana", "quantity": 1}]
+    assert entries[1]["expected"]["items"] == [
+        {"name": "zqxwvbanana", "quantity": 1},
+        {"name": "milk", "quantity": 1},
+    ]
     assert entries[0]["expected"] not in (None, entries[1]["expected"])
     assert entries[3]["expected"] is None and entries[4]["expected"] is None
     assert all(e["command"]["user_id"] == "u-review" for e in entries)
