@@ -21,6 +21,25 @@ from partial_trust.apps.analysis.reader import expand
 from partial_trust.apps.analysis.tally import parse_time
 
 
+def print_verdict(
+    args: argparse.Namespace,
+    fig: Figures,
+    stage: str,
+    verdict: gate_mod.Verdict,
+    criteria: list[gate_mod.Criterion],
+    manual: tuple[str, ...],
+) -> str | None:
+    """Why the figures cannot be judged (said on stderr), else the verdict table on stdout
+    unless JSON goes there: the same first lines for every stage that is not a rollout's."""
+    why = gate_mod.unevaluable(fig)
+    if why is not None:
+        print(f"partial-trust gate: cannot evaluate: {why}", file=sys.stderr)
+    elif args.output_json != "-":
+        stab = gate_mod.Stability((), None, None)
+        print(report.gate_table(stage, verdict, criteria, stab, manual))
+    return why
+
+
 def shadow_gate_main(args: argparse.Namespace, fig: Figures) -> int:
     """``gate --stage shadow`` (``shadow_gate``): agreement, its records, errors, duration."""
     since = parse_time(args.since) if args.since else None
@@ -29,12 +48,8 @@ def shadow_gate_main(args: argparse.Namespace, fig: Figures) -> int:
     duration = durations.shadow_duration(since=since, risk_logs=risk_logs, until=until)
     data_verdict, criteria = shadow_gate.evaluate(fig, duration)
     verdict = gate_mod.held(data_verdict, duration)
-    why = gate_mod.unevaluable(fig)
-    if why is not None:
-        print(f"partial-trust gate: cannot evaluate: {why}", file=sys.stderr)
-    elif args.output_json != "-":
-        stab = gate_mod.Stability((), None, None)
-        print(report.gate_table("shadow", verdict, criteria, stab, shadow_gate.MANUAL))
+    why = print_verdict(args, fig, "shadow", verdict, criteria, shadow_gate.MANUAL)
+    if why is None and args.output_json != "-":
         label = "HOLD" if verdict is gate_mod.Verdict.HOLD else "duration"
         print(f"{label}: {duration.summary()} (start from: {duration.source})")
     payload = {
@@ -86,12 +101,7 @@ def advisory_gate_main(p: argparse.ArgumentParser, args: argparse.Namespace, fig
     if override is None:
         p.error("--stage advisory needs --review-store PATH")
     verdict, criteria = advisory_gate.evaluate(fig, override, args.risk_class)
-    why = gate_mod.unevaluable(fig)
-    if why is not None:
-        print(f"partial-trust gate: cannot evaluate: {why}", file=sys.stderr)
-    elif args.output_json != "-":
-        stab = gate_mod.Stability((), None, None)
-        print(report.gate_table("advisory", verdict, criteria, stab, advisory_gate.MANUAL))
+    why = print_verdict(args, fig, "advisory", verdict, criteria, advisory_gate.MANUAL)
     payload = {
         "stage": "advisory",
         "risk_class": args.risk_class,
