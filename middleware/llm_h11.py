@@ -50,6 +50,10 @@ class H11Connection:
         """Idle, not expired, and nothing (bytes or EOF) arrived while it idled."""
         return now < self.expires_at and not self.stream.get_extra_info("is_readable")
 
+    def has_expired(self) -> bool:
+        """Whether the pool would drop it now (for tests waiting on a server's FIN)."""
+        return not self.usable(time.monotonic())
+
     def close(self) -> None:
         """Close without awaiting: ``AsyncioStream.aclose`` never suspends."""
         coro = self.stream.aclose()
@@ -106,6 +110,10 @@ class H11Transport:
     @property
     def idle_count(self) -> int:
         return len(self._idle)
+
+    def idle_connections(self) -> list[H11Connection]:
+        """The idle connections, newest last (for tests and diagnostics)."""
+        return list(self._idle)
 
     @asynccontextmanager
     async def post(

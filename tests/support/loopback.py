@@ -21,6 +21,7 @@ import httpcore
 import pytest
 
 from partial_trust.middleware.llm_client import CandidateError, LLMClient
+from partial_trust.middleware.llm_h11 import H11Connection, H11Transport
 from partial_trust.middleware.llm_pool import OriginPool
 
 REQUEST: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -234,5 +235,9 @@ async def post_raw(pool: OriginPool, content: bytes = b"{}") -> bytes:
         pool.release(conn, reusable=reusable)
 
 
-def idle_connections(pool: OriginPool) -> list[httpcore.AsyncHTTPConnection]:
+def idle_connections(
+    pool: OriginPool | H11Transport,
+) -> list[httpcore.AsyncHTTPConnection] | list[H11Connection]:
+    if isinstance(pool, H11Transport):
+        return pool.idle_connections()
     return list(pool._idle)  # white box: only to wait for the client to notice a server's FIN
