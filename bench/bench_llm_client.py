@@ -5,7 +5,8 @@
 For each concurrency, ``--calls`` sequential-per-worker calls of the corridor's real request
 through ``LLMClient`` over each ``LLMTransport``: the default (``H11Transport``: h11 driven
 directly on our asyncio stream, with a LIFO pool), ``PooledTransport`` (httpcore's connection
-on the same stream and pool, the default until 2026-12-07), aiohttp's ``ClientSession``, httpcore's public
+on the same stream and pool, the default until 2026-12-07), aiohttp's
+``ClientSession``, httpcore's public
 ``AsyncConnectionPool`` (its own anyio backend, and our asyncio backend), and an
 ``httpx.AsyncClient`` (the proxy path). Printed: this process's CPU µs per call
 (``time.process_time``, so the simulator's own CPU is not counted), wall µs per call, and CPU
