@@ -9,10 +9,12 @@ meanwhile. Every test runs on asyncio and on uvloop.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.llm_h11 import H11Transport
@@ -174,3 +176,37 @@ async def test_tls_trusted_keeps_alive_and_untrusted_fails(certificate: tuple[Pa
         error = await failure(client)
         assert (error.reason, error.detail) == (Reason.LLM_UNAVAILABLE, "ConnectError")
         assert (transport.idle_count, transport.in_use) == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_the_default_client_sends_the_request_as_given_with_its_headers() -> None:
+    """Host, JSON content type and length, the bearer token, the caller's trace context and
+    a transport caller's own ``x-`` header, on the wire; the body byte for byte."""
+    tracer = TracerProvider().get_tracer("test")  # local provider: the global stays untouched
+    async with Loopback() as server, LLMClient(server.url, api_key="sk-test") as client:
+        assert isinstance(client.transport, H11Transport)
+        with tracer.start_as_current_span("corridor") as span:
+            assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
+            ctx = span.get_span_context()
+        loop = asyncio.get_running_loop()
+        async with client.transport.post(
+            client.url, b"{}", {"x-extra": "1"}, loop.time() + 2.0
+        ) as answer:
+            assert answer.status == 200
+            assert b"".join([chunk async for chunk in answer.chunks])
+    first, second = (_fields(head) for head in server.heads)
+    assert first["host"] == f"127.0.0.1:{server.port}"
+    assert first["content-type"] == "application/json"
+    assert first["authorization"] == "Bearer sk-test"
+    traceparent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    assert first["traceparent"] == traceparent
+    assert json.loads(server.requests[0][1]) == REQUEST
+    assert int(first["content-length"]) == len(server.requests[0][1])
+    assert server.heads[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    assert second["x-extra"] == "1" and server.requests[1][1] == b"{}"
+    assert server.conns[0].requests == 2  # one keep-alive connection
+
+
+def _fields(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}

@@ -98,6 +98,7 @@ class Loopback:
         self.respond = respond
         self.conns: list[Conn] = []
         self.requests: list[tuple[int, bytes]] = []  # (connection index, request body)
+        self.heads: list[bytes] = []  # each request's head, as it crossed the socket
         self._ssl = ssl_context
         self._rcvbuf = rcvbuf
         self._body_delay_s = body_delay_s
@@ -152,6 +153,7 @@ class Loopback:
                 body = await self._read_body(reader, content_length(head))
                 conn.requests += 1
                 self.requests.append((conn.index, body))
+                self.heads.append(head)
                 keep = await self.respond(conn, body)
                 await writer.drain()
                 if not keep:
