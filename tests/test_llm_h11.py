@@ -12,14 +12,18 @@ import asyncio
 import json
 import ssl
 from pathlib import Path
+from typing import Any
 
+import httpcore
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.llm_h11 import H11Transport
 from partial_trust.outcome import Reason
+from tests.support.instant_llm import InstantBackend, InstantStream, http_response
 from tests.support.loopback import (
+    BODY,
     CANDIDATE,
     REQUEST,
     Conn,
@@ -210,3 +214,22 @@ async def test_the_default_client_sends_the_request_as_given_with_its_headers() 
 def _fields(head: bytes) -> dict[str, str]:
     lines = head.decode("latin-1").split("\r\n")[1:]
     return {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+
+
+class _TwiceBackend(InstantBackend):
+    """A backend other than ours (no ``settle``): its stream answers every request twice in
+    one read, so the extra answer reaches h11 itself, as its ``trailing_data``."""
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        self.connects += 1
+        return InstantStream(http_response(BODY) * 2)
+
+
+@pytest.mark.anyio
+async def test_another_backends_extra_answer_is_never_read_by_the_next_call() -> None:
+    backend = _TwiceBackend(BODY)
+    client, transport = _client("http://llm.test/v1", network_backend=backend)
+    for _ in range(3):
+        assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
+    assert backend.connects == 3  # never reused: each call on a fresh connection
+    assert transport.quarantined and transport.idle_count == 0
