@@ -11,9 +11,9 @@ Why it looks like this:
   engine turns that into an ``error`` outcome and serves the baseline. Details are fixed
   strings, never response content or request text (privacy: they end up in logs).
 * How the bytes travel is an ``LLMTransport``'s (``llm_seam``): by default keep-alive
-  connections to the one origin (``PooledTransport``), through an ``httpx.AsyncClient`` for a
-  proxy or an injected client (``HttpxTransport``). The client keeps only the deadline, the
-  size cap and the mapping of failures to reasons.
+  connections to the one origin with h11 driven directly (``llm_h11.H11Transport``), through
+  an ``httpx.AsyncClient`` for a proxy or an injected client (``HttpxTransport``). The client
+  keeps only the deadline, the size cap and the mapping of failures to reasons.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class LLMClient:
     The transport, first match: ``transport`` as given; ``client`` (an in-process ASGI
     transport, a test double, a proxy setup) through ``HttpxTransport``; with ``trust_env``
     an ``Environment`` that sets a proxy (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``), an
-    ``httpx.AsyncClient`` made and owned here that honours it; else ``PooledTransport``,
+    ``httpx.AsyncClient`` made and owned here that honours it; else ``H11Transport``,
     which speaks to the origin directly. A given ``transport`` or ``client`` stays the
     caller's: ``aclose`` leaves it open.
     """
