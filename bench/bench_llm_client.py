@@ -3,8 +3,10 @@
     .venv/bin/python bench/bench_llm_client.py [--calls 3000] [--concurrency 1 8] [--rounds 3]
 
 For each concurrency, ``--calls`` sequential-per-worker calls of the corridor's real request
-through ``LLMClient`` over each ``LLMTransport``: the default (``PooledTransport``: httpcore's
-HTTP/1.1 on our asyncio stream and LIFO pool), aiohttp's ``ClientSession``, httpcore's public
+through ``LLMClient`` over each ``LLMTransport``: the default (``H11Transport``: h11 driven
+directly on our asyncio stream, with a LIFO pool), ``PooledTransport`` (httpcore's connection
+on the same stream and pool, the default until 2026-12-07), aiohttp's
+``ClientSession``, httpcore's public
 ``AsyncConnectionPool`` (its own anyio backend, and our asyncio backend), and an
 ``httpx.AsyncClient`` (the proxy path). Printed: this process's CPU µs per call
 (``time.process_time``, so the simulator's own CPU is not counted), wall µs per call, and CPU
@@ -32,7 +34,7 @@ from bench.llm_transports import AiohttpTransport, HttpcorePoolTransport
 from partial_trust.contracts import CommandDTO
 from partial_trust.middleware.candidate import chat_request
 from partial_trust.middleware.llm_client import LLMClient
-from partial_trust.middleware.llm_seam import HttpxTransport, LLMTransport
+from partial_trust.middleware.llm_seam import HttpxTransport, LLMTransport, PooledTransport
 from partial_trust.middleware.llm_transport import AsyncioBackend
 from tests.support.procs import free_port, partial_trust
 
@@ -73,14 +75,15 @@ async def run(client: LLMClient, calls: int, concurrency: int) -> tuple[float, f
     return (time.process_time() - cpu) / n * 1e6, (time.perf_counter() - wall) / n * 1e6
 
 
-DEFAULT = "default (PooledTransport)"
-#: Each transport, made fresh per round (None: the client's default).
-TRANSPORTS: dict[str, Callable[[], LLMTransport | None]] = {
-    DEFAULT: lambda: None,
-    "aiohttp ClientSession": AiohttpTransport,
-    "httpcore AsyncConnectionPool": HttpcorePoolTransport,
-    "  same, our asyncio backend": lambda: HttpcorePoolTransport(AsyncioBackend()),
-    "httpx AsyncClient": lambda: HttpxTransport(httpx.AsyncClient()),
+DEFAULT = "default (H11Transport)"
+#: Each transport, made fresh per round for the completions URL (None: the client's default).
+TRANSPORTS: dict[str, Callable[[str], LLMTransport | None]] = {
+    DEFAULT: lambda url: None,
+    "PooledTransport (before 12-07)": PooledTransport,
+    "aiohttp ClientSession": lambda url: AiohttpTransport(),
+    "httpcore AsyncConnectionPool": lambda url: HttpcorePoolTransport(),
+    "  same, our asyncio backend": lambda url: HttpcorePoolTransport(AsyncioBackend()),
+    "httpx AsyncClient": lambda url: HttpxTransport(httpx.AsyncClient()),
 }
 
 
@@ -98,7 +101,7 @@ async def main(args: argparse.Namespace) -> None:
             for r in range(args.rounds):
                 names = list(TRANSPORTS)
                 for name in names[r % len(names) :] + names[: r % len(names)]:
-                    transport = TRANSPORTS[name]()
+                    transport = TRANSPORTS[name](base + "/chat/completions")
                     async with LLMClient(base, transport=transport) as client:
                         results[name].append(await run(client, args.calls, concurrency))
                     if transport is not None:

@@ -56,6 +56,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+#: One decoder for every answer: ``json.loads`` with any option builds a new one per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_completion(body: bytes) -> dict[str, Any]:
     """The JSON object in ``choices[0].message.content``, or ``LLM_INVALID_RESPONSE``."""
     invalid = Reason.LLM_INVALID_RESPONSE
@@ -64,7 +68,7 @@ def parse_completion(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise CandidateError(invalid, "not utf-8") from None
     try:
-        raw = json.loads(text, parse_constant=_reject_constant)
+        raw = _DECODER.decode(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise CandidateError(invalid, "not json") from None
     try:
@@ -74,7 +78,7 @@ def parse_completion(body: bytes) -> dict[str, Any]:
     if not envelope.choices:
         raise CandidateError(invalid, "no choices")
     try:
-        content = json.loads(envelope.choices[0].message.content, parse_constant=_reject_constant)
+        content = _DECODER.decode(envelope.choices[0].message.content)
     except (ValueError, RecursionError):
         raise CandidateError(invalid, "content not json") from None
     if not isinstance(content, dict):

@@ -2,9 +2,10 @@
 
 Why a seam: ``LLMClient`` owns what the corridor needs of the call (one deadline, a size cap
 on the answer, every failure mapped to a closed ``Reason``); how the bytes travel is a
-transport's business. ``PooledTransport`` is the default (httpcore's HTTP/1.1 on our asyncio
-stream and LIFO pool: ``llm_transport``, ``llm_pool``, measured against aiohttp and httpcore's
-own pool in ``bench/bench_llm_client.py``); ``HttpxTransport`` wraps an ``httpx.AsyncClient``,
+transport's business. ``llm_h11.H11Transport`` is the default (h11 driven directly on our
+asyncio stream, with a LIFO pool); ``PooledTransport`` (httpcore's HTTP/1.1 connection on the
+same stream, in ``llm_pool``'s LIFO pool) was the default until 2026-12-07 and stays for
+comparison in ``bench/bench_llm_client.py``; ``HttpxTransport`` wraps an ``httpx.AsyncClient``,
 for a proxy from the environment or a client the caller injects. A transport raises its
 library's exceptions (httpcore's, httpx's, ``OSError``) and ``AmbiguousFraming`` /
 ``ConnectionLimitError``; ``LLMClient`` maps them.
@@ -53,8 +54,8 @@ class LLMTransport(Protocol):
 
 
 class PooledTransport:
-    """The default: keep-alive connections to the LLM's one origin (``OriginPool``),
-    created on first use inside the running loop."""
+    """httpcore's connection (the default until 2026-12-07): keep-alive connections to the
+    LLM's one origin (``OriginPool``), created on first use inside the running loop."""
 
     def __init__(
         self,

@@ -167,7 +167,9 @@ async def harness(
     risk_log = RiskLog(log_path)
     risk_log.start()
     source = MutableSettings(initial or settings())
-    llm = LLMClient(LLM_URL)
+    # respx sees httpx/httpcore only: the LLM is reached through an injected httpx client.
+    http = httpx.AsyncClient()
+    llm = LLMClient(LLM_URL, client=http)
     engine = CorridorEngine(
         ShoppingCorridor(),
         settings=source,
@@ -193,6 +195,7 @@ async def harness(
         finally:
             h.risk_log.close()
             await llm.aclose()
+            await http.aclose()
 
 
 def iter_strings(value: object) -> Iterator[str]:

@@ -2,8 +2,9 @@
 sends (the request as given, the bearer token, the caller's trace context), how the client
 is opened and closed, and when it goes through a proxy.
 
-The request path talks to the model directly over the pool; the ``httpx.AsyncClient`` path
-exists only for an injected client or a proxy the environment asks for, so both are pinned.
+The request path talks to the model directly (``H11Transport``, which respx cannot see: these
+tests inject an ``httpx.AsyncClient``, ``respx_client``); the ``httpx.AsyncClient`` path exists
+only for an injected client or a proxy the environment asks for, so both are pinned.
 How each failure maps to a reason: ``test_llm_client_failures.py``.
 """
 
@@ -18,8 +19,12 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from partial_trust.environment import Environment
 from partial_trust.middleware.llm_client import LLMClient
-from partial_trust.middleware.llm_seam import HttpxTransport, PooledTransport
-from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, ok
+from partial_trust.middleware.llm_h11 import H11Transport
+from partial_trust.middleware.llm_seam import HttpxTransport
+from tests.support.loopback import CANDIDATE as LOOPBACK_CANDIDATE
+from tests.support.loopback import REQUEST as LOOPBACK_REQUEST
+from tests.support.loopback import Loopback
+from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, ok, respx_client
 
 # --- what a call sends ---------------------------------------------------------------------------
 
@@ -27,7 +32,7 @@ from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, ok
 @pytest.mark.anyio
 async def test_success_returns_the_content_object(mock: respx.MockRouter) -> None:
     route = mock.post(URL).mock(return_value=ok())
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
     sent = route.calls.last.request
     assert json.loads(sent.content) == REQUEST
@@ -37,7 +42,7 @@ async def test_success_returns_the_content_object(mock: respx.MockRouter) -> Non
 @pytest.mark.anyio
 async def test_base_url_joins_without_double_slash(mock: respx.MockRouter) -> None:
     route = mock.post(URL).mock(return_value=ok())
-    async with LLMClient(BASE + "/") as client:
+    async with respx_client(BASE + "/") as client:
         await client.complete(REQUEST, timeout_s=1.0)
     assert str(route.calls.last.request.url) == URL
 
@@ -45,7 +50,7 @@ async def test_base_url_joins_without_double_slash(mock: respx.MockRouter) -> No
 @pytest.mark.anyio
 async def test_bearer_token_is_sent(mock: respx.MockRouter) -> None:
     route = mock.post(URL).mock(return_value=ok())
-    async with LLMClient(BASE, api_key="sk-test") as client:
+    async with respx_client(api_key="sk-test") as client:
         await client.complete(REQUEST, timeout_s=1.0)
     assert route.calls.last.request.headers["authorization"] == "Bearer sk-test"
 
@@ -54,7 +59,7 @@ async def test_bearer_token_is_sent(mock: respx.MockRouter) -> None:
 async def test_traceparent_is_injected_from_the_active_span(mock: respx.MockRouter) -> None:
     route = mock.post(URL).mock(return_value=ok())
     tracer = TracerProvider().get_tracer("test")  # local provider: the global stays untouched
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         with tracer.start_as_current_span("corridor") as span:
             await client.complete(REQUEST, timeout_s=1.0)
             ctx = span.get_span_context()
@@ -66,7 +71,7 @@ async def test_traceparent_is_injected_from_the_active_span(mock: respx.MockRout
 @pytest.mark.anyio
 async def test_no_traceparent_without_a_span(mock: respx.MockRouter) -> None:
     route = mock.post(URL).mock(return_value=ok())
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         await client.complete(REQUEST, timeout_s=1.0)
     assert "traceparent" not in route.calls.last.request.headers
 
@@ -96,7 +101,7 @@ async def test_closed_client_refuses_new_calls() -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("timeout_s", [0, -1.0, float("nan"), float("inf")])
 async def test_rejects_bad_timeout(timeout_s: float) -> None:
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         with pytest.raises(ValueError, match="timeout_s"):
             await client.complete(REQUEST, timeout_s=timeout_s)
 
@@ -123,14 +128,15 @@ async def test_proxy_in_the_environment_is_honoured_with_trust_env(
 
 
 @pytest.mark.anyio
-async def test_proxy_is_ignored_without_trust_env(
-    mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
-    mock.post(URL).mock(return_value=ok())
-    async with LLMClient(BASE) as client:
-        assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
-        assert isinstance(client.transport, PooledTransport)
+async def test_proxy_is_ignored_without_trust_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``trust_env`` the default transport speaks to the origin itself: a proxy in
+    the process's environment (one that does not exist) changes nothing."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://proxy.test:3128")
+    async with Loopback() as server, LLMClient(server.url) as client:
+        assert await client.complete(LOOPBACK_REQUEST, timeout_s=2.0) == LOOPBACK_CANDIDATE
+        assert isinstance(client.transport, H11Transport)
+    assert len(server.requests) == 1
 
 
 def test_proxy_configured_reads_either_case() -> None:

@@ -21,7 +21,7 @@ import respx
 
 from partial_trust.middleware.llm_client import CandidateError, LLMClient
 from partial_trust.outcome import Reason
-from tests.support.respx_llm import BASE, CANDIDATE, REQUEST, URL, completion, ok
+from tests.support.respx_llm import CANDIDATE, REQUEST, URL, completion, ok, respx_client
 
 
 class SlowStream(httpx.AsyncByteStream):
@@ -55,7 +55,7 @@ async def reason_of(client: LLMClient, timeout_s: float = 1.0) -> CandidateError
 @pytest.mark.parametrize("status", [500, 503, 429, 400, 302])
 async def test_http_error_status(mock: respx.MockRouter, status: int) -> None:
     mock.post(URL).mock(return_value=httpx.Response(status, text="SECRET upstream said"))
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         error = await reason_of(client)
     assert error.reason is Reason.LLM_HTTP_ERROR
     assert error.detail == f"status {status}"
@@ -67,7 +67,7 @@ async def test_http_error_status(mock: respx.MockRouter, status: int) -> None:
 )
 async def test_transport_errors_are_unavailable(mock: respx.MockRouter, exc: Exception) -> None:
     mock.post(URL).mock(side_effect=exc)
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         error = await reason_of(client)
     assert error.reason is Reason.LLM_UNAVAILABLE
     assert error.detail == type(exc).__name__
@@ -77,7 +77,7 @@ async def test_transport_errors_are_unavailable(mock: respx.MockRouter, exc: Exc
 @pytest.mark.parametrize("exc", [httpx.ReadTimeout("slow"), httpx.ConnectTimeout("slow")])
 async def test_httpx_timeouts_are_timeouts(mock: respx.MockRouter, exc: Exception) -> None:
     mock.post(URL).mock(side_effect=exc)
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         error = await reason_of(client)
     assert error.reason is Reason.LLM_TIMEOUT
 
@@ -89,7 +89,7 @@ async def test_slow_headers_hit_the_deadline(mock: respx.MockRouter) -> None:
         return ok()
 
     mock.post(URL).mock(side_effect=hang)
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         started = time.perf_counter()
         error = await reason_of(client, timeout_s=0.1)
         elapsed = time.perf_counter() - started
@@ -103,7 +103,7 @@ async def test_body_dripping_past_the_deadline_is_a_timeout(mock: respx.MockRout
     # Each chunk alone is well inside httpx's per-read timeout; only the total is late.
     stream = SlowStream([body[i : i + 8] for i in range(0, len(body), 8)], delay_s=0.03)
     mock.post(URL).mock(side_effect=lambda request: httpx.Response(200, stream=stream))
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         started = time.perf_counter()
         error = await reason_of(client, timeout_s=0.2)
         elapsed = time.perf_counter() - started
@@ -137,7 +137,7 @@ async def test_invalid_responses(
     mock: respx.MockRouter, response: httpx.Response, detail: str
 ) -> None:
     mock.post(URL).mock(return_value=response)
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         error = await reason_of(client)
     assert error.reason is Reason.LLM_INVALID_RESPONSE
     assert error.detail == detail
@@ -146,7 +146,7 @@ async def test_invalid_responses(
 @pytest.mark.anyio
 async def test_oversized_by_content_length(mock: respx.MockRouter) -> None:
     mock.post(URL).mock(return_value=httpx.Response(200, content=b"x" * 2000))
-    async with LLMClient(BASE, max_response_bytes=1000) as client:
+    async with respx_client(max_response_bytes=1000) as client:
         error = await reason_of(client)
     assert (error.reason, error.detail) == (Reason.LLM_INVALID_RESPONSE, "oversized")
 
@@ -155,7 +155,7 @@ async def test_oversized_by_content_length(mock: respx.MockRouter) -> None:
 async def test_oversized_streamed_body_stops_reading(mock: respx.MockRouter) -> None:
     stream = SlowStream([b"x" * 400] * 1000, delay_s=0)  # no content-length: chunked
     mock.post(URL).mock(side_effect=lambda request: httpx.Response(200, stream=stream))
-    async with LLMClient(BASE, max_response_bytes=1000) as client:
+    async with respx_client(max_response_bytes=1000) as client:
         error = await reason_of(client)
     assert (error.reason, error.detail) == (Reason.LLM_INVALID_RESPONSE, "oversized")
     assert stream.closed
@@ -166,7 +166,7 @@ async def test_response_exactly_at_the_limit_is_read(mock: respx.MockRouter) -> 
     response = ok()
     size = len(response.content)
     mock.post(URL).mock(return_value=response)
-    async with LLMClient(BASE, max_response_bytes=size) as client:
+    async with respx_client(max_response_bytes=size) as client:
         assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
 
 
@@ -176,7 +176,7 @@ async def test_caller_cancellation_propagates_and_closes_the_stream(
 ) -> None:
     stream = SlowStream([b"{", b"}"], delay_s=10)
     mock.post(URL).mock(side_effect=lambda request: httpx.Response(200, stream=stream))
-    async with LLMClient(BASE) as client:
+    async with respx_client() as client:
         task = asyncio.create_task(client.complete(REQUEST, timeout_s=5.0))
         await asyncio.sleep(0.05)  # headers are in; the body read is pending
         task.cancel()

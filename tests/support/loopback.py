@@ -21,6 +21,7 @@ import httpcore
 import pytest
 
 from partial_trust.middleware.llm_client import CandidateError, LLMClient
+from partial_trust.middleware.llm_h11 import H11Connection, H11Transport
 from partial_trust.middleware.llm_pool import OriginPool
 
 REQUEST: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -97,6 +98,7 @@ class Loopback:
         self.respond = respond
         self.conns: list[Conn] = []
         self.requests: list[tuple[int, bytes]] = []  # (connection index, request body)
+        self.heads: list[bytes] = []  # each request's head, as it crossed the socket
         self._ssl = ssl_context
         self._rcvbuf = rcvbuf
         self._body_delay_s = body_delay_s
@@ -151,6 +153,7 @@ class Loopback:
                 body = await self._read_body(reader, content_length(head))
                 conn.requests += 1
                 self.requests.append((conn.index, body))
+                self.heads.append(head)
                 keep = await self.respond(conn, body)
                 await writer.drain()
                 if not keep:
@@ -234,5 +237,9 @@ async def post_raw(pool: OriginPool, content: bytes = b"{}") -> bytes:
         pool.release(conn, reusable=reusable)
 
 
-def idle_connections(pool: OriginPool) -> list[httpcore.AsyncHTTPConnection]:
+def idle_connections(
+    pool: OriginPool | H11Transport,
+) -> list[httpcore.AsyncHTTPConnection] | list[H11Connection]:
+    if isinstance(pool, H11Transport):
+        return pool.idle_connections()
     return list(pool._idle)  # white box: only to wait for the client to notice a server's FIN

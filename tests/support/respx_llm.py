@@ -7,9 +7,13 @@ The ``mock`` fixture that installs the double is the conftest's.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+
+from partial_trust.middleware.llm_client import LLMClient
 
 BASE = "http://llm.test/v1"
 URL = f"{BASE}/chat/completions"
@@ -33,3 +37,13 @@ def ok(content: Any = None) -> httpx.Response:
     return httpx.Response(
         200, json=completion(json.dumps(CANDIDATE) if content is None else content)
     )
+
+
+@asynccontextmanager
+async def respx_client(base_url: str = BASE, **kwargs: Any) -> AsyncIterator[LLMClient]:
+    """An ``LLMClient`` whose calls respx can see: respx patches httpx/httpcore, which the
+    default transport (``llm_h11``) does not use, so the unit tests inject an
+    ``httpx.AsyncClient`` (``HttpxTransport``). The default transport is tested on real
+    sockets instead (``test_llm_transport*``, ``test_llm_h11``, ``test_llm_pool*``)."""
+    async with httpx.AsyncClient() as http, LLMClient(base_url, client=http, **kwargs) as client:
+        yield client
