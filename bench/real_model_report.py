@@ -53,12 +53,27 @@ def _served_of(r: Observed) -> object:
     return r.served
 
 
+def _canary_of(r: Observed) -> object:
+    """What canary serves for this command: the accepted candidate, else the baseline's
+    answer. In a shadow run the same rules judged the same candidate, so this is canary's
+    served answer without asking the model a second time."""
+    accepted = r.record is not None and r.record.get("status") == "accepted_llm"
+    if accepted and r.tapped is not None and r.tapped.candidate:
+        return r.tapped.candidate
+    return baseline_decision(r.entry)
+
+
 #: Whose decision ``Report.figures`` scores: the baseline's, the model's, or what was served.
 _DECISION_OF: dict[str, Callable[[Observed], object]] = {
     "baseline": _baseline_of,
     "llm": _llm_of,
     "served": _served_of,
+    "canary": _canary_of,
 }
+
+
+def _job_of(decision: object) -> object:
+    return decision.get("job") if isinstance(decision, dict) else None
 
 
 @dataclass
@@ -95,20 +110,21 @@ class Report:
                 right += is_right(r.entry["expected"], decision)
             return right, len(subset)
 
+        # an accepted answer is judged as canary serves it (in shadow the baseline went out)
         wrong_accepted = [
             {
                 "id": r.entry["id"],
                 "text": r.entry["command"]["text"],
-                "served": (r.served or {}).get("job"),
+                "served": _job_of(_canary_of(r)),
                 "expected": r.entry["expected"],
             }
             for r in accepted
-            if not is_right(r.entry["expected"], r.served)
+            if not is_right(r.entry["expected"], _canary_of(r))
         ]
         improved = [
             r.entry["id"]
             for r in accepted
-            if is_right(r.entry["expected"], r.served)
+            if is_right(r.entry["expected"], _canary_of(r))
             and not is_right(r.entry["expected"], baseline_decision(r.entry))
         ]
         return {
@@ -122,8 +138,10 @@ class Report:
             "outcomes": dict(sorted(outcomes.items())),
             "acceptance": _rate(len(accepted), len(sampled)),
             "agreement_with_baseline": _rate(len(agree), len(with_candidate)),
-            "accuracy_all": {k: _rate(*acc(rows, k)) for k in ("baseline", "served")},
-            "accuracy_sampled": {k: _rate(*acc(sampled, k)) for k in ("baseline", "llm", "served")},
+            "accuracy_all": {k: _rate(*acc(rows, k)) for k in ("baseline", "served", "canary")},
+            "accuracy_sampled": {
+                k: _rate(*acc(sampled, k)) for k in ("baseline", "llm", "served", "canary")
+            },
             "accepted_wrong_by_label": wrong_accepted,
             "accepted_fixing_baseline": improved,
             "latency_ms": {
@@ -177,7 +195,8 @@ def render(fig: dict[str, Any]) -> str:
         f"acceptance (accepted / sampled)        {r(fig['acceptance'])}",
         f"agreement with baseline (candidates)   {r(fig['agreement_with_baseline'])}",
         f"accuracy, all commands: baseline {r(fig['accuracy_all']['baseline'])}, "
-        f"served {r(fig['accuracy_all']['served'])}",
+        f"served {r(fig['accuracy_all']['served'])}, "
+        f"canary's answer {r(fig['accuracy_all']['canary'])}",
         "accuracy, sampled commands: "
         + ", ".join(f"{k} {r(v)}" for k, v in fig["accuracy_sampled"].items()),
         "outcomes: " + ", ".join(f"{k} {v}" for k, v in fig["outcomes"].items()),
@@ -192,5 +211,5 @@ def render(fig: dict[str, Any]) -> str:
     )
     for w in fig["accepted_wrong_by_label"]:
         out.append(f"ACCEPTED BUT WRONG {w['id']}: {w['text']!r}")
-        out.append(f"    served {w['served']}, label {w['expected']}")
+        out.append(f"    canary serves {w['served']}, label {w['expected']}")
     return "\n".join(out)
