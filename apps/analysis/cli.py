@@ -121,8 +121,9 @@ def gate_main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--risk-class",
         choices=thresholds.RISK_CLASSES,
-        default="read",
-        help="with --stage advisory: the corridor's risk class (default read: the strictest line)",
+        default=None,
+        help="with --stage advisory: the corridor's risk class (default: the allowlist's class "
+        "of --review-corridor, else read, the strictest line)",
     )
     p.add_argument("--window-hours", type=int, default=24, help="stability window (default 24)")
     p.add_argument(

@@ -19,6 +19,7 @@ from partial_trust.apps.analysis.figures import Figures
 from partial_trust.apps.analysis.limits import InputError
 from partial_trust.apps.analysis.reader import expand
 from partial_trust.apps.analysis.tally import parse_time
+from partial_trust.corridors import CORRIDOR_ALLOWLIST
 
 
 def print_verdict(
@@ -95,16 +96,24 @@ def review_override(args: argparse.Namespace) -> dict[str, Any] | None:
     return figures
 
 
+def _class_of(corridor: str | None) -> str:
+    """The allowlist's class for the reviewed corridor; ``read`` (the strictest line) when
+    none is named or the name is not allow-listed."""
+    found = CORRIDOR_ALLOWLIST.get(corridor) if corridor else None
+    return found.value if found is not None else "read"
+
+
 def advisory_gate_main(p: argparse.ArgumentParser, args: argparse.Namespace, fig: Figures) -> int:
     """``gate --stage advisory`` (``advisory_gate``): the override rate, its verdict count."""
     override = review_override(args)
     if override is None:
         p.error("--stage advisory needs --review-store PATH")
-    verdict, criteria = advisory_gate.evaluate(fig, override, args.risk_class)
+    risk_class = args.risk_class or _class_of(args.review_corridor)
+    verdict, criteria = advisory_gate.evaluate(fig, override, risk_class)
     why = print_verdict(args, fig, "advisory", verdict, criteria, advisory_gate.MANUAL)
     payload = {
         "stage": "advisory",
-        "risk_class": args.risk_class,
+        "risk_class": risk_class,
         "verdict": verdict.value,
         "exit_code": verdict.exit_code,
         "cannot_evaluate": why,

@@ -65,3 +65,21 @@ def test_overrides_are_categorised_and_unclear_counts_against() -> None:
 def test_a_log_that_is_not_evidence_cannot_be_evaluated() -> None:
     verdict, _ = advisory_gate.evaluate(figs(sampled=0), override_figures(rows(100, 0)), "read")
     assert verdict is Verdict.CANNOT_EVALUATE
+
+
+@pytest.mark.parametrize(
+    ("corridor", "expected"),
+    [
+        ("add_shopping_item", "write"),
+        ("show_shopping_list", "read"),
+        ("share_shopping_list", "admin"),
+        (None, "read"),
+        ("not_on_the_allowlist", "read"),
+    ],
+)
+def test_the_gate_takes_the_reviewed_corridors_class_from_the_allowlist(
+    corridor: str | None, expected: str
+) -> None:
+    from partial_trust.apps.analysis.cli_stages import _class_of
+
+    assert _class_of(corridor) == expected
