@@ -324,7 +324,8 @@ def _check_rollout_order(doc: FlagdDocument, key: str, mode: str) -> None:
     """The risk class's cap and the order between classes (``corridors.rollout_order_problem``):
     refused here, where the stage is changed, before the file is touched."""
     hit = corridor_of_key(key)
-    assert hit is not None
+    if hit is None:  # only a corridor's mode key gets here; anything else is not a stage
+        raise FlagFileError(f"{key}: not a corridor's flag key")
     problem = rollout_order_problem(hit[0], Mode(mode), corridor_modes(doc))
     if problem is not None:
         raise FlagFileError(f"{key}: {mode!r} refused: {problem}")

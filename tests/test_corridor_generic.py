@@ -21,6 +21,7 @@ from typing import Any, reveal_type
 from pydantic import BaseModel
 
 from partial_trust.config import EffectiveSettings
+from partial_trust.corridors import RiskClass
 from partial_trust.middleware.acceptance import Verdict
 from partial_trust.middleware.corridor import Corridor, ShoppingCorridor
 from partial_trust.middleware.engine import Admission, CorridorEngine
@@ -41,6 +42,7 @@ class Refund(BaseModel):
 class RefundCorridor:
     name = "refund"
     task = "refund"
+    risk_class = RiskClass.WRITE
 
     def parse(self, body: bytes) -> Ticket | None:
         return Ticket.model_validate_json(body)

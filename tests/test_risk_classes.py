@@ -110,7 +110,7 @@ def test_a_corridor_off_the_allowlist_or_with_another_class_is_refused(
     name: str, risk_class: object, match: str, tmp_path: Path
 ) -> None:
     corridor = _Rogue(name=name)
-    corridor.risk_class = risk_class  # type: ignore[assignment]
+    corridor.risk_class = risk_class  # type: ignore[assignment]  # a wrong class on purpose
     with pytest.raises(ValueError, match=match):
         check_corridor(corridor.name, corridor.risk_class)
     with pytest.raises(ValueError, match=match):
