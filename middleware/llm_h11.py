@@ -26,7 +26,11 @@ import httpcore
 import httpx
 
 from partial_trust.middleware.llm_framing import AmbiguousFraming, Upstream, ambiguous_framing
-from partial_trust.middleware.llm_pool import QUARANTINE_S, ConnectionLimitError
+from partial_trust.middleware.llm_pool import (
+    QUARANTINE_S,
+    ConnectionLimitError,
+    check_pool_limits,
+)
 from partial_trust.middleware.llm_seam import STALE, LLMResponse, default_ssl_context
 from partial_trust.middleware.llm_transport import AsyncioBackend
 
@@ -79,10 +83,7 @@ class H11Transport:
         ssl_context: ssl.SSLContext | None = None,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
-        if max_connections < 1 or max_idle < 0 or keepalive_expiry <= 0:
-            raise ValueError(
-                "H11Transport needs max_connections >= 1, max_idle >= 0, keepalive_expiry > 0"
-            )
+        check_pool_limits("H11Transport", max_connections, max_idle, keepalive_expiry)
         parsed = httpx.URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ValueError(f"the LLM URL must be http or https, got {url!r}")

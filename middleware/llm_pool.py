@@ -24,6 +24,14 @@ class ConnectionLimitError(Exception):
     """More calls in flight than the pool allows; the caller fails fast instead of queueing."""
 
 
+def check_pool_limits(
+    owner: str, max_connections: int, max_idle: int, keepalive_expiry: float
+) -> None:
+    """The one rule for a keep-alive pool's limits, shared by every pool of LLM connections."""
+    if max_connections < 1 or max_idle < 0 or keepalive_expiry <= 0:
+        raise ValueError(f"{owner} needs max_connections >= 1, max_idle >= 0, keepalive_expiry > 0")
+
+
 class OriginPool:
     """Keep-alive connections to one origin, most recently used first.
 
@@ -42,10 +50,7 @@ class OriginPool:
         ssl_context: ssl.SSLContext | None = None,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
-        if max_connections < 1 or max_idle < 0 or keepalive_expiry <= 0:
-            raise ValueError(
-                "OriginPool needs max_connections >= 1, max_idle >= 0, keepalive_expiry > 0"
-            )
+        check_pool_limits("OriginPool", max_connections, max_idle, keepalive_expiry)
         self.url = httpcore.URL(url)
         if self.url.scheme not in (b"http", b"https"):
             raise ValueError(f"the LLM URL must be http or https, got {url!r}")
