@@ -19,7 +19,7 @@ from tests.support.procs import free_port
 from tests.support.unleash_admin import archive, set_enabled, set_flags
 from tests.support.unleash_server import UnleashServer, shared_unleash
 
-from .helpers import wait_until
+from .helpers import limits_of, wait_until
 
 pytestmark = pytest.mark.anyio
 FETCH_S = 5.0  # a change reaches the snapshot in ~1-2 s (1 s poll); generous for CI
@@ -93,6 +93,32 @@ async def test_an_archived_enable_toggle_is_off_not_the_env_default(
 
         set_flags(unleash)  # created again: on again
         await wait_until(lambda: source.current().enabled, FETCH_S)
+    finally:
+        await source.stop()
+
+
+async def test_set_variables_are_a_ceiling_over_unleash(unleash: UnleashServer) -> None:
+    """The runbook's ``export ...`` + restart with Unleash serving the corridor on at rate 1:
+    a set rate and timeout cap what Unleash serves, ``PARTIAL_TRUST_ENABLED=false`` turns it
+    off while Unleash answers, and ``/health``'s limits name the variable each time."""
+    set_flags(unleash, sample_rate="1", timeout_ms="250")
+    capped = {"PARTIAL_TRUST_SAMPLE_RATE": "0.01", "PARTIAL_TRUST_TIMEOUT_MS": "50"}
+    killed = {"PARTIAL_TRUST_ENABLED": "false"}
+    seen = [await _served_under(unleash, extra) for extra in (capped, killed)]
+    assert seen == [(True, 0.01, 50), (False, 0.0, 0)]
+
+
+async def _served_under(unleash: UnleashServer, extra: dict[str, str]) -> tuple[bool, float, int]:
+    """(enabled, rate, timeout) served with ``extra`` set; each variable named as the limit."""
+    source = await started(unleash_env(unleash, **extra))
+    try:
+        await wait_until(lambda: source.status()["last_error"] is None, FETCH_S)
+        snap, limits = source.current(), limits_of(source.status())
+        assert snap.flags_available  # Unleash answers: the variable decided, not an outage
+        for key in extra:
+            setting = key.removeprefix("PARTIAL_TRUST_").lower()
+            assert limits[setting] == f"env {key}", limits
+        return snap.enabled, snap.sample_rate, snap.timeout_ms
     finally:
         await source.stop()
 

@@ -3,7 +3,10 @@
 It accepts ``POST /v1/traces`` with protobuf bodies (gzip or not), keeps every raw body (the
 privacy checks search the bytes as sent) and decodes each as ``opentelemetry-proto``'s
 ``ExportTraceServiceRequest``. ``hang=True`` makes it read the request and never answer, the
-collector that holds every export until its timeout.
+collector that holds every export until its timeout; ``release()`` then answers the held
+requests and every later one, so that a test can let its exporter finish before it ends (an
+exporter left retrying against a closed port draws its backoff jitter from the global
+``random`` module in its own thread, which a later Hypothesis test reports as its own error).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class OTLPReceiver:
         self.posts = 0  # every POST that arrived, answered or not
         self._lock = threading.Lock()
         self._release = threading.Event()
+        self._closed = False
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
@@ -72,7 +76,8 @@ class OTLPReceiver:
                     receiver.posts += 1
                 if receiver.hang:
                     receiver._release.wait()
-                    return
+                    if receiver._closed:
+                        return
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 if self.path != TRACES_PATH:
@@ -126,7 +131,13 @@ class OTLPReceiver:
             spans = self.spans()
         return spans
 
+    def release(self) -> None:
+        """Answer the held requests, and every later one, as a healthy collector does."""
+        self.hang = False
+        self._release.set()
+
     def close(self) -> None:
+        self._closed = True
         self._release.set()
         self.server.shutdown()
         self.server.server_close()

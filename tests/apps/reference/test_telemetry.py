@@ -12,7 +12,9 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,15 +34,38 @@ from partial_trust.apps.reference.telemetry import (
 from partial_trust.apps.reference.telemetry_env import TracingPlan
 from partial_trust.environment import Environment
 from tests.support.otel import install_span_exporter
-from tests.support.otlp_receiver import otlp_receiver
+from tests.support.otlp_receiver import OTLPReceiver, otlp_receiver
 
 CLEAN = ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER")
+DRAIN_S = 10.0
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in CLEAN:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_exporter_outlives_its_test() -> Iterator[None]:
+    """Every exporter or shutdown thread a test starts has ended when it returns: one left
+    retrying against a closed receiver draws backoff jitter from the global ``random`` module
+    for up to ``OTEL_EXPORTER_OTLP_TIMEOUT``, and the next Hypothesis test fails on that."""
+    before = set(threading.enumerate())
+    yield
+    started = [t for t in threading.enumerate() if t not in before and t.name.startswith(
+        ("Otel", "partial-trust-otel"))]  # fmt: skip
+    for thread in started:
+        thread.join(DRAIN_S)
+    assert not [t.name for t in started if t.is_alive()]
+
+
+def drain(receiver: OTLPReceiver) -> None:
+    """The hanging receiver answers again, and the shutdown left running finishes on it."""
+    receiver.release()
+    for thread in threading.enumerate():
+        if thread.name == "partial-trust-otel-shutdown":
+            thread.join(DRAIN_S)
 
 
 def test_service_name_defaults_to_partial_trust() -> None:
@@ -102,6 +127,7 @@ def test_span_end_never_waits_for_a_hanging_collector(monkeypatch: pytest.Monkey
         assert Tracing(provider).shutdown(0.5) is False
         assert time.monotonic() - t0 < 3.0
         assert receiver.posts == 1
+        drain(receiver)
 
 
 def test_a_second_shutdown_does_not_wait_again() -> None:
@@ -115,6 +141,7 @@ def test_a_second_shutdown_does_not_wait_again() -> None:
         t0 = time.monotonic()
         assert tracing.shutdown(5.0) is False  # the atexit call after the lifespan's
         assert time.monotonic() - t0 < 0.2
+        drain(receiver)
 
 
 def _lifespan_app(events: list[str]) -> Any:
