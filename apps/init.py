@@ -125,6 +125,12 @@ def main(argv: Sequence[str]) -> int:
     print(f"flag file (corridor off): {layout.flags_file}", file=sys.stderr)
     print(f"LLM policy: {layout.policy_file}", file=sys.stderr)
     print(f"logs: {layout.logs}/", file=sys.stderr)
+    print(
+        "the LLM policy is off as shipped (enabled: false): before any LLM call, set "
+        f"`enabled: true` in {layout.policy_file} or export LLM_POLICY_ENABLED=true; "
+        "then `partial-trust flags resume` starts stage 1",
+        file=sys.stderr,
+    )
     print("point the service and the CLI at them:", file=sys.stderr)
     for name, path in layout.exports().items():
         print(f"export {name}={shlex.quote(str(path))}")

@@ -43,6 +43,9 @@ def test_init_writes_a_deployment_with_the_corridor_off(
     assert flagfile.served_value(doc.flags[flagfile.ENABLED])[0] is False
     assert Path(env["LLM_POLICY_PATH"]).read_bytes() == shipped_policy()
     assert PolicyRegistry.load(env["LLM_POLICY_PATH"]).enabled is False
+    # the second switch is named, so `init` + `flags resume` alone does not leave a user puzzled
+    assert "export LLM_POLICY_ENABLED=true" in out.err
+    assert str(site / "llm_policy" / "llm-policy.yaml") in out.err
     assert (site / "logs").is_dir()
     mode = (site / "flags" / "partial-trust.flagd.json").stat().st_mode & 0o777
     assert mode & 0o600 == 0o600  # the owner can edit it (flags resume)
