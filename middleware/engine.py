@@ -53,11 +53,17 @@ class Admission(Generic[CommandT]):
 
     @property
     def timeout_s(self) -> float:
-        return min(self.settings.timeout_ms, self.profile.profile.timeout_cap_ms) / 1000.0
+        return call_timeout_ms(self.settings.timeout_ms, self.profile) / 1000.0
 
     @property
     def shadow(self) -> bool:
         return self.settings.mode is Mode.SHADOW
+
+
+def call_timeout_ms(timeout_ms: int, profile: ResolvedProfile | None) -> int:
+    """Where an LLM call is cut: the timeout flag, capped by the profile's ``timeout_cap_ms``
+    (no profile resolved: the flag alone). ``/health``'s unreachable latency lines use it."""
+    return timeout_ms if profile is None else min(timeout_ms, profile.profile.timeout_cap_ms)
 
 
 class CappedSettings:

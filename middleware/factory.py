@@ -34,7 +34,7 @@ from partial_trust.middleware.asgi import PartialTrustMiddleware
 from partial_trust.middleware.candidate import ShoppingCandidate
 from partial_trust.middleware.circuit import CircuitBreaker
 from partial_trust.middleware.corridor import CommandT, Corridor, ShoppingCorridor
-from partial_trust.middleware.engine import CorridorEngine
+from partial_trust.middleware.engine import CorridorEngine, call_timeout_ms
 from partial_trust.middleware.hash_key import resolve_hash_key
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.metrics import CorridorMetrics
@@ -184,6 +184,9 @@ class CorridorStack(Generic[CommandT, CandidateT]):
         settings = self.engine.settings.current()  # the risk class's cap included
         name = self.engine.corridor.name
         cap = corridor_mode_cap(name)
+        # where a call is cut now: the timeout flag capped by the profile's timeout_cap_ms
+        profile = self.engine.policy.resolve(self.engine.corridor.task, settings.profile_id)
+        cut_ms = call_timeout_ms(settings.timeout_ms, profile)
         return {
             "corridor": name,
             "risk_class": self.engine.risk_class.value,
@@ -204,10 +207,12 @@ class CorridorStack(Generic[CommandT, CandidateT]):
                 "source": settings.source,
             },
             "latency_lines_unreachable": {
-                "timeout_ms": settings.timeout_ms,
-                "lines": thresholds.unreachable_latency_lines(settings.timeout_ms or None),
-                "why": "a call cut at the timeout counts as an error, so the LLM latency p95 "
-                "cannot pass these lines; the timeout-share alert watches them instead",
+                "timeout_ms": cut_ms,
+                "profile_cap_ms": None if profile is None else profile.profile.timeout_cap_ms,
+                "lines": thresholds.unreachable_latency_lines(cut_ms or None),
+                "why": "a call is cut at the timeout (the flag, capped by the profile's "
+                "timeout_cap_ms) and counts as an error, so the LLM latency p95 cannot pass "
+                "these lines; the timeout-share alert watches them instead",
             },
             "llm_circuit": self.circuit.state,
             "shadow_queue": {

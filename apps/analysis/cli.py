@@ -48,6 +48,13 @@ from partial_trust.apps.analysis.cli_stages import (
 from partial_trust.apps.analysis.figures import Figures
 from partial_trust.apps.analysis.limits import InputError
 from partial_trust.apps.analysis.reader import expand
+from partial_trust.apps.analysis.stage_verdicts import (
+    Clock,
+    StageVerdict,
+    every_stage,
+    notes,
+    stage_verdict,
+)
 from partial_trust.apps.analysis.tally import parse_time
 from partial_trust.environment import Environment
 
@@ -68,6 +75,7 @@ def analyze_main(argv: Sequence[str]) -> int:
     p.add_argument("--self-test", action="store_true", help="check against built-in fixtures")
     review_args(p)
     p.add_argument("--strict", action="store_true", help="exit 1 if any line was not a record")
+    audit_arg(p)  # --html shows each stage's verdict as the gate gives it, clock included
     args = p.parse_args(list(argv))
     if args.self_test:
         return 0 if selftest.run() else 1
@@ -81,8 +89,8 @@ def analyze_main(argv: Sequence[str]) -> int:
             print(f"override_rate: {override['override_rate']} {override['by_category']}")
     write_json(args.output_json, {**fig.to_json(), **({"override": override} if override else {})})
     if args.html:
-        gates = [(s, *gate_mod.evaluate(fig, s)[:2]) for s in sorted(gate_mod.STAGES)]
-        page = html.render(fig, gates)
+        staged = _every_stage(args, fig)  # the gate's verdicts: GO held until the duration
+        page = html.render(fig, [v.gate for v in staged], notes=notes(staged))
         if override is not None:
             page = page.replace("</body>", advisory_gate.override_html(override) + "</body>", 1)
         write_text(args.html, page)
@@ -147,12 +155,7 @@ def gate_main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--corridor", default="add_shopping_item", help="with --prometheus: the corridor label"
     )
-    p.add_argument(
-        "--audit-log",
-        metavar="PATH",
-        help="the flag audit log that says when the stage's sample rate was set (default: "
-        f"{durations.AUDIT_ENV} or {durations.DEFAULT_AUDIT_LOG}); --since overrides it",
-    )
+    audit_arg(p)
     args = p.parse_args(list(argv))
     if bool(args.risk_log) == bool(args.prometheus):
         p.error("give exactly one source: --risk-log PATH ... or --prometheus URL")
@@ -162,60 +165,70 @@ def gate_main(argv: Sequence[str]) -> int:
     if args.stage == "advisory":
         return advisory_gate_main(p, args, fig)
     args.stage = int(args.stage)
-    data_verdict, criteria, stab = gate_mod.evaluate(
-        fig,
-        args.stage,
-        window_hours=args.window_hours,
-        min_window_sampled=args.min_window_sampled,
-        min_sampled=args.min_sampled,
-    )
-    duration = _duration(args)
-    verdict = gate_mod.held(data_verdict, duration)
+    try:
+        sv = stage_verdict(
+            fig,
+            args.stage,
+            _clock(args),
+            window_hours=args.window_hours,
+            min_window_sampled=args.min_window_sampled,
+            min_sampled=args.min_sampled,
+        )
+    except durations.DurationError as exc:
+        raise InputError(str(exc)) from exc
+    verdict, criteria = sv.verdict, sv.criteria
     manual = gate_mod.STAGES[args.stage].manual
     why = gate_mod.unevaluable(fig)
     if why is not None:
         print(f"partial-trust gate: cannot evaluate: {why}", file=sys.stderr)
     elif args.output_json != "-":
-        print(report.gate_table(args.stage, verdict, criteria, stab, manual))
-        label = "HOLD" if verdict is gate_mod.Verdict.HOLD else "duration"
-        print(f"{label}: {duration.summary()} (start from: {duration.source})")
+        print(report.gate_table(args.stage, verdict, criteria, sv.stability, manual))
+        print(sv.duration_line())
     payload = {
-        "stage": args.stage,
-        "verdict": verdict.value,
-        "exit_code": verdict.exit_code,
-        "data_verdict": data_verdict.value,
-        "duration": duration.to_json(),
+        **sv.to_json(),
         "cannot_evaluate": why,
         "criteria": [criterion_json(c) for c in criteria],
         "manual_checks": list(manual),
         "stability_windows": [
-            {"first_hour": w[0], "sampled": w[1], "accepted_llm": w[2]} for w in stab.windows
+            {"first_hour": w[0], "sampled": w[1], "accepted_llm": w[2]}
+            for w in sv.stability.windows
         ],
         "figures": fig.to_json(),
     }
     write_json(args.output_json, payload)
     if args.html:
-        write_text(args.html, html.render(fig, [(args.stage, verdict, criteria)]))
+        write_text(args.html, html.render(fig, [sv.gate], notes=notes([sv])))
     return verdict.exit_code
 
 
-def _duration(args: argparse.Namespace) -> durations.Duration:
-    """How long the stage has run at its rate (``durations``); ``--since`` wins."""
-    since = parse_time(args.since) if args.since else None
-    until = parse_time(args.until) if args.until else None
+def audit_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="the flag audit log that says when the stage's sample rate was set (default: "
+        f"{durations.AUDIT_ENV} or {durations.DEFAULT_AUDIT_LOG}); --since overrides it",
+    )
+
+
+def _clock(args: argparse.Namespace) -> Clock:
+    """Where each stage's clock starts (``stage_verdicts.Clock``): ``--since`` wins, then
+    ``--audit-log`` (default: the environment's), then the risk logs."""
     audit = (
         Path(args.audit_log)
         if args.audit_log
         else durations.default_audit_log(Environment.from_os())
     )  # a CLI entry
+    return Clock(
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+        audit_log=audit,
+        risk_logs=tuple(expand(args.risk_log)) if args.risk_log else (),
+    )
+
+
+def _every_stage(args: argparse.Namespace, fig: Figures) -> list[StageVerdict]:
     try:
-        return durations.stage_duration(
-            args.stage,
-            since=since,
-            audit_log=audit,
-            risk_logs=expand(args.risk_log) if args.risk_log else (),
-            until=until,
-        )
+        return every_stage(fig, _clock(args))
     except durations.DurationError as exc:
         raise InputError(str(exc)) from exc
 

@@ -8,7 +8,7 @@ lines, each rate against its thresholds, and the gate verdict for every stage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 from partial_trust import thresholds
@@ -203,7 +203,7 @@ def modes_table(fig: Figures) -> str:
     )
 
 
-def _gate_html(gates: Sequence[Gate], fig: Figures) -> str:
+def _gate_html(gates: Sequence[Gate], fig: Figures, notes: Mapping[int | str, str]) -> str:
     out = []
     why = unevaluable(fig)
     if why is not None:
@@ -216,9 +216,10 @@ def _gate_html(gates: Sequence[Gate], fig: Figures) -> str:
             for c in criteria
         )
         color = VERDICT_COLORS[verdict]
+        note = f'<p class="duration">{escape(notes[stage])}</p>' if stage in notes else ""
         out.append(
             f'<h3>Stage {stage}: <span class="verdict" style="background:{color}">'
-            f"{verdict.value}</span></h3><table><tr><th>kind</th><th>criterion</th>"
+            f"{verdict.value}</span></h3>{note}<table><tr><th>kind</th><th>criterion</th>"
             f"<th>value</th><th>result</th></tr>{rows}</table>"
         )
     return "".join(out)
@@ -230,8 +231,13 @@ def _agreement(fig: Figures) -> str:
     return f"agreement_rate {value} ({r.numerator:,} / {r.denominator:,})"
 
 
-def render(fig: Figures, gates: Sequence[Gate], title: str = "Partial-trust risk report") -> str:
-    """The whole page as one string."""
+def render(
+    fig: Figures,
+    gates: Sequence[Gate],
+    title: str = "Partial-trust risk report",
+    notes: Mapping[int | str, str] | None = None,
+) -> str:
+    """The whole page as one string; ``notes``: a line under a stage's verdict (its clock)."""
     counts = "".join(
         f"<tr><td>{escape(k)}</td><td>{v:,}</td></tr>"
         for k, v in (*fig.status_counts.items(), *fig.reason_counts.items())
@@ -252,7 +258,7 @@ svg {{ display: block; margin: 8px 0 20px; background: #fafafa; }}
 <h1>{escape(title)}</h1>
 <p>{fig.records:,} records, {fig.sampled:,} sampled, latency_p95 {p95}, {_agreement(fig)}.
 Source: {files}</p>
-<h2>Gate verdicts</h2>{_gate_html(gates, fig)}
+<h2>Gate verdicts</h2>{_gate_html(gates, fig, notes or {})}
 <h2>Outcomes over time (sampled records per UTC hour)</h2>{outcomes_chart(fig)}
 <h2>LLM latency distribution</h2>{latency_chart(fig)}
 <h2>Rates against thresholds</h2>{rates_chart(fig)}

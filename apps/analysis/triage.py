@@ -104,7 +104,7 @@ def collect(args: argparse.Namespace) -> tuple[list[Part], dict[str, str]]:
         parts.extend(made if isinstance(made, list) else [made])
 
     analysis = ["analysis.json", "analysis.html", *(f"gate-stage-{s}.json" for s in (1, 2, 3))]
-    take(analysis, lambda: analysis_parts(_figures(args.risk_log)))
+    take(analysis, lambda: analysis_parts(*_figures(args.risk_log, Path(args.audit_log))))
     take(["flag-audit.jsonl"], lambda: audit_log(Path(args.audit_log)))
     take(["flags.json"], lambda: effective_flags(Path(args.flags_file)))
     t = args.timeout_s
@@ -123,10 +123,14 @@ def collect(args: argparse.Namespace) -> tuple[list[Part], dict[str, str]]:
     return parts, unavailable
 
 
-def _figures(risk_log: Sequence[str]) -> Any:
+def _figures(risk_log: Sequence[str], audit: Path) -> tuple[Any, Any]:
+    """The figures of ``risk_log`` and the stages' clock (``stage_verdicts.Clock``): the
+    audit log when it can be read (else the risk logs alone: the bundle must not fail)."""
+    from partial_trust.apps.analysis.durations import DurationError, read_audit
     from partial_trust.apps.analysis.figures import from_tally
     from partial_trust.apps.analysis.limits import InputError
     from partial_trust.apps.analysis.reader import expand, tally_files
+    from partial_trust.apps.analysis.stage_verdicts import Clock
     from partial_trust.apps.analysis.tally import Window
 
     try:
@@ -134,7 +138,13 @@ def _figures(risk_log: Sequence[str]) -> Any:
         tally = tally_files(paths, Window(), jobs=1)
     except InputError as exc:
         raise Unavailable(str(exc)) from None
-    return from_tally(tally, {"files": [str(p) for p in paths]})
+    try:
+        read_audit(audit)
+        audit_log: Path | None = audit
+    except DurationError:
+        audit_log = None  # flag-audit.jsonl is then listed as unavailable, with why
+    fig = from_tally(tally, {"files": [str(p) for p in paths]})
+    return fig, Clock(audit_log=audit_log, risk_logs=tuple(paths))
 
 
 def manifest(parts: Sequence[Part], unavailable: dict[str, str]) -> bytes:

@@ -25,6 +25,7 @@ import httpx
 from partial_trust.apps.analysis import gate as gate_mod
 from partial_trust.apps.analysis import html
 from partial_trust.apps.analysis.figures import Figures
+from partial_trust.apps.analysis.stage_verdicts import Clock, every_stage, notes
 
 #: The most a fetched document or the audit log may add to a bundle (its tail is kept).
 MAX_PART_BYTES = 8 << 20
@@ -61,19 +62,22 @@ def _json(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def analysis_parts(fig: Figures) -> list[Part]:
-    """The analyzer's JSON and HTML, and every stage's gate verdict (run in-process)."""
-    gates = [(s, *gate_mod.evaluate(fig, s)[:2]) for s in sorted(gate_mod.STAGES)]
+def analysis_parts(fig: Figures, clock: Clock) -> list[Part]:
+    """The analyzer's JSON and HTML, and every stage's gate verdict as ``gate --stage N``
+    gives it (run in-process: GO held until the stage's minimum duration, ``clock``)."""
+    staged = every_stage(fig, clock)
     parts = [
         Part("analysis.json", _json(fig.to_json()), "analyzer figures (partial-trust analyze)"),
-        Part("analysis.html", html.render(fig, gates).encode(), "analyzer report with charts"),
+        Part(
+            "analysis.html",
+            html.render(fig, [v.gate for v in staged], notes=notes(staged)).encode(),
+            "analyzer report with charts",
+        ),
     ]
     why = gate_mod.unevaluable(fig)
-    for stage, verdict, criteria in gates:
+    for v in staged:
         payload = {
-            "stage": stage,
-            "verdict": verdict.value,
-            "exit_code": verdict.exit_code,
+            **v.to_json(),
             "cannot_evaluate": why,
             "criteria": [
                 {
@@ -83,11 +87,11 @@ def analysis_parts(fig: Figures) -> list[Part]:
                     "result": c.result.value,
                     "detail": c.detail,
                 }
-                for c in criteria
+                for c in v.criteria
             ],
-            "manual_checks": list(gate_mod.STAGES[stage].manual),
+            "manual_checks": list(gate_mod.STAGES[v.stage].manual),
         }
-        parts.append(Part(f"gate-stage-{stage}.json", _json(payload), f"stage {stage} gate"))
+        parts.append(Part(f"gate-stage-{v.stage}.json", _json(payload), f"stage {v.stage} gate"))
     return parts
 
 

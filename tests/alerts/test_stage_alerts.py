@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
@@ -100,6 +101,8 @@ def test_the_playbook_states_the_one_rule_and_the_table() -> None:
     assert markdown_table() in playbook, "update the table in alerts/playbooks.md"
     # the timeout note: the latency lines the default timeout hides
     assert "cannot fire" in playbook and "PartialTrustLLMTimeoutShareHigh" in playbook
+    # gate, /health and playbook say the same: the playbook names /health's field
+    assert "latency_lines_unreachable" in playbook and "does not report it" not in playbook
 
 
 def test_the_one_rule_in_numbers() -> None:
@@ -130,3 +133,34 @@ def test_health_names_the_latency_lines_the_timeout_hides() -> None:
     assert {line["ms"] for line in at_450} == {500}
     assert thresholds.unreachable_latency_lines(None) == []
     assert thresholds.unreachable_latency_lines(1000) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "cut_ms", "hidden"),
+    [
+        ({}, 200, {300, 400, 500}),  # the defaults: every latency line
+        ({"PARTIAL_TRUST_TIMEOUT_MS": "450"}, 450, {500}),
+        # the flag says 800 ms, the default profile cuts at 500: the 500 ms lines stay hidden
+        ({"PARTIAL_TRUST_TIMEOUT_MS": "800"}, 500, {500}),
+        # a profile capped at 800 ms lets an 800 ms timeout reach every line
+        ({"PARTIAL_TRUST_TIMEOUT_MS": "800", "PARTIAL_TRUST_PROFILE_ID": "reliable"}, 800, set()),
+    ],
+)
+def test_health_counts_the_profile_cap_in_the_timeout(
+    tmp_path: Path, extra: dict[str, str], cut_ms: int, hidden: set[int]
+) -> None:
+    """``/health`` judges the lines by where a call is really cut: min(flag, profile cap)."""
+    from partial_trust.environment import Environment
+    from partial_trust.middleware.factory import CorridorStack
+
+    env = {
+        "PARTIAL_TRUST_FLAGS_PROVIDER": "env",
+        "PARTIAL_TRUST_ENABLED": "true",
+        "PARTIAL_TRUST_RISK_LOG_PATH": str(tmp_path / "risk.jsonl"),
+        **extra,
+    }
+    stack = CorridorStack.from_env(Environment.from_mapping(env))
+    health = stack.status()["latency_lines_unreachable"]
+    assert health["timeout_ms"] == cut_ms
+    assert {line["ms"] for line in health["lines"]} == hidden
+    assert "timeout_cap_ms" in health["why"]

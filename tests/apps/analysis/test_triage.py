@@ -166,7 +166,10 @@ def check_bundle(archive: bytes, records: int) -> None:
     for stage in (1, 2, 3):
         verdict = json.loads(data[f"gate-stage-{stage}.json"])
         assert verdict["stage"] == stage and verdict["criteria"]
-        assert verdict["verdict"] in {"GO", "NO-GO", "ROLLBACK", "CANNOT-EVALUATE"}
+        assert verdict["verdict"] in {"GO", "HOLD", "NO-GO", "ROLLBACK", "CANNOT-EVALUATE"}
+        # the gate's own verdict: a GO on the records is held until the stage's duration
+        assert verdict["data_verdict"] and verdict["duration"]["summary"]
+        assert verdict["verdict"] != "GO" or verdict["duration"]["left_s"] == 0
     html = data["analysis.html"].decode()
     assert html.startswith("<!doctype html>") and "<svg" in html and "<script" not in html
     audit = [json.loads(x) for x in data["flag-audit.jsonl"].splitlines()]
