@@ -45,8 +45,9 @@ corridor's own code agrees with the baseline); --llm-url asks a real model.
 
 Exit: 0 PASS; 1 FAIL, a line crossed or the runs differ; 2 bad input (unreadable or
 malformed corpus, bad options, missing policy file); 3 FAIL, nothing judged: no command
-entered the corridor, or no LLM call came back with an answer (unreachable, hanging, always
-malformed; the replay stops after the first --give-up-after such calls, default 10).
+entered the corridor, no LLM call came back with an answer (unreachable, hanging, always
+malformed; the replay stops after the first --give-up-after such calls, default 10), or
+every answer was refused (nothing accepted, so there was no decision to disagree with).
 """
 
 from __future__ import annotations

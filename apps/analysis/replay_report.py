@@ -145,6 +145,15 @@ class ReplayReport:
                 f"all {self.errors} corridor calls failed ({_reasons(self.first)}): the LLM "
                 "is unreachable, hanging or answers garbage"
             )
+        if self.accepted == 0:
+            # Every answer fell back: the served decisions are the baseline's own, so a 0%
+            # disagreement would only say that the check had nothing to compare.
+            refused = Counter(r.reason for r in self.first if r.in_corridor)
+            return (
+                f"no candidate was accepted in {self.corridor_commands} corridor command(s) "
+                f"({', '.join(f'{k}={v}' for k, v in sorted(refused.items()))}): "
+                "the disagreement check judged nothing"
+            )
         return None
 
     @property

@@ -117,7 +117,10 @@ def test_refused_candidates_fall_back_so_nothing_disagrees(mode: Mode, reason: s
     assert report.acceptance_rate == 0.0
     assert report.reason_counts[reason] == report.corridor_commands
     assert report.status_counts["fallback_deterministic"] == report.corridor_commands
-    assert report.passed
+    # Nothing accepted: a 0% disagreement compared nothing, so no PASS (exit 3, reason named).
+    assert not report.passed and report.exit_code == 3
+    why = report.nothing_judged
+    assert why is not None and "no candidate was accepted" in why and reason in why
 
 
 def test_llm_errors_fall_back_too() -> None:
@@ -255,7 +258,9 @@ def test_cli_subprocess_with_a_forced_sim(tmp_path: Path) -> None:
         timeout=60,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
-    assert proc.returncode == 0, proc.stderr
+    # Every candidate refused: exit 3 (nothing judged), never a PASS on 0% disagreement.
+    assert proc.returncode == 3, proc.stderr
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["acceptance_rate"] == 0.0 and data["disagreement_rate"] == 0.0
+    assert data["verdict"] == "FAIL" and "no candidate was accepted" in data["nothing_judged"]
     assert "disagreement_rate" in proc.stdout
