@@ -2,8 +2,8 @@
 framings, stale connections, limits and TLS as the default transport, on a real loopback
 server: one call's answer never reaches another call, and every failure maps to a reason.
 
-Not wired as the default yet (see bench/README.md, 2026-12-07); these tests keep it honest
-meanwhile. Every test runs on asyncio and on uvloop.
+It is ``LLMClient``'s default transport (see bench/README.md, 2026-12-07). Every test runs on
+asyncio and on uvloop.
 """
 
 from __future__ import annotations

@@ -46,7 +46,11 @@ from partial_trust.apps.analysis.cli_stages import (
     shadow_gate_main,
 )
 from partial_trust.apps.analysis.figures import Figures
-from partial_trust.apps.analysis.limits import InputError
+from partial_trust.apps.analysis.limits import (
+    ANALYZE_GIVE_UP_SHARE,
+    MAX_FOREIGN_SHARE,
+    InputError,
+)
 from partial_trust.apps.analysis.reader import expand
 from partial_trust.apps.analysis.stage_verdicts import (
     Clock,
@@ -81,7 +85,7 @@ def analyze_main(argv: Sequence[str]) -> int:
         return 0 if selftest.run() else 1
     if not args.risk_log:
         p.error("--risk-log is required (or --self-test)")
-    fig = figures_of(args)
+    fig = figures_of(args, ANALYZE_GIVE_UP_SHARE)
     override = review_override(args)
     if args.output_json != "-":
         print(report.analysis_table(fig))
@@ -159,7 +163,7 @@ def gate_main(argv: Sequence[str]) -> int:
     args = p.parse_args(list(argv))
     if bool(args.risk_log) == bool(args.prometheus):
         p.error("give exactly one source: --risk-log PATH ... or --prometheus URL")
-    fig = _prometheus_figures(p, args) if args.prometheus else figures_of(args)
+    fig = _prometheus_figures(p, args) if args.prometheus else figures_of(args, MAX_FOREIGN_SHARE)
     if args.stage == "shadow":
         return shadow_gate_main(args, fig)
     if args.stage == "advisory":

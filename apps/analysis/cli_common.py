@@ -88,13 +88,16 @@ def source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with charts")
 
 
-def figures_of(args: argparse.Namespace) -> Figures:
-    """Figures from the risk log; raises InputError on unreadable input."""
+def figures_of(args: argparse.Namespace, give_up_share: float) -> Figures:
+    """Figures from the risk log; raises InputError on unreadable input, or once more than
+    ``give_up_share`` of its lines are sure to be foreign (not a risk log: stop reading)."""
     paths = expand(args.risk_log)
     since = parse_time(args.since) if args.since else None
     until = parse_time(args.until) if args.until else None
     progress = report.Progress(enabled=False if args.no_progress else None)
-    tally = tally_files(paths, Window(since, until), jobs=args.jobs, progress=progress)
+    tally = tally_files(
+        paths, Window(since, until), jobs=args.jobs, progress=progress, give_up_share=give_up_share
+    )
     info = {"files": [str(p) for p in paths], "since": args.since, "until": args.until}
     return from_tally(tally, info)
 

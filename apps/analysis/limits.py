@@ -22,6 +22,17 @@ MAX_GZIP_BYTES: Final = 16 << 30
 #: but legitimate files (highly repetitive test logs) through.
 GZIP_RATIO: Final = 200
 GZIP_ALLOWANCE: Final = 64 << 20
+#: ... and to at most ``GZIP_LINES_PER_BYTE`` lines per compressed byte plus
+#: ``GZIP_LINE_ALLOWANCE``. The byte cap alone lets a small file of newlines or short junk
+#: lines (~1000x) inflate to 10^8 lines, each a step in Python: minutes for a megabyte. A
+#: real log's ~400-byte lines are ~0.05 lines per compressed byte, at most 0.5 at ``GZIP_RATIO``.
+GZIP_LINES_PER_BYTE: Final = 2
+GZIP_LINE_ALLOWANCE: Final = 1 << 20
+
+#: No valid risk record (the original application's schema-less lines included) is shorter
+#: than this many bytes (without its newline): an upper bound of how many records an input of
+#: N bytes can hold, for ``foreign_limit``.
+MIN_RECORD_BYTES: Final = 48
 
 #: ``latency_ms`` and ``baseline_latency_ms`` must be finite, >= 0 and below one hour: every
 #: corridor call is bounded by a timeout far below that, so a larger value is not a latency.
@@ -48,6 +59,21 @@ MAX_FOREIGN_SHARE: Final = 0.01
 #: ... nor one with fewer valid records than this in the window (wrong file or window).
 #: Between this and a stage's sampled minimum the verdict is NO-GO: keep collecting.
 MIN_RECORDS: Final = 10
+#: ``analyze`` stops reading once more than this share of the non-blank lines are sure to be
+#: foreign (a report on such input says only that it is not a risk log); ``gate`` stops at
+#: ``MAX_FOREIGN_SHARE``. Foreign lines are the slow ones (each is validated and refused).
+ANALYZE_GIVE_UP_SHARE: Final = 0.5
+
+
+def foreign_limit(share: float, max_records: int) -> int:
+    """The most foreign lines that still allow a foreign share of at most ``share`` in input
+    holding at most ``max_records`` records: past it the share is over, whatever follows.
+
+    With F foreign lines and R <= ``max_records`` records, the share F / (F + R) exceeds
+    ``share`` once F * (1 - share) > share * R; counted in one task, F is a lower bound of
+    the whole input's, so every worker may stop on its own.
+    """
+    return int(share * max_records / (1.0 - share)) + 1
 
 
 class InputError(Exception):

@@ -26,10 +26,14 @@ from typing import BinaryIO, Final
 
 from partial_trust.apps.analysis.limits import (
     GZIP_ALLOWANCE,
+    GZIP_LINE_ALLOWANCE,
+    GZIP_LINES_PER_BYTE,
     GZIP_RATIO,
     MAX_GZIP_BYTES,
     MAX_LINE,
+    MIN_RECORD_BYTES,
     InputError,
+    foreign_limit,
 )
 from partial_trust.apps.analysis.source import expand, open_regular
 from partial_trust.apps.analysis.tally import Tally, Window
@@ -71,20 +75,40 @@ def gzip_cap(compressed: int) -> int:
     return min(MAX_GZIP_BYTES, GZIP_ALLOWANCE + GZIP_RATIO * compressed)
 
 
-def count_task(task: Task, window: Window) -> Tally:
-    """Count the lines that start inside ``task``'s range (the whole stream for gzip)."""
-    tally = Tally(window)
+def gzip_line_cap(compressed: int) -> int:
+    """Most lines a gzip file of ``compressed`` bytes may inflate to (see ``limits.py``)."""
+    return GZIP_LINE_ALLOWANCE + GZIP_LINES_PER_BYTE * compressed
+
+
+def max_records(tasks: Sequence[Task]) -> int:
+    """The most records ``tasks`` can hold: every record is ``MIN_RECORD_BYTES`` long or more,
+    and a gzip stream inflates to no more than its caps."""
+    most = 0
+    for task in tasks:
+        if task.gz:
+            most += min(gzip_cap(task.end) // (MIN_RECORD_BYTES + 1), gzip_line_cap(task.end))
+        else:
+            most += (task.end - task.start) // (MIN_RECORD_BYTES + 1) + 1
+    return most
+
+
+def count_task(task: Task, window: Window, give_up: int | None = None) -> Tally:
+    """Count the lines that start inside ``task``'s range (the whole stream for gzip);
+    ``give_up``: stop with ``InputError`` past that many foreign lines (``foreign_limit``)."""
+    tally = Tally(window, foreign_limit=give_up)
     f, size = open_regular(task.path)
     try:
         with f:
             if task.gz:
                 cap = gzip_cap(max(size, task.end))
+                lines = gzip_line_cap(max(size, task.end))
                 with gzip.GzipFile(fileobj=f, mode="rb") as gz:
-                    if _count_stream(gz, 0, None, tally, cap):
+                    if _count_stream(gz, 0, None, tally, cap, lines):
                         raise InputError(
                             f"risk log {task.path!r} inflates to more than {cap:,} bytes "
-                            f"({GZIP_RATIO}x its size + {GZIP_ALLOWANCE >> 20} MiB): "
-                            "refused as a possible gzip bomb"
+                            f"({GZIP_RATIO}x its size + {GZIP_ALLOWANCE >> 20} MiB) or "
+                            f"{lines:,} lines ({GZIP_LINES_PER_BYTE} per byte + "
+                            f"{GZIP_LINE_ALLOWANCE:,}): refused as a possible gzip bomb"
                         )
             else:
                 _count_stream(f, task.start, task.end, tally)
@@ -111,8 +135,10 @@ def _count_stream(
     end: int | None,
     tally: Tally,
     cap: int | None = None,
+    line_cap: int | None = None,
 ) -> bool:
-    """Lines starting in [start, end) of ``f``; True if ``cap`` bytes were read first.
+    """Lines starting in [start, end) of ``f``; True if ``cap`` bytes or ``line_cap`` lines
+    were read first.
 
     Each block is scanned in place, not copied. A line longer than ``MAX_LINE`` is dropped as
     it streams past (``long``), so neither memory nor time depends on line length.
@@ -126,6 +152,8 @@ def _count_stream(
     limit = end if end is not None else 1 << 62
     while line_start < limit:
         if cap is not None and offset > cap:
+            return True
+        if line_cap is not None and tally.lines > line_cap:
             return True
         block = f.read(BLOCK)
         if not block:
@@ -157,7 +185,7 @@ def _count_stream(
     return False
 
 
-def _count_one(args: tuple[Task, Window]) -> Tally:
+def _count_one(args: tuple[Task, Window, int | None]) -> Tally:
     return count_task(*args)
 
 
@@ -167,20 +195,23 @@ def tally_files(
     *,
     jobs: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    give_up_share: float | None = None,
 ) -> Tally:
-    """Count every line of ``paths``. ``jobs`` 0 = automatic; ``progress(done, total)`` bytes."""
+    """Count every line of ``paths``. ``jobs`` 0 = automatic; ``progress(done, total)`` bytes;
+    ``give_up_share``: stop (``InputError``) once the foreign share must end above it."""
     tasks = plan(paths)
+    give_up = None if give_up_share is None else foreign_limit(give_up_share, max_records(tasks))
     total = sum(t.end - t.start for t in tasks)
     if jobs <= 0:
         jobs = min(os.cpu_count() or 1, 8) if total >= PARALLEL_MIN else 1
     jobs = min(jobs, len(tasks)) or 1
     tally, done = Tally(), 0
     if jobs == 1:
-        results: Iterable[Tally] = (count_task(t, window) for t in tasks)
+        results: Iterable[Tally] = (count_task(t, window, give_up) for t in tasks)
     else:
         # spawn, not fork: forking a process that may hold threads (OTel, flag watchers) is unsafe.
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
-        results = pool.map(_count_one, [(t, window) for t in tasks])
+        results = pool.map(_count_one, [(t, window, give_up) for t in tasks])
     try:
         for task, part in zip(tasks, results, strict=True):
             tally.merge(part)

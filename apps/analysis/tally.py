@@ -107,6 +107,8 @@ class Tally:
     blank: int = 0
     lines: int = 0
     legacy: int = 0  # records in the window with no ``schema``: the original application's
+    #: more foreign lines than this: stop reading (``limits.foreign_limit``); None: never
+    foreign_limit: int | None = None
 
     def merge(self, other: Tally) -> None:
         self.records.update(other.records)
@@ -208,6 +210,7 @@ class Tally:
                 self.torn += 1
             else:
                 self.foreign += 1
+                self._check_foreign()
             return
         (ts, (hour, status, reason, latency, intent, entity, mode, agree)), legacy = parsed
         if not self.window.open and not self.window.contains(ts):
@@ -226,6 +229,7 @@ class Tally:
             self.torn += 1
         else:
             self.foreign += 1
+            self._check_foreign()
 
     def add_tail(self, fragment: bytes) -> None:
         """The bytes after a file's last newline: a record missing its newline, or torn."""
@@ -233,6 +237,15 @@ class Tally:
             self.add_line(fragment, final=True)
 
     # -- bounds -----------------------------------------------------------------------------
+    def _check_foreign(self) -> None:
+        limit = self.foreign_limit
+        if limit is not None and self.foreign > limit:
+            raise InputError(
+                f"cannot evaluate: more than {limit:,} lines are not valid risk records, too "
+                "large a share of the most records this input can hold: not a risk log "
+                "(stopped reading)"
+            )
+
     def _check_records(self) -> None:
         if len(self.records) > MAX_RECORD_KEYS:
             raise InputError(

@@ -69,6 +69,15 @@ def _bomb(d: Path) -> str:
     return str(path)
 
 
+def _newline_bomb(d: Path) -> str:
+    path = d / "blank.jsonl.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        block = b"\n" * (1 << 20)
+        for _ in range(16):  # 16M blank lines in ~16 KB: under the byte cap, over the line cap
+            f.write(block)
+    return str(path)
+
+
 def _fifo(d: Path) -> str:
     os.mkfifo(d / "fifo.jsonl")
     return str(d / "fifo.jsonl")
@@ -120,6 +129,7 @@ HOSTILE: dict[str, Maker] = {
     "deeper_than_max_line": lambda d: _write(d, "deeper.jsonl", ["{" * (MAX_LINE + 5)] * 5),
     "line_100mb": _long_line,
     "gzip_bomb": _bomb,
+    "gzip_newline_bomb": _newline_bomb,
     "fifo": _fifo,
     "socket": _socket,
     "dev_zero_symlink": _zero,
