@@ -9,6 +9,7 @@ input is read in bounded time and memory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 #: Longest line judged at all. The writer's lines are ~400 bytes; a longer line is counted
@@ -63,6 +64,26 @@ MIN_RECORDS: Final = 10
 #: foreign (a report on such input says only that it is not a risk log); ``gate`` stops at
 #: ``MAX_FOREIGN_SHARE``. Foreign lines are the slow ones (each is validated and refused).
 ANALYZE_GIVE_UP_SHARE: Final = 0.5
+
+
+#: A reader also stops once at least this many foreign lines are more than its share of the
+#: lines it has read: a stretch of 100,000 bad lines that outnumber the records around them
+#: is not a risk log, and reading on to the end of a crafted gzip of short junk lines (a few
+#: MB that inflate to millions of lines, each validated and refused) would take minutes.
+PREFIX_FOREIGN_FLOOR: Final = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """When a reader stops: past ``limit`` foreign lines in all (``foreign_limit``), or once
+    ``PREFIX_FOREIGN_FLOOR`` or more foreign lines are over ``share`` of the lines read."""
+
+    limit: int
+    share: float
+
+    @classmethod
+    def at(cls, share: float, max_records: int) -> GiveUp:
+        return cls(foreign_limit(share, max_records), share)
 
 
 def foreign_limit(share: float, max_records: int) -> int:

@@ -32,8 +32,8 @@ from partial_trust.apps.analysis.limits import (
     MAX_GZIP_BYTES,
     MAX_LINE,
     MIN_RECORD_BYTES,
+    GiveUp,
     InputError,
-    foreign_limit,
 )
 from partial_trust.apps.analysis.source import expand, open_regular
 from partial_trust.apps.analysis.tally import Tally, Window
@@ -92,10 +92,10 @@ def max_records(tasks: Sequence[Task]) -> int:
     return most
 
 
-def count_task(task: Task, window: Window, give_up: int | None = None) -> Tally:
+def count_task(task: Task, window: Window, give_up: GiveUp | None = None) -> Tally:
     """Count the lines that start inside ``task``'s range (the whole stream for gzip);
-    ``give_up``: stop with ``InputError`` past that many foreign lines (``foreign_limit``)."""
-    tally = Tally(window, foreign_limit=give_up)
+    ``give_up``: when to stop with ``InputError`` for too many foreign lines."""
+    tally = Tally(window, give_up=give_up)
     f, size = open_regular(task.path)
     try:
         with f:
@@ -185,7 +185,7 @@ def _count_stream(
     return False
 
 
-def _count_one(args: tuple[Task, Window, int | None]) -> Tally:
+def _count_one(args: tuple[Task, Window, GiveUp | None]) -> Tally:
     return count_task(*args)
 
 
@@ -200,7 +200,7 @@ def tally_files(
     """Count every line of ``paths``. ``jobs`` 0 = automatic; ``progress(done, total)`` bytes;
     ``give_up_share``: stop (``InputError``) once the foreign share must end above it."""
     tasks = plan(paths)
-    give_up = None if give_up_share is None else foreign_limit(give_up_share, max_records(tasks))
+    give_up = None if give_up_share is None else GiveUp.at(give_up_share, max_records(tasks))
     total = sum(t.end - t.start for t in tasks)
     if jobs <= 0:
         jobs = min(os.cpu_count() or 1, 8) if total >= PARALLEL_MIN else 1

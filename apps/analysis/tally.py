@@ -32,6 +32,8 @@ from partial_trust.apps.analysis.limits import (
     MAX_LATENCY_KEYS,
     MAX_LINE,
     MAX_RECORD_KEYS,
+    PREFIX_FOREIGN_FLOOR,
+    GiveUp,
     InputError,
 )
 from partial_trust.apps.analysis.records import LINE, SCHEMA, parse_line
@@ -107,8 +109,8 @@ class Tally:
     blank: int = 0
     lines: int = 0
     legacy: int = 0  # records in the window with no ``schema``: the original application's
-    #: more foreign lines than this: stop reading (``limits.foreign_limit``); None: never
-    foreign_limit: int | None = None
+    #: when to stop reading for too many foreign lines (``limits.GiveUp``); None: never
+    give_up: GiveUp | None = None
 
     def merge(self, other: Tally) -> None:
         self.records.update(other.records)
@@ -238,12 +240,20 @@ class Tally:
 
     # -- bounds -----------------------------------------------------------------------------
     def _check_foreign(self) -> None:
-        limit = self.foreign_limit
-        if limit is not None and self.foreign > limit:
+        give_up = self.give_up
+        if give_up is None:
+            return
+        if self.foreign > give_up.limit:
             raise InputError(
-                f"cannot evaluate: more than {limit:,} lines are not valid risk records, too "
-                "large a share of the most records this input can hold: not a risk log "
+                f"cannot evaluate: more than {give_up.limit:,} lines are not valid risk records, "
+                "too large a share of the most records this input can hold: not a risk log "
                 "(stopped reading)"
+            )
+        read = self.lines - self.blank
+        if self.foreign >= PREFIX_FOREIGN_FLOOR and self.foreign > give_up.share * read:
+            raise InputError(
+                f"cannot evaluate: {self.foreign:,} of {read:,} lines read are not valid risk "
+                f"records, over {give_up.share:.0%}: not a risk log (stopped reading)"
             )
 
     def _check_records(self) -> None:

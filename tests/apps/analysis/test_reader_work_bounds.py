@@ -86,3 +86,30 @@ def test_a_repetitive_real_gzip_log_is_read_whole(tmp_path: Path) -> None:
     counted = tally_files([path], Window(), jobs=1, give_up_share=MAX_FOREIGN_SHARE)
     assert counted.lines == counted.foreign + sum(counted.records.values()) == 1 << 18
     assert counted.foreign == 0
+
+
+def test_analyze_stops_once_foreign_lines_outnumber_the_records_read(tmp_path: Path) -> None:
+    """A gzip of junk lines big enough that the whole-input bound is millions of lines away:
+    ``analyze`` (give-up share 50%) stops after ``PREFIX_FOREIGN_FLOOR`` of them, not at the
+    end of the stream."""
+    junk = b'{"schema":"partial_trust_risk/v1","status":"nope"}\n'
+    path = gz(tmp_path / "junk.jsonl.gz", junk, 1 << 22)  # 4M foreign lines
+    old_bound = limits.foreign_limit(limits.ANALYZE_GIVE_UP_SHARE, max_records(plan([path])))
+    assert old_bound > 20 * limits.PREFIX_FOREIGN_FLOOR  # millions of lines away
+    with pytest.raises(InputError, match="lines read are not valid risk records") as caught:
+        tally_files([path], Window(), jobs=1, give_up_share=limits.ANALYZE_GIVE_UP_SHARE)
+    foreign = int(str(caught.value).split("cannot evaluate: ")[1].split(" of")[0].replace(",", ""))
+    assert foreign == limits.PREFIX_FOREIGN_FLOOR  # stopped at the floor
+
+
+def test_the_prefix_stop_is_sound_when_records_keep_up(tmp_path: Path) -> None:
+    """More than the floor of foreign lines, but never more than half of what was read:
+    read to the end and counted."""
+    floor = limits.PREFIX_FOREIGN_FLOOR
+    good = rows(1)[0]
+    path = tmp_path / "mixed.jsonl"
+    with path.open("wb") as f:
+        for _ in range(floor + 1000):
+            f.write(good + b"\nNOT JSON\n")  # records first in each pair: never over 50%
+    counted = tally_files([path], Window(), jobs=1, give_up_share=limits.ANALYZE_GIVE_UP_SHARE)
+    assert counted.foreign == floor + 1000 and counted.lines == 2 * (floor + 1000)
