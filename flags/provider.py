@@ -14,8 +14,9 @@
 * ``unleash``: an Unleash server (the ``unleash`` extra) through ``partial_trust.flags.unleash``,
 which
   fails closed: ``UNLEASH_URL`` (…/api), ``UNLEASH_API_TOKEN`` (a backend token),
-  ``UNLEASH_APP_NAME``, ``UNLEASH_REFRESH_INTERVAL`` (whole seconds, 1–60, default 1: a kill
-  reaches the corridor within ~2 s; no successful fetch for 3 intervals → STALE → off; a token
+  ``UNLEASH_APP_NAME``, ``UNLEASH_REFRESH_INTERVAL`` (seconds, 0.25–60, default 0.5: a kill
+  reaches the corridor within ~1.5 s; no successful fetch for 3 intervals, and at least
+  3 s → STALE → off; a token
   refused, or no fetch ever → ERROR → off; ``/health`` says why; the next good fetch → on).
   Mapping: the enable flag is a toggle, and a toggle Unleash does not have (archived, deleted)
   is off, never the environment default; the other three are toggles whose strategy carries
@@ -74,15 +75,29 @@ def make_flagd_provider() -> Any:
     return FlagdProvider()
 
 
-def unleash_refresh_interval(env: Environment) -> int:
-    """``UNLEASH_REFRESH_INTERVAL`` in whole seconds (1–60, default 1); anything else stops
-    start-up: a typo must not quietly become a 15 s kill switch."""
+#: The default poll: a kill must reach the corridor within 2 s, and Unleash itself publishes
+#: a change to its client API up to ~1 s after it is made, which leaves the poll half a second.
+UNLEASH_DEFAULT_INTERVAL_S = 0.5
+UNLEASH_INTERVAL_RANGE_S = (0.25, 60.0)
+
+
+def unleash_refresh_interval(env: Environment) -> float:
+    """``UNLEASH_REFRESH_INTERVAL`` in seconds (0.25–60, decimals allowed, default 0.5);
+    anything else stops start-up: a typo must not quietly become a 15 s kill switch."""
     raw = env.value(UNLEASH_INTERVAL_ENV)
     if not raw:
-        return 1
-    if not raw.isdigit() or not 1 <= int(raw) <= 60:
-        raise ValueError(f"{UNLEASH_INTERVAL_ENV}={raw!r}: expected whole seconds from 1 to 60")
-    return int(raw)
+        return UNLEASH_DEFAULT_INTERVAL_S
+    low, high = UNLEASH_INTERVAL_RANGE_S
+    try:
+        seconds = float(raw) if raw.replace(".", "", 1).isdigit() else float("nan")
+    except ValueError:
+        seconds = float("nan")
+    if not low <= seconds <= high:  # NaN fails too
+        raise ValueError(
+            f"{UNLEASH_INTERVAL_ENV}={raw!r}: expected seconds from {low:g} to {high:g} "
+            "(for example 0.5)"
+        )
+    return seconds
 
 
 def make_unleash_provider(env: Environment) -> Any:

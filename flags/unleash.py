@@ -5,9 +5,10 @@ READY forever after start-up, whatever happens to the server: a kill took up to 
 Unleash that was down, or a wrong token or URL, left the corridor on the environment defaults.
 This provider keeps that package's flag evaluation (``FlagEvaluator``) and its client, but:
 
-* polls every ``refresh_interval_s`` (``UNLEASH_REFRESH_INTERVAL``, 1 s by default): Unleash
-  itself publishes a change to its client API within ~1 s, so a kill reaches the corridor in
-  ~1–2 s. Each fetch carries the ETag, so an unchanged poll is a 304 with no body;
+* polls every ``refresh_interval_s`` (``UNLEASH_REFRESH_INTERVAL``, 0.5 s by default):
+  Unleash itself publishes a change to its client API within ~1 s, so a kill reaches the
+  corridor in ~1–1.5 s (a 1 s poll measured 1.5–2.0 s). Each fetch carries the ETag, so an
+  unchanged poll is a 304 with no body;
 * observes every fetch (``FetchObserver``, through the SDK's public ``custom_options`` and
   ``cache``) and emits OpenFeature ERROR / STALE / READY on
   the transitions ``FetchHealth`` judges (see ``partial_trust.flags.unleash_health``); a watcher
@@ -28,6 +29,7 @@ The fetch is the SDK's own, observed from outside (``partial_trust.flags.unleash
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -51,24 +53,30 @@ from partial_trust.flags.unleash_health import FetchHealth
 logger = logging.getLogger("partial_trust.flags")
 SDK_LOGGER = "UnleashClient"  # warns on every poll while it has no toggles: throttled
 STALE_AFTER_INTERVALS = 3
+#: Never STALE sooner than this (nor a fetch cut before 2 s), however short the poll: one
+#: slow answer from a busy Unleash must not turn the corridor off.
+STALE_AFTER_MIN_S = 3.0
 
 
 class UnleashFlagProvider(AbstractProvider):
     """OpenFeature provider over an ``UnleashClient`` that reports its own staleness."""
 
     def __init__(
-        self, url: str, app_name: str, api_token: str, refresh_interval_s: int = 1
+        self, url: str, app_name: str, api_token: str, refresh_interval_s: float = 0.5
     ) -> None:
         self.app_name = app_name
         self.refresh_interval_s = refresh_interval_s
-        self.health = FetchHealth(STALE_AFTER_INTERVALS * refresh_interval_s)
-        timeout_s = min(2 * refresh_interval_s, 10)
+        stale_after_s = max(STALE_AFTER_INTERVALS * refresh_interval_s, STALE_AFTER_MIN_S)
+        self.health = FetchHealth(stale_after_s)
+        timeout_s = min(max(math.ceil(2 * refresh_interval_s), 2), 10)  # the SDK takes whole s
         self.fetches = FetchObserver(self.health, self._judge, timeout_s)
         self.client = UnleashClient(
             url=url,
             app_name=app_name,
             instance_id=f"{socket.gethostname()}-{os.getpid()}",
-            refresh_interval=refresh_interval_s,
+            # The SDK annotates int, but hands the value to APScheduler's IntervalTrigger,
+            # which takes fractional seconds.
+            refresh_interval=refresh_interval_s,  # type: ignore[arg-type]  # float seconds: see above
             request_timeout=timeout_s,
             request_retries=0,
             custom_headers={"Authorization": api_token},

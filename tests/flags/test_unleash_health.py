@@ -83,14 +83,17 @@ def test_a_200_counts_once_applied_and_start_up_waits_for_it_bounded() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"), [(None, 1), ("", 1), ("1", 1), (" 5 ", 5), ("60", 60)]
+    ("raw", "expected"),
+    [(None, 0.5), ("", 0.5), ("1", 1), (" 5 ", 5), ("60", 60), ("0.25", 0.25), ("2.5", 2.5)],
 )
-def test_refresh_interval(raw: str | None, expected: int) -> None:
+def test_refresh_interval(raw: str | None, expected: float) -> None:
     env = {} if raw is None else {"UNLEASH_REFRESH_INTERVAL": raw}
     assert unleash_refresh_interval(Environment.from_mapping(env)) == expected
 
 
-@pytest.mark.parametrize("raw", ["0", "61", "0.5", "-1", "15s", "abc"])
+@pytest.mark.parametrize(
+    "raw", ["0", "61", "0.1", "-1", "15s", "abc", "nan", "inf", "1e1", "1..5", "0x10"]
+)
 def test_a_bad_refresh_interval_stops_start_up(raw: str) -> None:
     with pytest.raises(ValueError, match="UNLEASH_REFRESH_INTERVAL"):
         unleash_refresh_interval(Environment.from_mapping({"UNLEASH_REFRESH_INTERVAL": raw}))

@@ -23,6 +23,7 @@ from tests.support.unleash_admin import archive, set_enabled, set_flags
 from tests.support.unleash_server import UnleashServer, shared_unleash
 
 pytestmark = pytest.mark.integration
+KILL_TARGET_S = 2.0  # the bound for a kill in Unleash
 KILL_LIMIT_S = 3.0  # target 2 s (1 s poll + Unleash's 1 s revision tick); room for CI
 STALE_LIMIT_S = 3.0 + 2.0  # the bound (3 polls of 1 s) + a watcher tick and a busy machine
 
@@ -127,6 +128,9 @@ def test_a_kill_in_unleash_stops_llm_calls_within_2s(
         f"Unleash kill -> last LLM call: {', '.join(f'{s:.2f}' for s in kills)} s; "
         f"resume -> first call: {', '.join(f'{s:.2f}' for s in resumes)} s"
     )
+    # The target is 2 s: the median of three kills must meet it; one slow outlier on a
+    # loaded machine may take up to KILL_LIMIT_S, never more.
+    assert sorted(kills)[1] < KILL_TARGET_S, kills
     assert max(kills) < KILL_LIMIT_S, kills
 
 
