@@ -34,6 +34,12 @@ TEXTS = (
     "add coffee and two lemons to my shopping list",
 )
 LOOPS = {"asyncio": ("asyncio", "h11"), "uvloop": ("uvloop", "httptools")}
+#: Faults whose stray bytes are on the wire before the connection could be reused: the
+#: transport sees them and no answer ever lands on another call.
+TRANSPORT_ALONE = ("double", "overlong", "chunked-extra")
+#: Why a candidate meant for another command is refused: its items or list are not in this
+#: command's text. (``late-copy`` and ``shift`` rely on these when the timing defeats the wire.)
+BINDING_REFUSALS = {"item_not_grounded", "list_id_not_allowed"}
 
 
 @contextmanager
@@ -110,7 +116,13 @@ def test_four_users_get_only_what_their_own_text_supports(
         line for line in lines if line["status"] == "accepted_llm" and not line["entity_key_match"]
     ]
     assert not wrong, f"{fault}/{loop}: an accepted candidate disagreed with the command"
-    if fault != "shift":  # the transport alone keeps these answers where they belong
-        assert {line["status"] for line in lines} == {"accepted_llm"}, [
-            (line["status"], line["reason_code"]) for line in lines
-        ]
+    outcomes = [(line["status"], line["reason_code"]) for line in lines]
+    if fault in TRANSPORT_ALONE:  # the transport alone keeps these answers where they belong
+        assert {status for status, _ in outcomes} == {"accepted_llm"}, outcomes
+    else:
+        # A copy that lands after the next request was written reads, on the wire, as that
+        # request's answer (HTTP/1.1 carries no request id): then grounding refuses it, so a
+        # fallback here must be a refusal for not matching this command's text, never an
+        # accepted stranger (asserted above).
+        refused = {reason for status, reason in outcomes if status != "accepted_llm"}
+        assert refused <= BINDING_REFUSALS, outcomes
