@@ -88,11 +88,10 @@ def unleash_refresh_interval(env: Environment) -> float:
     if not raw:
         return UNLEASH_DEFAULT_INTERVAL_S
     low, high = UNLEASH_INTERVAL_RANGE_S
-    try:
-        seconds = float(raw) if raw.replace(".", "", 1).isdigit() else float("nan")
-    except ValueError:
-        seconds = float("nan")
-    if not low <= seconds <= high:  # NaN fails too
+    # Digits with at most one dot always parse; anything else (signs, exponents, "inf",
+    # "nan", units) is NaN here, and NaN fails the range check.
+    seconds = float(raw) if raw.replace(".", "", 1).isdigit() else float("nan")
+    if not low <= seconds <= high:
         raise ValueError(
             f"{UNLEASH_INTERVAL_ENV}={raw!r}: expected seconds from {low:g} to {high:g} "
             "(for example 0.5)"

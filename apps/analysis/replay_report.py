@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,11 +149,10 @@ class ReplayReport:
         if self.accepted == 0:
             # Every answer fell back: the served decisions are the baseline's own, so a 0%
             # disagreement would only say that the check had nothing to compare.
-            refused = Counter(r.reason for r in self.first if r.in_corridor)
+            refused = _counts(r.reason for r in self.first if r.in_corridor)
             return (
                 f"no candidate was accepted in {self.corridor_commands} corridor command(s) "
-                f"({', '.join(f'{k}={v}' for k, v in sorted(refused.items()))}): "
-                "the disagreement check judged nothing"
+                f"({refused}): the disagreement check judged nothing"
             )
         return None
 
@@ -212,8 +212,12 @@ class ReplayReport:
 
 
 def _reasons(results: tuple[CommandResult, ...]) -> str:
-    counts = Counter(r.reason for r in results if r.status == Status.ERROR)
-    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
+    return _counts(r.reason for r in results if r.status == Status.ERROR)
+
+
+def _counts(reasons: Iterable[str]) -> str:
+    """``reason=count`` pairs, sorted by reason (``none`` when there are none)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(Counter(reasons).items())) or "none"
 
 
 def _percent(rate: float | None) -> str:
