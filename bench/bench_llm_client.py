@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_llm_client.py [--calls 3000] [--concurrency 1 8] [--rounds 3]
 
 For each concurrency, ``--calls`` sequential-per-worker calls of the corridor's real request
-through ``LLMClient`` over each ``LLMTransport``: the default (``H11Transport``: h11 driven
-directly on our asyncio stream, with a LIFO pool), ``PooledTransport`` (httpcore's connection
+through ``LLMClient`` over each ``LLMTransport``: the default (``HttptoolsTransport``: llhttp's
+parser on our asyncio stream, with a LIFO pool), ``H11Transport`` (h11 over the same pool and
+stream, the default until llhttp took over), ``PooledTransport`` (httpcore's connection
 on the same stream and pool, the default until 2026-12-07), aiohttp's
 ``ClientSession``, httpcore's public
 ``AsyncConnectionPool`` (its own anyio backend, and our asyncio backend), and an
@@ -34,6 +35,7 @@ from bench.llm_transports import AiohttpTransport, HttpcorePoolTransport
 from partial_trust.contracts import CommandDTO
 from partial_trust.middleware.candidate import chat_request
 from partial_trust.middleware.llm_client import LLMClient
+from partial_trust.middleware.llm_h11 import H11Transport
 from partial_trust.middleware.llm_seam import HttpxTransport, LLMTransport, PooledTransport
 from partial_trust.middleware.llm_transport import AsyncioBackend
 from tests.support.procs import free_port, partial_trust
@@ -75,10 +77,11 @@ async def run(client: LLMClient, calls: int, concurrency: int) -> tuple[float, f
     return (time.process_time() - cpu) / n * 1e6, (time.perf_counter() - wall) / n * 1e6
 
 
-DEFAULT = "default (H11Transport)"
+DEFAULT = "default (HttptoolsTransport)"
 #: Each transport, made fresh per round for the completions URL (None: the client's default).
 TRANSPORTS: dict[str, Callable[[str], LLMTransport | None]] = {
     DEFAULT: lambda url: None,
+    "H11Transport (h11, same pool)": H11Transport,
     "PooledTransport (before 12-07)": PooledTransport,
     "aiohttp ClientSession": lambda url: AiohttpTransport(),
     "httpcore AsyncConnectionPool": lambda url: HttpcorePoolTransport(),

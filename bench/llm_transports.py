@@ -1,5 +1,5 @@
 """Well-kept HTTP libraries as ``LLMTransport``s, for ``bench_llm_client.py`` to measure
-against the default one (``PooledTransport``): aiohttp's ``ClientSession`` and httpcore's
+against the default one (``HttptoolsTransport``): aiohttp's ``ClientSession`` and httpcore's
 public ``AsyncConnectionPool`` (on its own anyio backend, and on ``llm_transport``'s asyncio
 backend through httpcore's public ``network_backend`` hook). Each keeps its library's own
 pooling, DNS and keep-alive; only the shape of the call is adapted."""

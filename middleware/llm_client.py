@@ -11,7 +11,8 @@ Why it looks like this:
   engine turns that into an ``error`` outcome and serves the baseline. Details are fixed
   strings, never response content or request text (privacy: they end up in logs).
 * How the bytes travel is an ``LLMTransport``'s (``llm_seam``): by default keep-alive
-  connections to the one origin with h11 driven directly (``llm_h11.H11Transport``), through
+  connections to the one origin with llhttp's parser (``llm_httptools.HttptoolsTransport``;
+  ``llm_h11.H11Transport`` drives h11 over the same pool), through
   an ``httpx.AsyncClient`` for a proxy or an injected client (``HttpxTransport``). The client
   keeps only the deadline, the size cap and the mapping of failures to reasons.
 """
@@ -38,7 +39,8 @@ from partial_trust.middleware.completion import (
     parse_completion,
 )
 from partial_trust.middleware.llm_framing import AmbiguousFraming
-from partial_trust.middleware.llm_h11 import H11Transport
+from partial_trust.middleware.llm_httptools import HttptoolsTransport
+from partial_trust.middleware.llm_keepalive import KeepAliveTransport
 from partial_trust.middleware.llm_pool import ConnectionLimitError, OriginPool
 from partial_trust.middleware.llm_seam import HttpxTransport, LLMTransport, PooledTransport
 from partial_trust.outcome import Reason
@@ -65,7 +67,7 @@ class LLMClient:
     The transport, first match: ``transport`` as given; ``client`` (an in-process ASGI
     transport, a test double, a proxy setup) through ``HttpxTransport``; with ``trust_env``
     an ``Environment`` that sets a proxy (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``), an
-    ``httpx.AsyncClient`` made and owned here that honours it; else ``H11Transport``,
+    ``httpx.AsyncClient`` made and owned here that honours it; else ``HttptoolsTransport``,
     which speaks to the origin directly. A given ``transport`` or ``client`` stays the
     caller's: ``aclose`` leaves it open.
     """
@@ -100,7 +102,7 @@ class LLMClient:
             elif trust_env is not None and proxy_configured(trust_env):
                 transport = HttpxTransport()
             else:
-                transport = H11Transport(
+                transport = HttptoolsTransport(
                     self.url,
                     max_connections=max_connections,
                     ssl_context=ssl_context,
@@ -109,10 +111,10 @@ class LLMClient:
         self.transport: LLMTransport = transport
         self._closed = False
 
-    def origin_pool(self) -> H11Transport | OriginPool:
+    def origin_pool(self) -> KeepAliveTransport[Any] | OriginPool:
         """The pooled transport's connections (for tests and diagnostics): ``in_use``,
         ``idle_count``, ``quarantined``."""
-        if isinstance(self.transport, H11Transport):
+        if isinstance(self.transport, KeepAliveTransport):
             return self.transport
         if isinstance(self.transport, PooledTransport):
             return self.transport.origin_pool()

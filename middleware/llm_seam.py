@@ -2,8 +2,9 @@
 
 Why a seam: ``LLMClient`` owns what the corridor needs of the call (one deadline, a size cap
 on the answer, every failure mapped to a closed ``Reason``); how the bytes travel is a
-transport's business. ``llm_h11.H11Transport`` is the default (h11 driven directly on our
-asyncio stream, with a LIFO pool); ``PooledTransport`` (httpcore's HTTP/1.1 connection on the
+transport's business. ``llm_httptools.HttptoolsTransport`` is the default (llhttp's parser on
+our asyncio stream, with a LIFO pool; ``llm_h11.H11Transport`` drives h11 over the same pool);
+``PooledTransport`` (httpcore's HTTP/1.1 connection on the
 same stream, in ``llm_pool``'s LIFO pool) was the default until 2026-12-07 and stays for
 comparison in ``bench/bench_llm_client.py``; ``HttpxTransport`` wraps an ``httpx.AsyncClient``,
 for a proxy from the environment or a client the caller injects. A transport raises its

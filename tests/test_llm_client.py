@@ -2,9 +2,9 @@
 sends (the request as given, the bearer token, the caller's trace context), how the client
 is opened and closed, and when it goes through a proxy.
 
-The request path talks to the model directly (``H11Transport``, which respx cannot see: these
-tests inject an ``httpx.AsyncClient``, ``respx_client``); the ``httpx.AsyncClient`` path exists
-only for an injected client or a proxy the environment asks for, so both are pinned.
+The request path talks to the model directly (``HttptoolsTransport``, which respx cannot see:
+these tests inject an ``httpx.AsyncClient``, ``respx_client``); the ``httpx.AsyncClient`` path
+exists only for an injected client or a proxy the environment asks for, so both are pinned.
 How each failure maps to a reason: ``test_llm_client_failures.py``.
 """
 
@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from partial_trust.environment import Environment
 from partial_trust.middleware.llm_client import LLMClient
-from partial_trust.middleware.llm_h11 import H11Transport
+from partial_trust.middleware.llm_httptools import HttptoolsTransport
 from partial_trust.middleware.llm_seam import HttpxTransport
 from tests.support.loopback import CANDIDATE as LOOPBACK_CANDIDATE
 from tests.support.loopback import REQUEST as LOOPBACK_REQUEST
@@ -135,7 +135,7 @@ async def test_proxy_is_ignored_without_trust_env(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv(name, "http://proxy.test:3128")
     async with Loopback() as server, LLMClient(server.url) as client:
         assert await client.complete(LOOPBACK_REQUEST, timeout_s=2.0) == LOOPBACK_CANDIDATE
-        assert isinstance(client.transport, H11Transport)
+        assert isinstance(client.transport, HttptoolsTransport)
     assert len(server.requests) == 1
 
 

@@ -1,9 +1,7 @@
-"""``H11Transport`` (h11 driven directly, ``llm_h11``) against the same hostile upstreams,
-framings, stale connections, limits and TLS as the default transport, on a real loopback
-server: one call's answer never reaches another call, and every failure maps to a reason.
-
-It is ``LLMClient``'s default transport (see bench/README.md, 2026-12-07). Every test runs on
-asyncio and on uvloop.
+"""The keep-alive transports over ``llm_keepalive`` (``HttptoolsTransport``, llhttp, the
+default; ``H11Transport``, h11) against hostile upstreams, framings, stale connections, limits
+and TLS on a real loopback server: one call's answer never reaches another call, and every
+failure maps to a reason. Every test runs with both wire protocols, on asyncio and on uvloop.
 """
 
 from __future__ import annotations
@@ -20,6 +18,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.llm_h11 import H11Transport
+from partial_trust.middleware.llm_httptools import HttptoolsTransport
+from partial_trust.middleware.llm_keepalive import KeepAliveTransport
 from partial_trust.outcome import Reason
 from tests.support.instant_llm import InstantBackend, InstantStream, http_response
 from tests.support.loopback import (
@@ -45,17 +45,26 @@ pytestmark = pytest.mark.parametrize(
 )
 
 
-def _client(url: str, **kwargs: object) -> tuple[LLMClient, H11Transport]:
-    # the tests pass H11Transport's own keyword arguments, typed there
-    transport = H11Transport(url + "/chat/completions", **kwargs)  # type: ignore[arg-type]  # see above
+Wire = type[KeepAliveTransport[Any]]
+
+
+@pytest.fixture(params=[HttptoolsTransport, H11Transport], ids=["llhttp", "h11"])
+def wire(request: pytest.FixtureRequest) -> Wire:
+    cls: Wire = request.param
+    return cls
+
+
+def _client(wire: Wire, url: str, **kwargs: object) -> tuple[LLMClient, KeepAliveTransport[Any]]:
+    # the tests pass the transport's own keyword arguments, typed there
+    transport = wire(url + "/chat/completions", **kwargs)  # type: ignore[arg-type]  # see above
     return LLMClient(url, transport=transport), transport
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-async def test_each_call_reads_only_its_own_answer(fault: str) -> None:
+async def test_each_call_reads_only_its_own_answer(fault: str, wire: Wire) -> None:
     async with Loopback(FAULTS[fault]) as server:
-        client, transport = _client(server.url)
+        client, transport = _client(wire, server.url)
         for round_ in range(6):
             markers = [f"user-{user}-round-{round_}" for user in range(4)]
             if round_ % 2:
@@ -86,7 +95,7 @@ async def test_each_call_reads_only_its_own_answer(fault: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("framing", sorted(AMBIGUOUS))
-async def test_ambiguous_framing_is_refused(framing: str) -> None:
+async def test_ambiguous_framing_is_refused(framing: str, wire: Wire) -> None:
     async def answer(conn: Conn, body: bytes) -> bool:
         payload = _answer_for(body)
         headers = AMBIGUOUS[framing].replace(b"{n}", str(len(payload)).encode())
@@ -97,7 +106,7 @@ async def test_ambiguous_framing_is_refused(framing: str) -> None:
         return True
 
     async with Loopback(answer) as server:
-        client, transport = _client(server.url)
+        client, transport = _client(wire, server.url)
         for _ in range(3):
             error = await failure(client, timeout_s=2.0)
             assert error.reason in (Reason.LLM_INVALID_RESPONSE, Reason.LLM_UNAVAILABLE)
@@ -107,7 +116,7 @@ async def test_ambiguous_framing_is_refused(framing: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_keep_alive_chunked_trailers_1xx_and_204() -> None:
+async def test_keep_alive_chunked_trailers_1xx_and_204(wire: Wire) -> None:
     body = _answer_for(b'{"messages":[{"content":"m"}]}')
     answers = [
         b"HTTP/1.1 100 Continue\r\n\r\n" + response(body),
@@ -124,7 +133,7 @@ async def test_keep_alive_chunked_trailers_1xx_and_204() -> None:
         return True
 
     async with Loopback(respond) as server:
-        client, transport = _client(server.url)
+        client, transport = _client(wire, server.url)
         request = {"model": "m", "messages": [{"role": "user", "content": "m"}]}
         assert _marker_of(await client.complete(request, timeout_s=2.0)) == "m"
         assert _marker_of(await client.complete(request, timeout_s=2.0)) == "m"
@@ -137,13 +146,13 @@ async def test_keep_alive_chunked_trailers_1xx_and_204() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_connection_closed_idle_is_retried_once_on_a_fresh_one() -> None:
+async def test_a_connection_closed_idle_is_retried_once_on_a_fresh_one(wire: Wire) -> None:
     async def once(conn: Conn, body: bytes) -> bool:
         conn.writer.write(response())
         return False  # the server closes after every answer, without saying so
 
     async with Loopback(once) as server:
-        client, transport = _client(server.url)
+        client, transport = _client(wire, server.url)
         for _ in range(3):
             assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
             await asyncio.sleep(0.02)
@@ -152,9 +161,9 @@ async def test_a_connection_closed_idle_is_retried_once_on_a_fresh_one() -> None
 
 
 @pytest.mark.anyio
-async def test_limits_deadline_and_refused_connect() -> None:
+async def test_limits_deadline_and_refused_connect(wire: Wire) -> None:
     async with Loopback(answer_when_in_flight(3)) as server:
-        client, transport = _client(server.url, max_connections=2)
+        client, transport = _client(wire, server.url, max_connections=2)
         results = await asyncio.gather(
             *(client.complete(REQUEST, timeout_s=0.3) for _ in range(3)), return_exceptions=True
         )
@@ -163,21 +172,23 @@ async def test_limits_deadline_and_refused_connect() -> None:
         assert reasons.count(str(Reason.LLM_TIMEOUT)) == 2, reasons
         assert (transport.in_use, transport.idle_count) == (0, 0)
         await transport.aclose()
-    client, transport = _client(server.url)  # the server is gone: connect refused
+    client, transport = _client(wire, server.url)  # the server is gone: connect refused
     error = await failure(client)
     assert (error.reason, error.detail) == (Reason.LLM_UNAVAILABLE, "ConnectError")
 
 
 @pytest.mark.anyio
-async def test_tls_trusted_keeps_alive_and_untrusted_fails(certificate: tuple[Path, Path]) -> None:
+async def test_tls_trusted_keeps_alive_and_untrusted_fails(
+    certificate: tuple[Path, Path], wire: Wire
+) -> None:
     trusting = ssl.create_default_context(cafile=str(certificate[0]))
     async with Loopback(ssl_context=server_context(certificate)) as server:
-        client, transport = _client(server.url, ssl_context=trusting)
+        client, transport = _client(wire, server.url, ssl_context=trusting)
         for _ in range(3):
             assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
         assert transport.idle_count == 1 and len(server.conns) == 1
         await transport.aclose()
-        client, transport = _client(server.url, ssl_context=ssl.create_default_context())
+        client, transport = _client(wire, server.url, ssl_context=ssl.create_default_context())
         error = await failure(client)
         assert (error.reason, error.detail) == (Reason.LLM_UNAVAILABLE, "ConnectError")
         assert (transport.idle_count, transport.in_use) == (0, 0)
@@ -189,7 +200,7 @@ async def test_the_default_client_sends_the_request_as_given_with_its_headers() 
     a transport caller's own ``x-`` header, on the wire; the body byte for byte."""
     tracer = TracerProvider().get_tracer("test")  # local provider: the global stays untouched
     async with Loopback() as server, LLMClient(server.url, api_key="sk-test") as client:
-        assert isinstance(client.transport, H11Transport)
+        assert isinstance(client.transport, HttptoolsTransport)
         with tracer.start_as_current_span("corridor") as span:
             assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
             ctx = span.get_span_context()
@@ -227,9 +238,9 @@ class _TwiceBackend(InstantBackend):
 
 
 @pytest.mark.anyio
-async def test_another_backends_extra_answer_is_never_read_by_the_next_call() -> None:
+async def test_another_backends_extra_answer_is_never_read_by_the_next_call(wire: Wire) -> None:
     backend = _TwiceBackend(BODY)
-    client, transport = _client("http://llm.test/v1", network_backend=backend)
+    client, transport = _client(wire, "http://llm.test/v1", network_backend=backend)
     for _ in range(3):
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
     assert backend.connects == 3  # never reused: each call on a fresh connection

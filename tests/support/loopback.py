@@ -21,7 +21,7 @@ import httpcore
 import pytest
 
 from partial_trust.middleware.llm_client import CandidateError, LLMClient
-from partial_trust.middleware.llm_h11 import H11Connection, H11Transport
+from partial_trust.middleware.llm_keepalive import KeepAliveTransport, WireConnection
 from partial_trust.middleware.llm_pool import OriginPool
 
 REQUEST: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -238,8 +238,8 @@ async def post_raw(pool: OriginPool, content: bytes = b"{}") -> bytes:
 
 
 def idle_connections(
-    pool: OriginPool | H11Transport,
-) -> list[httpcore.AsyncHTTPConnection] | list[H11Connection]:
-    if isinstance(pool, H11Transport):
+    pool: OriginPool | KeepAliveTransport[Any],
+) -> list[httpcore.AsyncHTTPConnection] | list[WireConnection[Any]]:
+    if isinstance(pool, KeepAliveTransport):
         return pool.idle_connections()
     return list(pool._idle)  # white box: only to wait for the client to notice a server's FIN

@@ -42,7 +42,7 @@ def ok(content: Any = None) -> httpx.Response:
 @asynccontextmanager
 async def respx_client(base_url: str = BASE, **kwargs: Any) -> AsyncIterator[LLMClient]:
     """An ``LLMClient`` whose calls respx can see: respx patches httpx/httpcore, which the
-    default transport (``llm_h11``) does not use, so the unit tests inject an
+    default transport (``llm_httptools``) does not use, so the unit tests inject an
     ``httpx.AsyncClient`` (``HttpxTransport``). The default transport is tested on real
     sockets instead (``test_llm_transport*``, ``test_llm_h11``, ``test_llm_pool*``)."""
     async with httpx.AsyncClient() as http, LLMClient(base_url, client=http, **kwargs) as client:
