@@ -114,9 +114,10 @@ async def _run_sampled(
     send: Send,
 ) -> None:
     """Baseline and candidate concurrently; the baseline's answer unless the candidate wins."""
-    # The deadline starts now, not when the LLM task first runs: on a busy loop the task may
-    # wait behind many others, and the request's whole wait must stay within the budget.
-    deadline = asyncio.get_running_loop().time() + adm.timeout_s
+    # The deadline starts when the loop picked this request's batch up, not when the LLM task
+    # first runs (or this request's own turn came): on a busy loop the task may wait behind
+    # many others, and the request's whole wait must stay within the budget (``arrival``).
+    deadline = engine.arrival.now(asyncio.get_running_loop()) + adm.timeout_s
     span = tracing.start_corridor_span()
     task = asyncio.create_task(engine.ask(adm, span, deadline + UNWIND_LAG_S))
     asked = time.perf_counter()

@@ -26,6 +26,7 @@ from partial_trust.config import EffectiveSettings, SettingsSource
 from partial_trust.corridors import check_corridor, corridor_mode_cap
 from partial_trust.middleware import tracing
 from partial_trust.middleware.acceptance import CandidateT
+from partial_trust.middleware.arrival import ArrivalClock
 from partial_trust.middleware.circuit import CircuitBreaker
 from partial_trust.middleware.completion import CandidateError
 from partial_trust.middleware.corridor import CommandT, Corridor
@@ -147,6 +148,8 @@ class CorridorEngine(Generic[CommandT, CandidateT]):
         #: The advisory review store's sink (``None``: not configured for this deployment).
         self.review = review
         self._not_sampled_cache: tuple[EffectiveSettings, Outcome] | None = None
+        #: Where a sampled request's deadline starts (``arrival``): its batch's loop turn.
+        self.arrival = ArrivalClock()
         #: Shadow mode's background LLM calls (started and stopped with the stack).
         self.shadow: ShadowQueue[CommandT, CandidateT] = ShadowQueue(
             self, maxsize=shadow_queue_size, workers=shadow_workers
