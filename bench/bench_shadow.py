@@ -274,8 +274,8 @@ def hanging(tmp: Path, n: int, rounds: int, concurrency: int, rate: float) -> di
                   f"{pct(pooled['shadow, hanging LLM'], 50):.2f}; per-round p99 ratios "
                   f"{', '.join(f'{x:.2f}' for x in ratios)}")  # fmt: skip
             figures["hanging_p99_ratio" if pace else "hanging_closed_loop_ratio"] = ratio
-        hung = servers["shadow, hanging LLM"].url
-        dropped = metric_value(hung, "partial_trust_shadow_dropped_total")
+        shadow_url = servers["shadow, hanging LLM"].url
+        dropped = metric_value(shadow_url, "partial_trust_shadow_dropped_total")
         print(f"shadow jobs dropped (queue full): {dropped:.0f}")
     return figures
 
