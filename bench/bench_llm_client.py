@@ -5,14 +5,14 @@
 For each concurrency, ``--calls`` sequential-per-worker calls of the corridor's real request
 through ``LLMClient`` over each ``LLMTransport``: the default (``HttptoolsTransport``: llhttp's
 parser on our asyncio stream, with a LIFO pool), ``H11Transport`` (h11 over the same pool and
-stream, the default until llhttp took over), ``PooledTransport`` (httpcore's connection
-on the same stream and pool, the default until 2026-12-07), aiohttp's
-``ClientSession``, httpcore's public
+stream, the default until llhttp took over), aiohttp's ``ClientSession``, httpcore's public
 ``AsyncConnectionPool`` (its own anyio backend, and our asyncio backend), and an
-``httpx.AsyncClient`` (the proxy path). Printed: this process's CPU µs per call
-(``time.process_time``, so the simulator's own CPU is not counted), wall µs per call, and CPU
-relative to the default; rounds interleave the transports, medians are shown. The issue's
-rule: keep the well-kept library wherever it is within 10% of the hand-written one.
+``httpx.AsyncClient`` (the proxy path); httpcore's HTTP/1.1 connection in our own pool, the
+default until 2026-12-07, cost about twice the default per call and was removed that day.
+Printed: this process's CPU µs per call (``time.process_time``, so the simulator's own CPU
+is not counted), wall µs per call, and CPU relative to the default; rounds interleave the
+transports, medians are shown. The issue's rule: keep the well-kept library wherever it is
+within 10% of the hand-written one.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from partial_trust.contracts import CommandDTO
 from partial_trust.middleware.candidate import chat_request
 from partial_trust.middleware.llm_client import LLMClient
 from partial_trust.middleware.llm_h11 import H11Transport
-from partial_trust.middleware.llm_seam import HttpxTransport, LLMTransport, PooledTransport
+from partial_trust.middleware.llm_seam import HttpxTransport, LLMTransport
 from partial_trust.middleware.llm_transport import AsyncioBackend
 from tests.support.procs import free_port, partial_trust
 
@@ -82,7 +82,6 @@ DEFAULT = "default (HttptoolsTransport)"
 TRANSPORTS: dict[str, Callable[[str], LLMTransport | None]] = {
     DEFAULT: lambda url: None,
     "H11Transport (h11, same pool)": H11Transport,
-    "PooledTransport (before 12-07)": PooledTransport,
     "aiohttp ClientSession": lambda url: AiohttpTransport(),
     "httpcore AsyncConnectionPool": lambda url: HttpcorePoolTransport(),
     "  same, our asyncio backend": lambda url: HttpcorePoolTransport(AsyncioBackend()),

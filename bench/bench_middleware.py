@@ -7,10 +7,10 @@ middleware's) with the DESIGN's command, and prints µs per request and the rati
 
 ``--spans`` installs an OpenTelemetry SDK tracer provider with a batch processor (the way a
 production app would) so the span cost is included; without it the API's no-op tracer runs.
-The "instant candidate" is the real LLM client as shipped (httpcore's HTTP/1.1 over the
-``OriginPool``) on an in-process network backend that answers every request at once, so
-everything but the socket system calls is counted; its own cost is measured alone and
-printed, so the corridor's overhead can be read beyond it.
+The "instant candidate" is the real LLM client as shipped (its default transport: llhttp's
+parser in the keep-alive pool) on an in-process network backend that answers every request
+at once, so everything but the socket system calls is counted; its own cost is measured
+alone and printed, so the corridor's overhead can be read beyond it.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ from partial_trust.middleware.completion import (
 from partial_trust.middleware.llm_framing import AmbiguousFraming
 from partial_trust.middleware.llm_httptools import HttptoolsTransport
 from partial_trust.middleware.llm_keepalive import KeepAliveTransport
-from partial_trust.middleware.llm_pool import ConnectionLimitError, OriginPool
-from partial_trust.middleware.llm_seam import HttpxTransport, LLMTransport, PooledTransport
+from partial_trust.middleware.llm_pool import ConnectionLimitError
+from partial_trust.middleware.llm_seam import HttpxTransport, LLMTransport
 from partial_trust.outcome import Reason
 
 __all__ = [
@@ -111,13 +111,11 @@ class LLMClient:
         self.transport: LLMTransport = transport
         self._closed = False
 
-    def origin_pool(self) -> KeepAliveTransport[Any] | OriginPool:
+    def origin_pool(self) -> KeepAliveTransport[Any]:
         """The pooled transport's connections (for tests and diagnostics): ``in_use``,
-        ``idle_count``, ``quarantined``."""
+        ``idle_count``, ``quarantined``, ``idle_connections()``."""
         if isinstance(self.transport, KeepAliveTransport):
             return self.transport
-        if isinstance(self.transport, PooledTransport):
-            return self.transport.origin_pool()
         raise TypeError("this client's transport is not a pooled one")
 
     async def __aenter__(self) -> Self:

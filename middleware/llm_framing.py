@@ -4,8 +4,8 @@ A response's end is decided by its framing headers; when they can be read two wa
 and a proxy (or two clients) can disagree on where one answer ends and the next begins, and
 the bytes left over become the next user's answer (request/response smuggling). The stream
 (``llm_transport.AsyncioStream``) checks the raw header block with ``ambiguous_framing`` and
-notes stray bytes on ``Upstream``; the pool (``llm_pool``) stops reusing connections to an
-upstream that has sent any.
+notes stray bytes on ``Upstream``; the pool (``llm_keepalive``) stops reusing connections to
+an upstream that has sent any.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Upstream:
     """What the connections to one upstream have seen: when one last got stray bytes.
 
     Shared by the streams of one backend, so the pool can stop reusing connections to an
-    upstream that has shown it sends what nobody asked for (``OriginPool.quarantined``).
+    upstream that has shown it sends what nobody asked for (``KeepAliveTransport.quarantined``).
     """
 
     def __init__(self) -> None:
@@ -72,7 +72,7 @@ def head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
 class AnswerFraming:
     """Where the answer to one request ends, read from the bytes as they arrive.
 
-    Why: the HTTP/1.1 parser above the stream (h11, inside httpcore) keeps whatever it was
+    Why: the HTTP/1.1 parser above the stream (h11 or llhttp) may keep whatever it was
     handed past the end of an answer, and the next call on the connection would read those
     bytes as its own answer. Counting the answer's bytes here (head, then a ``Content-Length``
     body or ``chunked`` chunks and trailers) lets the stream hand the parser exactly one

@@ -237,7 +237,10 @@ class KeepAliveTransport(Generic[R]):
 
     def _answered(self, conn: WireConnection[R]) -> bool:
         """Whether ``conn``, whose answer was read in full, carries nothing more and may go
-        back to the pool (see ``OriginPool.answered``)."""
+        back to the pool. Our stream hands the parser exactly one answer and keeps anything
+        after it (``AsyncioStream.settle``); another backend's stream cannot promise that, so
+        its connection is reused only when nothing at all is waiting on it. Stray bytes
+        quarantine the upstream (``quarantined``)."""
         keep_alive, leftover, closed = conn.answer_state()
         if not keep_alive:  # e.g. "Connection: close", or an HTTP/1.0 answer
             return False

@@ -1,16 +1,17 @@
-"""The LLM client's connections: httpcore's HTTP/1.1 over plain asyncio.
+"""The LLM client's connections: a network stream on plain asyncio, under our HTTP/1.1 parsers.
 
 Why not ``httpx.AsyncClient`` on the request path: measured against a local LLM double, one
 call through it cost ~970 µs of the app's CPU, most of it outside HTTP itself (URL merging,
 cookie extraction, and a pool that re-examines every connection, with an O(n²) idle count,
 on every request and every release). A sampled request has ~300 µs in the DESIGN's budget.
 
-So the HTTP/1.1 protocol stays httpcore's (``AsyncHTTPConnection``, the well-kept
-implementation under httpx, which respx also patches in unit tests), and two small parts are
-ours: a network backend on an ``asyncio.Protocol`` (httpcore's documented extension point;
-its default goes through anyio's stream layers), here, and a pool for one origin that hands
-out the most recently used idle connection and looks at no other (``llm_pool``). Only public
-interfaces of httpcore and asyncio are used (``tests/test_no_private_access.py``).
+So the connection is ours: a network backend on an ``asyncio.Protocol`` with httpcore's
+public stream interface (``AsyncNetworkBackend``/``AsyncNetworkStream``, its documented
+extension point; its default goes through anyio's stream layers), here, under the
+keep-alive transports (``llm_keepalive``: llhttp in ``llm_httptools``, h11 in ``llm_h11``),
+whose pool hands out the most recently used idle connection and looks at no other. (httpcore's
+own HTTP/1.1 connection on this stream was the default until 2026-12-07, then removed.) Only
+public interfaces of httpcore and asyncio are used (``tests/test_no_private_access.py``).
 """
 
 from __future__ import annotations
@@ -144,9 +145,9 @@ class AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        # httpcore writes a request as headers, body and end-of-message, and always reads
-        # next: holding the pieces until then sends the request in one system call (and
-        # one TCP segment to the server) instead of two or three.
+        # A parser may write a request in pieces (headers, body, end-of-message) and always
+        # reads next: holding the pieces until then sends the request in one system call
+        # (and one TCP segment to the server) instead of two or three.
         if buffer:
             self._pending.append(buffer)
             self._pending_size += len(buffer)

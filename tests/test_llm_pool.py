@@ -1,4 +1,4 @@
-"""The LLM client's keep-alive pool (``llm_pool``) reusing its connections, against real
+"""The LLM client's keep-alive pool (``llm_keepalive``) reusing its connections, against real
 loopback servers: one connection per call in flight, the most recently released handed out
 next, and a call on a kept-alive connection that never waits on the event loop.
 
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from partial_trust.middleware.llm_client import LLMClient
-from partial_trust.middleware.llm_pool import OriginPool
-from partial_trust.middleware.llm_transport import AsyncioBackend
+from partial_trust.middleware.llm_h11 import H11Transport
+from partial_trust.middleware.llm_httptools import HttptoolsTransport
+from partial_trust.middleware.llm_keepalive import KeepAliveTransport
 from tests.support.instant_llm import InstantBackend
 from tests.support.loopback import (
     BODY,
@@ -97,12 +99,14 @@ async def test_next_call_takes_the_most_recently_released_connection() -> None:
 
 
 @pytest.mark.anyio
-async def test_origin_pool_with_httpcore_directly() -> None:
-    """The pool on its own, as a caller other than LLMClient would use it."""
+@pytest.mark.parametrize("kind", [HttptoolsTransport, H11Transport])
+async def test_keep_alive_transport_used_directly(kind: type[KeepAliveTransport[Any]]) -> None:
+    """The pool on its own, as a caller other than LLMClient would use it, with either parser."""
     async with Loopback() as server:
-        pool = OriginPool(server.url + "/chat/completions", network_backend=AsyncioBackend())
+        url = server.url + "/chat/completions"
+        pool = kind(url)
         for _ in range(3):
-            assert await post_raw(pool) == BODY
+            assert await post_raw(pool, url) == BODY
         assert (pool.idle_count, pool.in_use) == (1, 0)
         await pool.aclose()
         assert pool.idle_count == 0
@@ -115,12 +119,13 @@ async def test_origin_pool_with_httpcore_directly() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_call_on_a_kept_alive_connection_yields_only_for_httpcores_own_locks() -> None:
-    # A call with its answer at hand costs the event loop only the round trips of httpcore's
-    # anyio locks (the connection's request lock, its HTTP/1.1 state lock at the start and
-    # end of the exchange: three per call). They used to be swapped for ``fast_acquire``
-    # locks through httpcore's private attributes; that is gone
-    # (tests/test_no_private_access.py) and must not come back as more round trips.
+@pytest.mark.parametrize("kind", [HttptoolsTransport, H11Transport])
+async def test_a_call_on_a_kept_alive_connection_never_yields_to_the_event_loop(
+    kind: type[KeepAliveTransport[Any]],
+) -> None:
+    # A call with its answer at hand costs the event loop no round trip at all: no lock, no
+    # sleep(0), nothing awaited that is not done. (httpcore's connection, removed on
+    # 2026-12-07, took three per call for its anyio locks.)
     backend = InstantBackend(BODY)
     ticks = 0
 
@@ -130,7 +135,9 @@ async def test_a_call_on_a_kept_alive_connection_yields_only_for_httpcores_own_l
             await asyncio.sleep(0)
             ticks += 1
 
-    async with LLMClient("http://llm.test/v1", network_backend=backend) as client:
+    url = "http://llm.test/v1"
+    transport = kind(url + "/chat/completions", network_backend=backend)
+    async with LLMClient(url, transport=transport) as client:
         assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE  # connects
         task = asyncio.create_task(ticker())
         await asyncio.sleep(0)  # the ticker is running
@@ -139,5 +146,6 @@ async def test_a_call_on_a_kept_alive_connection_yields_only_for_httpcores_own_l
             assert await client.complete(REQUEST, timeout_s=1.0) == CANDIDATE
         during = ticks - before
         task.cancel()
+    await transport.aclose()
     assert backend.connects == 1, "the calls must share one kept-alive connection"
-    assert during <= 3 * 20, f"{during} event-loop round trips in 20 calls"
+    assert during == 0, f"{during} event-loop round trips in 20 calls"

@@ -1,4 +1,4 @@
-"""How the LLM client's pooled connections (``llm_pool``) end, against real loopback servers
+"""How the LLM client's pooled connections (``llm_keepalive``) end, against real loopback servers
 (``tests.support.loopback``): the server closing one, keep-alive expiry, the client's
 ``aclose``, and exchanges that end badly (an HTTP error, a body cut short, an oversized
 answer, the caller cancelling).
@@ -17,7 +17,7 @@ import asyncio
 import pytest
 
 from partial_trust.middleware.llm_client import LLMClient
-from partial_trust.middleware.llm_pool import OriginPool
+from partial_trust.middleware.llm_httptools import HttptoolsTransport
 from partial_trust.outcome import Reason
 from tests.support.loopback import (
     BODY,
@@ -29,7 +29,6 @@ from tests.support.loopback import (
     answer_when_in_flight,
     eventually,
     failure,
-    idle_connections,
     never_answer,
     post_raw,
     response,
@@ -70,7 +69,7 @@ async def test_idle_connection_closed_by_the_server_is_dropped() -> None:
         pool = client.origin_pool()
         # A FIN that came with the answer keeps the connection out of the pool at once; one
         # that comes later is noticed while it idles.
-        for stale in idle_connections(pool):
+        for stale in pool.idle_connections():
             await eventually(stale.has_expired, "the client notices the server's FIN")
         assert await client.complete(REQUEST, timeout_s=2.0) == CANDIDATE
         assert (pool.idle_count, pool.in_use) == (1, 0)
@@ -84,9 +83,10 @@ async def test_idle_connection_closed_by_the_server_is_dropped() -> None:
 @pytest.mark.anyio
 async def test_expired_idle_connection_is_replaced() -> None:
     async with Loopback() as server:
-        pool = OriginPool(server.url, keepalive_expiry=0.05)
+        url = server.url + "/chat/completions"
+        pool = HttptoolsTransport(url, keepalive_expiry=0.05)
         for _ in range(2):
-            assert await post_raw(pool) == BODY
+            assert await post_raw(pool, url) == BODY
             await asyncio.sleep(0.1)  # past keepalive_expiry
         await pool.aclose()
         assert len(server.conns) == 2

@@ -1,5 +1,5 @@
-"""The LLM client's pool (``llm_pool``) held to its limits, against real loopback servers
-(``tests.support.loopback``).
+"""The LLM client's pool (``llm_keepalive``; the rule for its limits is ``llm_pool``'s) held to
+its limits, against real loopback servers (``tests.support.loopback``).
 
 Past ``max_connections`` a call fails at once instead of queueing (a queued call would only
 spend its deadline waiting) and the slot frees up when a call ends; idle connections beyond
@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 
 from partial_trust.middleware.llm_client import CandidateError, LLMClient
-from partial_trust.middleware.llm_pool import ConnectionLimitError, OriginPool
+from partial_trust.middleware.llm_h11 import H11Transport
+from partial_trust.middleware.llm_httptools import HttptoolsTransport
+from partial_trust.middleware.llm_keepalive import KeepAliveTransport
+from partial_trust.middleware.llm_pool import ConnectionLimitError
 from partial_trust.outcome import Reason
 from tests.support.loopback import (
     BODY,
@@ -59,16 +62,25 @@ async def test_connection_limit_fails_fast_and_frees_up() -> None:
     assert len(server.conns) == 3  # the third call never connected; the last one did
 
 
-def test_origin_pool_limit_counts_calls_in_flight() -> None:
-    pool = OriginPool("http://127.0.0.1:9/", max_connections=1)
-    conn = pool.acquire()
-    with pytest.raises(ConnectionLimitError):
-        pool.acquire()
-    assert pool.in_use == 1
-    pool.release(conn, reusable=False)
-    assert pool.in_use == 0
-    pool.release(pool.acquire(), reusable=False)
-    assert (pool.idle_count, pool.in_use) == (0, 0)
+@pytest.mark.anyio
+async def test_the_limit_counts_calls_in_flight_until_their_body_is_read() -> None:
+    """A call holds its slot from the request until it leaves ``post``'s context (its body
+    read or not); a refused call takes none."""
+    async with Loopback() as server:
+        url = server.url + "/chat/completions"
+        pool = HttptoolsTransport(url, max_connections=1)
+        deadline = asyncio.get_running_loop().time() + 2.0
+        async with pool.post(url, b"{}", {}, deadline) as answer:
+            assert pool.in_use == 1
+            with pytest.raises(ConnectionLimitError):
+                async with pool.post(url, b"{}", {}, deadline):
+                    pass
+            assert pool.in_use == 1
+            assert b"".join([chunk async for chunk in answer.chunks]) == BODY
+        assert (pool.idle_count, pool.in_use) == (1, 0)
+        assert await post_raw(pool, url) == BODY
+        await pool.aclose()
+    assert len(server.conns) == 1
 
 
 # --- idle connections ----------------------------------------------------------------------------
@@ -77,8 +89,9 @@ def test_origin_pool_limit_counts_calls_in_flight() -> None:
 @pytest.mark.anyio
 async def test_connections_beyond_max_idle_are_closed() -> None:
     async with Loopback(answer_when_in_flight(3)) as server:
-        pool = OriginPool(server.url, max_idle=1)
-        assert await asyncio.gather(*(post_raw(pool) for _ in range(3))) == [BODY] * 3
+        url = server.url + "/chat/completions"
+        pool = HttptoolsTransport(url, max_idle=1)
+        assert await asyncio.gather(*(post_raw(pool, url) for _ in range(3))) == [BODY] * 3
         assert (pool.idle_count, pool.in_use) == (1, 0)
         assert len(server.conns) == 3
 
@@ -93,6 +106,7 @@ async def test_connections_beyond_max_idle_are_closed() -> None:
 # --- validation ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", [HttptoolsTransport, H11Transport])
 @pytest.mark.parametrize(
     ("url", "kwargs"),
     [
@@ -103,6 +117,8 @@ async def test_connections_beyond_max_idle_are_closed() -> None:
         ("http://127.0.0.1/v1", {"keepalive_expiry": 0}),
     ],
 )
-def test_origin_pool_rejects_bad_settings(url: str, kwargs: dict[str, Any]) -> None:
+def test_keep_alive_pool_rejects_bad_settings(
+    kind: type[KeepAliveTransport[Any]], url: str, kwargs: dict[str, Any]
+) -> None:
     with pytest.raises(ValueError):
-        OriginPool(url, **kwargs)
+        kind(url, **kwargs)

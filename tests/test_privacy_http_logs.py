@@ -22,7 +22,6 @@ from partial_trust.environment import Environment
 from partial_trust.middleware import log_privacy
 from partial_trust.middleware.factory import CorridorStack
 from partial_trust.middleware.llm_client import CandidateError, LLMClient
-from partial_trust.middleware.llm_seam import PooledTransport
 from tests.support.loopback import CANDIDATE, Conn, Loopback, completion_body
 
 MARKER = "zq-user-secret-7731"  # in the request's text and in the model's answer
@@ -95,18 +94,12 @@ async def broken(conn: Conn, body: bytes) -> bool:
     return False
 
 
-async def calls(
-    url: str, client: httpx.AsyncClient | None = None, *, httpcore_conn: bool = False
-) -> None:
-    """Two calls: over the default transport (h11 driven directly, which logs nothing), an
-    injected httpx client, or with ``httpcore_conn`` httpcore's connection (``PooledTransport``),
-    whose tracing is what the filter must redact."""
-    pooled = PooledTransport(url + "/chat/completions") if httpcore_conn else None
-    async with LLMClient(url, api_key=API_KEY, client=client, transport=pooled) as llm:
+async def calls(url: str, client: httpx.AsyncClient | None = None) -> None:
+    """Two calls: over the default transport (llhttp driven directly, which logs nothing) or
+    an injected httpx client, whose httpcore and httpx tracing is what the filter must redact."""
+    async with LLMClient(url, api_key=API_KEY, client=client) as llm:
         for _ in range(2):  # the second reuses the keep-alive connection
             assert (await llm.complete(REQUEST, timeout_s=5))["note"] == MARKER
-    if pooled is not None:
-        await pooled.aclose()
 
 
 @pytest.mark.anyio
@@ -115,28 +108,23 @@ async def test_without_the_filter_the_http_libraries_do_log_the_traffic(
     capture: Capture,
 ) -> None:
     async with Loopback(leaky) as server, httpx.AsyncClient() as client:
-        await calls(server.url, httpcore_conn=True)
         await calls(server.url, client)
     assert capture.leaks() == {PHRASE, HEADER}  # what the check below must not find
     assert {"httpcore.http11", "httpcore.connection", "httpx"} <= capture.names()
 
 
 @pytest.mark.anyio
-async def test_no_record_carries_the_traffic_through_pool_or_httpx(capture: Capture) -> None:
+async def test_no_record_carries_the_traffic_through_default_or_httpx(capture: Capture) -> None:
     log_privacy.install()
     try:
         async with Loopback(leaky) as server, httpx.AsyncClient() as client:
             await calls(server.url)
-            await calls(server.url, httpcore_conn=True)
             await calls(server.url, client)
-        for pooled in (False, True):
-            async with Loopback(broken) as server:
-                transport = PooledTransport(server.url + "/chat/completions") if pooled else None
-                async with LLMClient(server.url, api_key=API_KEY, transport=transport) as llm:
+        async with Loopback(broken) as server, httpx.AsyncClient() as client:
+            for injected in (None, client):  # the default transport, then httpx's tracing
+                async with LLMClient(server.url, api_key=API_KEY, client=injected) as llm:
                     with pytest.raises(CandidateError):
                         await llm.complete(REQUEST, timeout_s=5)
-                if transport is not None:
-                    await transport.aclose()
     finally:
         log_privacy.uninstall()
     assert capture.leaks() == set()
@@ -171,7 +159,7 @@ async def test_corridor_stack_redacts_while_started(tmp_path: Path, capture: Cap
         await stacks[1].stop()
     assert log_privacy.installed() is before  # off again unless someone else holds it
     assert capture.leaks() == set()
-    # The stack's default transport drives h11 directly: no HTTP library record at all.
+    # The stack's default transport drives llhttp directly: no HTTP library record at all.
     assert not any(record.name.startswith("httpcore.") for record in capture.records)
 
 

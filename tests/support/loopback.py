@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import httpcore
 import pytest
 
 from partial_trust.middleware.llm_client import CandidateError, LLMClient
-from partial_trust.middleware.llm_keepalive import KeepAliveTransport, WireConnection
-from partial_trust.middleware.llm_pool import OriginPool
+from partial_trust.middleware.llm_seam import LLMTransport
 
 REQUEST: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 CANDIDATE: dict[str, Any] = {"intent": "add_shopping_item", "job": {"job_type": "x"}}
@@ -214,32 +212,10 @@ async def failure(client: LLMClient, timeout_s: float = 1.0, **kwargs: Any) -> C
     return info.value
 
 
-async def post_raw(pool: OriginPool, content: bytes = b"{}") -> bytes:
-    """One exchange through ``pool`` with httpcore directly, as a caller other than LLMClient."""
-    headers = [
-        (b"Host", pool.origin.host + b":" + str(pool.origin.port).encode()),
-        (b"Content-Length", str(len(content)).encode()),
-    ]
-    conn = pool.acquire()
-    reusable = False
-    try:
-        resp = await conn.handle_async_request(
-            httpcore.Request(b"POST", pool.url, headers=headers, content=content)
-        )
-        try:
-            assert resp.status == 200
-            body = await resp.aread()
-        finally:
-            await resp.aclose()
-        reusable = True
-        return body
-    finally:
-        pool.release(conn, reusable=reusable)
-
-
-def idle_connections(
-    pool: OriginPool | KeepAliveTransport[Any],
-) -> list[httpcore.AsyncHTTPConnection] | list[WireConnection[Any]]:
-    if isinstance(pool, KeepAliveTransport):
-        return pool.idle_connections()
-    return list(pool._idle)  # white box: only to wait for the client to notice a server's FIN
+async def post_raw(transport: LLMTransport, url: str, content: bytes = b"{}") -> bytes:
+    """One exchange through ``transport`` directly, as a caller other than LLMClient would
+    make it: the body of a 200 answer, read to its end (so the connection may be kept)."""
+    deadline = asyncio.get_running_loop().time() + 2.0
+    async with transport.post(url, content, {}, deadline) as answer:
+        assert answer.status == 200
+        return b"".join([chunk async for chunk in answer.chunks])
