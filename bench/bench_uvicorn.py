@@ -42,6 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.rig import Placement, pin  # noqa: E402
 from bench.uvicorn_cases import (  # noqa: E402
     SAMPLED,
     SAMPLED_H11,
@@ -180,6 +181,9 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument(
+        "--no-pin", action="store_true", help="leave every process on every core (see Placement)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="only bare and sampled, on both uvicorn stacks"
     )
     args = parser.parse_args()
@@ -187,6 +191,9 @@ def main() -> int:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
     started = time.monotonic()
+    placement = None if args.no_pin else Placement.split()
+    if placement is not None:
+        os.sched_setaffinity(0, placement.rest)  # this process, and wrk and llm-sim it starts
     tmp = Path(tempfile.mkdtemp(prefix="pt-bench-uvicorn-"))
     script = lua_script(tmp / "post.lua", args.sample_rate)
     info = versions()
@@ -237,6 +244,8 @@ def main() -> int:
                     log_path=tmp / f"{case.factory}-{port}.log",
                 )
             )
+            if placement is not None:
+                pin(server.process.pid, placement.app)
             servers[case.name] = (case, server)
         order = list(servers)
         for name in order:  # warm-up: imports, caches, the LLM connection pool
@@ -256,7 +265,7 @@ def main() -> int:
                 res.ratios.setdefault(name, []).append(run.rps / bare_rps)
         shown = [n for n in (SAMPLED, SHIPPED, SAMPLED_H11) if n in servers]
         outcomes = {name: sampled_share(servers[name][1]) for name in shown}
-    print()
+    print(f"\nplacement: {placement or 'none (every process on every core)'}")
     print_table(res, order, {n: servers[n][0].bare for n in order})
     ratios = {n: statistics.median(res.ratios[n]) for n in (SAMPLED, SAMPLED_H11)}
     ratio = min(ratios.values())
