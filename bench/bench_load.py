@@ -64,6 +64,7 @@ from bench.rig import (  # noqa: E402
     idle_health,
     load_env,
     metric_samples,
+    place_rig,
     sim_process,
 )
 from bench.workers import run_two_workers  # noqa: E402
@@ -353,9 +354,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pt-bench-load-"))
-    placement = None if args.no_pin else Placement.split()
-    if placement is not None:
-        os.sched_setaffinity(0, placement.rest)  # this process, and the probes it starts
+    placement = place_rig(not args.no_pin)  # this process, and the probes it starts
     print(
         f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
         f"{placement or 'no pinning'}; files in {tmp}"

@@ -45,7 +45,7 @@ from starlette.routing import Route  # noqa: E402
 from bench.bench_middleware import DESIGN_BARE_US, App, body_for, corridor, settings  # noqa: E402
 from bench.bench_uvicorn import measure, versions  # noqa: E402
 from bench.loadgen import Connection, pct, post_bytes  # noqa: E402
-from bench.rig import Placement, metric_samples, pin, sim_process  # noqa: E402
+from bench.rig import metric_samples, pin, place_rig, sim_process  # noqa: E402
 from bench.uvicorn_cases import Case, lua_script  # noqa: E402
 from partial_trust.apps.reference.app import route_endpoint  # noqa: E402
 from partial_trust.middleware.sampling import is_sampled  # noqa: E402
@@ -231,10 +231,8 @@ def hanging(tmp: Path, n: int, rounds: int, concurrency: int, rate: float) -> di
     at saturation is printed for the record: there every request waits behind ``concurrency``
     others, so its p99 is ``concurrency`` x the CPU per request, a throughput figure (budget 2
     measures that) rather than the wait a shadowed request adds."""
-    placement = Placement.split()
     saved = os.sched_getaffinity(0)
-    if placement is not None:
-        os.sched_setaffinity(0, placement.rest)  # this process: the load generator
+    placement = place_rig()
     with contextlib.ExitStack() as stack:
         stack.callback(os.sched_setaffinity, 0, saved)
         sim = stack.enter_context(sim_process(tmp, "--force", "hang", placement=placement))

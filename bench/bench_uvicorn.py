@@ -42,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.rig import Placement, pin  # noqa: E402
+from bench.rig import pin, place_rig  # noqa: E402
 from bench.uvicorn_cases import (  # noqa: E402
     SAMPLED,
     SAMPLED_H11,
@@ -191,9 +191,7 @@ def main() -> int:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
     started = time.monotonic()
-    placement = None if args.no_pin else Placement.split()
-    if placement is not None:
-        os.sched_setaffinity(0, placement.rest)  # this process, and wrk and llm-sim it starts
+    placement = place_rig(not args.no_pin)  # this process, and wrk and llm-sim it starts
     tmp = Path(tempfile.mkdtemp(prefix="pt-bench-uvicorn-"))
     script = lua_script(tmp / "post.lua", args.sample_rate)
     info = versions()

@@ -87,6 +87,16 @@ class Placement:
         return f"app pinned to core {app}; load generator, llm-sim and probe to {rest}"
 
 
+def place_rig(pinning: bool = True) -> Placement | None:
+    """The split (``Placement.split``) with this process, the load generator, moved to the
+    rig's cores, so the rig processes it starts later inherit them; ``None`` when not
+    ``pinning`` or on one core."""
+    placement = Placement.split() if pinning else None
+    if placement is not None:
+        os.sched_setaffinity(0, placement.rest)
+    return placement
+
+
 def pin(pid: int, cpus: frozenset[int]) -> None:
     """Every thread of ``pid`` (affinity is per thread; later ones inherit the creator's)."""
     for tid in os.listdir(f"/proc/{pid}/task"):
