@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     resume = add(
         "resume",
         "undo kill: partial-trust-enabled -> true, and (the playbook) the sample rate back to "
-        "stage 1 (1%); --keep-rate keeps the rate it had",
+        "stage 1 (1%%); --keep-rate keeps the rate it had",
     )
     resume.add_argument("--reason", default=None)
     resume.add_argument(
