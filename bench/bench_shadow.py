@@ -4,12 +4,16 @@
 
 1. **In-process, before the response is sent.** The ASGI app is driven directly (no HTTP
    client) with the reference command; the clock stops when the app sends the final body
-   message, so what shadow does afterwards (reading the baseline's decision, queueing the
-   job) is not in the figure but printed apart ("after send"). Shadow at a sample rate of 1
-   (every request is shadowed) vs bare Starlette. Budget: +15 µs.
+   message, so what shadow does afterwards (admitting the command: parse, pre-check,
+   sampling; reading the baseline's decision, queueing the job) is not in the figure but
+   printed apart ("after send"). Shadow at a sample rate of 1 (every request is shadowed) vs
+   bare Starlette. Budget: +15 µs.
 2. **Under uvicorn, 10% shadow sample, instant LLM double** (``llm-sim --latency-ms 0``):
    ``wrk`` req/s of the shadow app over the bare app's, interleaved rounds, median of the
-   per-round ratios (``bench/bench_uvicorn.py``'s machinery). Budget: >= 0.85.
+   per-round ratios (``bench/bench_uvicorn.py``'s machinery). Budget: >= 0.85. Shadow runs
+   with its default share of the loop (``shadow_share.LoopShare``); the same app with the
+   share uncapped (``PARTIAL_TRUST_SHADOW_LOOP_SHARE=1``) is printed for the record, and for
+   each the shadow verdicts recorded and the jobs dropped, by cause.
 3. **The LLM hanging** (``llm-sim --force hang``): the same load (fresh ids, 16 callers
    paced to ``--rate`` requests/s in all) on the corridor in shadow at a 10% sample and on the
    corridor off; the p99 of the requests that sample shadows (the same ids in both runs),
@@ -49,6 +53,7 @@ from bench.rig import metric_samples, pin, place_rig, sim_process  # noqa: E402
 from bench.uvicorn_cases import Case, lua_script  # noqa: E402
 from partial_trust.apps.reference.app import route_endpoint  # noqa: E402
 from partial_trust.middleware.sampling import is_sampled  # noqa: E402
+from partial_trust.middleware.shadow_share import LOOP_SHARE_ENV as SHARE_ENV  # noqa: E402
 from partial_trust.mode import Mode  # noqa: E402
 from tests.support.asgi import post_scope  # noqa: E402
 from tests.support.procs import PYTHON, Server, free_port, run_server  # noqa: E402
@@ -121,8 +126,8 @@ async def in_process(n: int, repeats: int) -> dict[str, float]:
     after = (shadow_whole - shadow_before) - (bare_whole - bare_before)
     beyond = shadow_before - med["shadow, not sampled"][0]
     print(f"shadow adds {added:+.1f} µs before the response is sent (budget +{BUDGET_US:g}), "
-          f"{beyond:+.1f} of them beyond the not-sampled path (admit: parse, pre-check, "
-          f"sampling); {after:+.1f} µs after it (baseline decision, queueing)")  # fmt: skip
+          f"{beyond:+.1f} of them beyond the not-sampled path; {after:+.1f} µs after it "
+          f"(admit: parse, pre-check, sampling; the baseline's decision, queueing)")  # fmt: skip
     scale = bare_before / DESIGN_BARE_US  # information for a slower machine, not a verdict
     print(f"  the budget scaled by this machine's bare app (x{scale:.2f}, as bench_middleware "
           f"prints it): +{BUDGET_US * scale:.1f} µs")  # fmt: skip
@@ -159,36 +164,47 @@ def throughput(tmp: Path, duration: float, rounds: int, connections: int) -> dic
     with contextlib.ExitStack() as stack:
         sim = stack.enter_context(sim_process(tmp, "--latency-ms", "0"))
         env = shadow_env(f"{sim.url}/v1", tmp / "tput.jsonl", 0.1)
+        uncapped = {**shadow_env(f"{sim.url}/v1", tmp / "tput-1.jsonl", 0.1), SHARE_ENV: "1"}
         servers = {
             "bare": (Case("bare", "bare"), stack.enter_context(_uvicorn(tmp, "bare", {}))),
             "shadow 10%": (Case("shadow", "corridor"),
                            stack.enter_context(_uvicorn(tmp, "corridor", env))),
+            "shadow 10%, uncapped": (Case("shadow", "corridor"),
+                                     stack.enter_context(_uvicorn(tmp, "corridor", uncapped))),
         }  # fmt: skip
         for case, server in servers.values():
             measure(server, case, script, 1, connections, sim)
-        ratios: list[float] = []
-        cpu_ratios: list[float] = []
+        ratios: dict[str, list[float]] = {k: [] for k in servers if k != "bare"}
+        cpu_ratios: dict[str, list[float]] = {k: [] for k in ratios}
         rps: dict[str, list[float]] = {k: [] for k in servers}
         for r in range(rounds):
-            order = list(servers)[r % 2 :] + list(servers)[: r % 2]
+            order = list(servers)[r % 3 :] + list(servers)[: r % 3]
             got = {n: measure(servers[n][1], servers[n][0], script, duration, connections, sim)[0]
                    for n in order}  # fmt: skip
             for n, run in got.items():
                 rps[n].append(run.rps)
-            ratios.append(got["shadow 10%"].rps / got["bare"].rps)
-            cpu_ratios.append(got["bare"].cpu_us / got["shadow 10%"].cpu_us)
-        shadow_url = servers["shadow 10%"][1].url
-        recorded = metric_value(shadow_url, "partial_trust_agreement_total")
-    ratio = statistics.median(ratios)
-    print(f"\nuvicorn + wrk, {connections} connections, 10% shadow, instant LLM: "
-          f"bare {statistics.median(rps['bare']):.0f} req/s, shadow "
-          f"{statistics.median(rps['shadow 10%']):.0f} req/s, ratio {ratio:.2f} "
-          f"(budget >= {BUDGET_RATIO}); shadow verdicts recorded: {recorded:.0f}; "
-          f"per round {', '.join(f'{x:.2f}' for x in ratios)}")  # fmt: skip
-    cpu_ratio = statistics.median(cpu_ratios)
-    print(f"  by the app process's own CPU per request (steadier on a shared machine): "
-          f"{cpu_ratio:.2f}; per round {', '.join(f'{x:.2f}' for x in cpu_ratios)}")  # fmt: skip
-    return {"throughput_ratio": ratio, "cpu_ratio": cpu_ratio}
+            for n in ratios:
+                ratios[n].append(got[n].rps / got["bare"].rps)
+                cpu_ratios[n].append(got["bare"].cpu_us / got[n].cpu_us)
+        print(f"\nuvicorn + wrk, {connections} connections, 10% shadow, instant LLM: bare "
+              f"{statistics.median(rps['bare']):.0f} req/s")  # fmt: skip
+        for n in ratios:
+            url = servers[n][1].url
+            recorded = metric_value(url, "partial_trust_agreement_total")
+            drops = {labels["cause"]: v for labels, v in
+                     metric_samples(url, "partial_trust_shadow_dropped_total")}  # fmt: skip
+            verdict = f"(budget >= {BUDGET_RATIO})" if n == "shadow 10%" else "(for the record)"
+            dropped = ", ".join(f"{k} {v:.0f}" for k, v in drops.items())
+            print(f"  {n}: {statistics.median(rps[n]):.0f} req/s, ratio "
+                  f"{statistics.median(ratios[n]):.2f} {verdict}; per round "
+                  f"{', '.join(f'{x:.2f}' for x in ratios[n])}; by the app's own CPU per "
+                  f"request {statistics.median(cpu_ratios[n]):.2f}; shadow verdicts recorded "
+                  f"{recorded:.0f}, dropped {dropped}")  # fmt: skip
+    return {
+        "throughput_ratio": statistics.median(ratios["shadow 10%"]),
+        "cpu_ratio": statistics.median(cpu_ratios["shadow 10%"]),
+        "uncapped_ratio": statistics.median(ratios["shadow 10%, uncapped"]),
+    }
 
 
 async def mixed_load(
@@ -277,7 +293,7 @@ def hanging(tmp: Path, n: int, rounds: int, concurrency: int, rate: float) -> di
             figures["hanging_p99_ratio" if pace else "hanging_closed_loop_ratio"] = ratio
         shadow_url = servers["shadow, hanging LLM"].url
         dropped = metric_value(shadow_url, "partial_trust_shadow_dropped_total")
-        print(f"shadow jobs dropped (queue full): {dropped:.0f}")
+        print(f"shadow jobs dropped (queue full or over the loop share): {dropped:.0f}")
     return figures
 
 

@@ -14,6 +14,7 @@ from typing import Any, Generic
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from partial_trust.config import EffectiveSettings
 from partial_trust.middleware import tracing
 from partial_trust.middleware.acceptance import CandidateT
 from partial_trust.middleware.corridor import MAX_COMMAND_BYTES, CommandT
@@ -25,6 +26,7 @@ from partial_trust.middleware.engine import (
     candidate_by,
 )
 from partial_trust.middleware.shadow import ShadowJob
+from partial_trust.mode import Mode
 from partial_trust.outcome import Outcome, Reason
 
 
@@ -50,6 +52,9 @@ class PartialTrustMiddleware(Generic[CommandT, CandidateT]):
             await self.app(scope, receive, send)
             return
 
+        if settings.mode is Mode.SHADOW:
+            await _run_shadow(self.app, engine, settings, scope, receive, send)
+            return
         body, complete, replay = await _buffer_body(receive, MAX_COMMAND_BYTES)
         if not complete:
             engine.emit(engine.skip(settings, Reason.INVALID_COMMAND))
@@ -65,10 +70,7 @@ class PartialTrustMiddleware(Generic[CommandT, CandidateT]):
             engine.emit(admitted)
             await self.app(scope, replay, send)
             return
-        if admitted.shadow:
-            await _run_shadow(self.app, engine, admitted, scope, replay, send)
-        else:
-            await _run_sampled(self.app, engine, admitted, scope, replay, send)
+        await _run_sampled(self.app, engine, admitted, scope, replay, send)
 
 
 async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, bool, Receive]:
@@ -173,13 +175,16 @@ async def _run_sampled(
 async def _run_shadow(
     app: ASGIApp,
     engine: CorridorEngine[CommandT, CandidateT],
-    adm: Admission[CommandT],
+    settings: EffectiveSettings,
     scope: Scope,
     receive: Receive,
     send: Send,
 ) -> None:
     """The baseline straight to the client (each message as the app sends it, a copy kept);
-    once it has answered, the LLM call is queued for the background (``shadow.ShadowQueue``)."""
+    only once it has answered is the command admitted (parsed, checked, sampled) and, if
+    sampled, the LLM call queued for the background (``shadow.ShadowQueue``). Before the
+    answer, shadow only buffers the body and copies the messages: no added wait."""
+    body, complete, replay = await _buffer_body(receive, MAX_COMMAND_BYTES)
     messages: list[Message] = []
 
     async def tee(message: Message) -> None:
@@ -188,23 +193,47 @@ async def _run_shadow(
 
     started = time.perf_counter()
     try:
-        await app(scope, receive, tee)
+        await app(scope, replay, tee)
     except BaseException:
-        engine.emit(engine.skip(adm.settings, Reason.BASELINE_ERROR, adm.command_key))
+        _shadow_after(engine, settings, body if complete else None, None, 0.0)
         raise
     baseline_ms = (time.perf_counter() - started) * 1000.0
+    _shadow_after(engine, settings, body if complete else None, messages, baseline_ms)
+
+
+def _shadow_after(
+    engine: CorridorEngine[CommandT, CandidateT],
+    settings: EffectiveSettings,
+    body: bytes | None,
+    messages: list[Message] | None,
+    baseline_ms: float,
+) -> None:
+    """Shadow's part of a request, after its answer went out. ``body`` ``None``: over the size
+    limit or cut short; ``messages`` ``None``: the app raised."""
+    if body is None:
+        engine.emit(engine.skip(settings, Reason.INVALID_COMMAND))
+        return
+    adm: Admission[CommandT] | None = None
     try:
-        start, body = _split_response(messages)
+        admitted = engine.admit(settings, body)
+        if isinstance(admitted, Outcome):
+            engine.emit(admitted)
+            return
+        adm = admitted
+        if messages is None:
+            engine.emit(engine.skip(settings, Reason.BASELINE_ERROR, adm.command_key))
+            return
+        start, answer = _split_response(messages)
         ok = start is not None and start["status"] == 200
-        baseline = engine.corridor.baseline_decision(body) if ok else None
+        baseline = engine.corridor.baseline_decision(answer) if ok else None
         if baseline is None:
             reason = Reason.CORRIDOR_MISMATCH if ok else Reason.BASELINE_ERROR
-            engine.emit(engine.skip(adm.settings, reason, adm.command_key))
+            engine.emit(engine.skip(settings, reason, adm.command_key))
         else:
             origin = tracing.request_span_context()
             engine.shadow.submit(ShadowJob(adm, baseline, baseline_ms, origin))
     except Exception:
-        engine.emit(engine.internal_error(adm.settings, adm))
+        engine.emit(engine.internal_error(settings, adm))
 
 
 def _split_response(messages: list[Message]) -> tuple[Message | None, bytes]:

@@ -37,6 +37,7 @@ from partial_trust.middleware.review import ReviewSink, hand_over
 from partial_trust.middleware.risk_log import RiskLog
 from partial_trust.middleware.sampling import CommandKeyer, is_sampled
 from partial_trust.middleware.shadow import ShadowQueue
+from partial_trust.middleware.shadow_share import DEFAULT_LOOP_SHARE, LoopShare
 from partial_trust.mode import Mode, stricter_mode
 from partial_trust.outcome import Outcome, Reason, Status
 
@@ -128,6 +129,7 @@ class CorridorEngine(Generic[CommandT, CandidateT]):
         keyer: CommandKeyer | None = None,
         shadow_queue_size: int = 64,
         shadow_workers: int = 4,
+        shadow_loop_share: float = DEFAULT_LOOP_SHARE,
         review: ReviewSink | None = None,
     ) -> None:
         #: Refused here, before anything is built, unless the allowlist has this name with
@@ -152,7 +154,10 @@ class CorridorEngine(Generic[CommandT, CandidateT]):
         self.arrival = ArrivalClock()
         #: Shadow mode's background LLM calls (started and stopped with the stack).
         self.shadow: ShadowQueue[CommandT, CandidateT] = ShadowQueue(
-            self, maxsize=shadow_queue_size, workers=shadow_workers
+            self,
+            maxsize=shadow_queue_size,
+            workers=shadow_workers,
+            loop_share=LoopShare(shadow_loop_share),
         )
         if metrics is not None:
             metrics.preinit(corridor.name)

@@ -44,6 +44,7 @@ from partial_trust.middleware.review_metrics import ReviewMetrics
 from partial_trust.middleware.review_writer import ReviewWriter
 from partial_trust.middleware.risk_log import RiskLog
 from partial_trust.middleware.sampling import CommandKeyer
+from partial_trust.middleware.shadow_share import LOOP_SHARE_ENV, parse_loop_share
 
 logger = logging.getLogger("partial_trust")
 
@@ -105,6 +106,7 @@ class CorridorStack(Generic[CommandT, CandidateT]):
         env = Environment.from_os() if env is None else env
         # First: a corridor off the allowlist (or with another class) builds nothing at all.
         check_corridor(getattr(corridor, "name", None), getattr(corridor, "risk_class", None))
+        loop_share = parse_loop_share(env.get(LOOP_SHARE_ENV))  # a typo stops the start here
         defaults = env.defaults
         policy = PolicyRegistry.load(env.llm.policy_path or DEFAULT_POLICY_PATH)
         metrics = CorridorMetrics(registry)
@@ -135,6 +137,7 @@ class CorridorStack(Generic[CommandT, CandidateT]):
             risk_log=risk_log,
             metrics=metrics,
             keyer=keyer,
+            shadow_loop_share=loop_share,
             review=review,
         )
         return cls(engine, source, llm, risk_log, metrics, circuit, review)
@@ -215,10 +218,7 @@ class CorridorStack(Generic[CommandT, CandidateT]):
                 "these lines; the timeout-share alert watches them instead",
             },
             "llm_circuit": self.circuit.state,
-            "shadow_queue": {
-                "depth": self.engine.shadow.depth(),
-                "dropped": self.engine.shadow.dropped,
-            },
+            "shadow_queue": self.engine.shadow.status(),
             "risk_log": self.risk_log.status(),
             "hash_key": self.engine.keyer.status(),
             "review_store": (

@@ -47,6 +47,9 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0,
 )  # fmt: skip
 RISK_LOG_RESULTS: tuple[str, ...] = ("written", "dropped", "failed")
+#: Why a shadow job was dropped (``shadow.ShadowQueue``; the ``cause`` label, apart from the
+#: decisions' ``reason`` codes).
+SHADOW_DROP_CAUSES: tuple[str, ...] = ("queue_full", "loop_share", "stopped")
 #: Circuit-breaker gauge values (the same codes as ``circuit.STATE_CODES``).
 CIRCUIT_CODES: frozenset[int] = frozenset({0, 1, 2})
 
@@ -187,8 +190,9 @@ class _Families:
             ),
             shadow_dropped=Counter(
                 "partial_trust_shadow_dropped_total",
-                "Shadow LLM calls dropped because the background queue was full.",
-                c,
+                "Shadow LLM calls dropped, by cause: the background queue was full (queue_full), "
+                "shadow was over its share of the event loop (loop_share), or it had stopped.",
+                ("corridor", "cause"),
                 registry=r,
             ),
         )
@@ -302,7 +306,8 @@ class CorridorMetrics:
             for agreement in MATCH_VALUES:
                 self._agreement_child((corridor, mode, agreement))
         self._f.shadow_queue_depth.labels(corridor)
-        self._f.shadow_dropped.labels(corridor)
+        for why in SHADOW_DROP_CAUSES:
+            self._f.shadow_dropped.labels(corridor, why)
         for result in RISK_LOG_RESULTS:
             self._f.risk_log_records.labels(result)
         self._gauges(corridor)
@@ -338,12 +343,16 @@ class CorridorMetrics:
         """+1 when an LLM call starts, -1 when it ends (in a ``finally``)."""
         self._gauges(corridor)[1].inc(delta)
 
-    def shadow_queue(self, corridor: str, depth: int, *, dropped: int = 0) -> None:
-        """The shadow queue's depth now, and how many calls it just dropped (full)."""
+    def shadow_queue(
+        self, corridor: str, depth: int, *, dropped: int = 0, cause: str = "queue_full"
+    ) -> None:
+        """The shadow queue's depth now, and how many calls it just dropped, and why."""
         label = _corridor_label(corridor)
         self._f.shadow_queue_depth.labels(label).set(depth)
         if dropped:
-            self._f.shadow_dropped.labels(label).inc(dropped)
+            if cause not in SHADOW_DROP_CAUSES:
+                raise ValueError(f"unknown shadow drop cause {cause!r}")
+            self._f.shadow_dropped.labels(label, cause).inc(dropped)
 
     def _gauges(self, corridor: str) -> tuple[Gauge, Gauge]:
         """Circuit-state and in-flight children: touched twice per sampled request, so cached."""

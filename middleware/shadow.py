@@ -5,10 +5,12 @@ wait); a fixed number of worker tasks, the queue's own concurrency cap, take job
 ask the LLM under the same deadline rule as canary (the timeout from the flags, counted from
 when the worker starts the call), judge the candidate with the same acceptance rules, and
 emit the outcome with ``mode="shadow"``. A full queue drops the job and counts it
-(``partial_trust_shadow_dropped_total``): memory is bounded by ``maxsize`` whatever the LLM
-does. The kill switch is read again when a job starts: a corridor turned off (or out of
-shadow) since the request asks nothing more. The breaker is the engine's: shadow calls count
-for it exactly as canary calls do (``CorridorEngine.ask``).
+(``partial_trust_shadow_dropped_total{cause="queue_full"}``): memory is bounded by ``maxsize``
+whatever the LLM does. Time is bounded too: a job is queued only while shadow is within its
+share of the loop (``shadow_share.LoopShare``; else ``cause="loop_share"``), and each job's
+steps are measured and spent from it. The kill switch is read again when a job starts: a
+corridor turned off (or out of shadow) since the request asks nothing more. The breaker is
+the engine's: shadow calls count for it exactly as canary calls do (``CorridorEngine.ask``).
 
 The workers run between ``start`` and ``stop`` (the stack's lifespan); ``stop`` stops taking
 jobs, lets the queue drain for at most ``drain_s`` seconds, then cancels what is left.
@@ -27,6 +29,8 @@ from opentelemetry.trace import SpanContext
 from partial_trust.middleware import tracing
 from partial_trust.middleware.acceptance import CandidateT
 from partial_trust.middleware.corridor import CommandT
+from partial_trust.middleware.metrics import SHADOW_DROP_CAUSES
+from partial_trust.middleware.shadow_share import LoopShare, Metered
 from partial_trust.mode import Mode
 
 if TYPE_CHECKING:
@@ -58,6 +62,7 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
         maxsize: int = DEFAULT_QUEUE_SIZE,
         workers: int = DEFAULT_WORKERS,
         drain_s: float = DEFAULT_DRAIN_S,
+        loop_share: LoopShare | None = None,
     ) -> None:
         if maxsize < 1 or workers < 1:
             raise ValueError("the shadow queue needs maxsize >= 1 and workers >= 1")
@@ -67,7 +72,10 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
         self.drain_s = drain_s
         self._queue: asyncio.Queue[ShadowJob[CommandT]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        #: How much of the loop's time the jobs may take (``None``: the default share).
+        self.loop_share = LoopShare() if loop_share is None else loop_share
         self.dropped = 0
+        self.dropped_by: dict[str, int] = dict.fromkeys(SHADOW_DROP_CAUSES, 0)
 
     @property
     def running(self) -> bool:
@@ -77,15 +85,19 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
         return 0 if self._queue is None else self._queue.qsize()
 
     def submit(self, job: ShadowJob[CommandT]) -> bool:
-        """Queue ``job`` without waiting; ``False`` (dropped and counted) when full or stopped."""
+        """Queue ``job`` without waiting; ``False`` (dropped and counted) when stopped, over
+        shadow's share of the loop, or full."""
         queue = self._queue
         if queue is None:
-            self._dropped(1)
+            self._dropped(1, "stopped")
+            return False
+        if not self.loop_share.available():
+            self._dropped(1, "loop_share")
             return False
         try:
             queue.put_nowait(job)
         except asyncio.QueueFull:
-            self._dropped(1)
+            self._dropped(1, "queue_full")
             return False
         self._depth()
         return True
@@ -119,18 +131,20 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if left := queue.qsize():
-            self._dropped(left)
+            self._dropped(left, "stopped")
         self._depth()
 
     async def _work(self, queue: asyncio.Queue[ShadowJob[CommandT]]) -> None:
         while True:
             job = await queue.get()
+            metered = Metered(self.run(job))
             try:
                 self._depth(queue)
-                await self.run(job)
+                await metered
             except Exception as exc:  # a failing job must never stop its worker
                 logger.error("a shadow job failed inside (%s)", type(exc).__name__)
             finally:
+                self.loop_share.spend(metered.spent_s)
                 queue.task_done()
 
     async def run(self, job: ShadowJob[CommandT]) -> None:
@@ -148,11 +162,23 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
             outcome = engine.internal_error(adm.settings, adm)
         engine.emit(outcome, span)
 
-    def _dropped(self, n: int) -> None:
+    def status(self) -> dict[str, Any]:
+        """The queue's part of ``/health``."""
+        share = self.loop_share
+        return {
+            "depth": self.depth(),
+            "dropped": self.dropped,
+            "dropped_by_cause": dict(self.dropped_by),
+            "loop_share": share.share,
+            "loop_spent_s": round(share.spent_s, 3),
+        }
+
+    def _dropped(self, n: int, cause: str) -> None:
         self.dropped += n
+        self.dropped_by[cause] += n
         metrics = self.engine.metrics
         if metrics is not None:
-            metrics.shadow_queue(self.engine.corridor.name, self.depth(), dropped=n)
+            metrics.shadow_queue(self.engine.corridor.name, self.depth(), dropped=n, cause=cause)
 
     def _depth(self, queue: asyncio.Queue[ShadowJob[CommandT]] | None = None) -> None:
         metrics = self.engine.metrics

@@ -22,6 +22,7 @@ from partial_trust.config import EffectiveSettings
 from partial_trust.middleware.metrics import (
     LATENCY_BUCKETS,
     RISK_LOG_RESULTS,
+    SHADOW_DROP_CAUSES,
     CorridorMetrics,
     metrics_endpoint,
 )
@@ -208,6 +209,7 @@ LABEL_VALUES = {
     "result": set(RISK_LOG_RESULTS),
     "mode": {"shadow", "canary"},
     "agreement": {"true", "false", "unknown"},
+    "cause": set(SHADOW_DROP_CAUSES),
 }
 floats = st.none() | st.floats(allow_nan=True, allow_infinity=True)
 texts = st.none() | st.text(min_size=4, max_size=40)

@@ -16,6 +16,7 @@ import respx
 from starlette.types import Message, Receive, Scope, Send
 
 from partial_trust.middleware.shadow import ShadowQueue
+from partial_trust.middleware.shadow_share import LoopShare
 from partial_trust.mode import Mode
 from tests.corridor_harness import (
     CORRIDOR,
@@ -43,7 +44,11 @@ async def shadow_harness(
     tmp_path: Path, *, maxsize: int = 64, workers: int = 4, timeout_ms: int = 200
 ) -> AsyncIterator[Harness]:
     async with harness(tmp_path, settings(mode=Mode.SHADOW, timeout_ms=timeout_ms)) as h:
-        h.engine.shadow = ShadowQueue(h.engine, maxsize=maxsize, workers=workers, drain_s=1.0)
+        # Every job counted here must run: the share of the loop has its own tests.
+        uncapped = LoopShare(1.0)
+        h.engine.shadow = ShadowQueue(
+            h.engine, maxsize=maxsize, workers=workers, drain_s=1.0, loop_share=uncapped
+        )
         await h.engine.shadow.start()
         try:
             yield h
@@ -58,6 +63,23 @@ async def baseline_bytes(h: Harness, body: Any) -> bytes:
         return (await h.post(body)).content
     finally:
         h.source.value = saved
+
+
+@asynccontextmanager
+async def recording_client(h: Harness, events: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``h.app`` that appends ``"sent"`` once the last body message went out."""
+
+    async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+        async def spy(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                events.append("sent")
+
+        await h.app(scope, receive, spy)
+
+    transport = httpx.ASGITransport(app=recording)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+        yield client
 
 
 def sample(h: Harness, name: str, labels: dict[str, str]) -> float:
@@ -77,16 +99,7 @@ async def test_shadow_sends_the_baseline_bytes_and_asks_the_llm_after(
     async with shadow_harness(tmp_path) as h:
         expected = await baseline_bytes(h, command())
 
-        async def recording(scope: Scope, receive: Receive, send: Send) -> None:
-            async def spy(message: Message) -> None:
-                await send(message)
-                if message["type"] == "http.response.body" and not message.get("more_body"):
-                    events.append("sent")
-
-            await h.app(scope, receive, spy)
-
-        transport = httpx.ASGITransport(app=recording)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+        async with recording_client(h, events) as client:
             response = await client.post("/route", json=command())
         await h.engine.shadow.join()
         assert response.content == expected  # byte-identical, though the LLM would differ
@@ -152,7 +165,8 @@ async def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path, ll
                 await asyncio.wait_for(asked.wait(), 2)
         assert slowest < 0.5  # the 2 s LLM timeout never reaches a request
         assert len(calls) == 1  # one worker: one call in flight, two queued
-        assert sample(h, "partial_trust_shadow_dropped_total", {}) == 7
+        assert sample(h, "partial_trust_shadow_dropped_total", {"cause": "queue_full"}) == 7
+        assert h.engine.shadow.dropped_by == {"queue_full": 7, "loop_share": 0, "stopped": 0}
         assert sample(h, "partial_trust_shadow_queue_depth", {}) == 2
         release.set()
         await h.engine.shadow.join()
@@ -192,3 +206,51 @@ async def test_the_breaker_counts_shadow_failures(tmp_path: Path, llm: Any) -> N
         reasons = [x["reason_code"] for x in h.lines()]
         assert "circuit_open" in reasons and route.call_count < 12
         assert all(x["mode"] == "shadow" for x in h.lines())
+
+
+async def test_the_command_is_admitted_only_after_the_answer_went_out(
+    tmp_path: Path, llm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shadow's whole decision (parse, pre-check, sampling) waits for the baseline's answer:
+    before it, shadow only buffers the body and copies the messages."""
+    llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+    events: list[str] = []
+    async with shadow_harness(tmp_path) as h:
+        admit = h.engine.admit
+
+        def spying_admit(current: Any, body: bytes) -> Any:
+            events.append("admit")
+            return admit(current, body)
+
+        monkeypatch.setattr(h.engine, "admit", spying_admit)
+
+        async with recording_client(h, events) as client:
+            await client.post("/route", json=command())
+            h.source.value = settings(mode=Mode.SHADOW, sample_rate=0.0)
+            await client.post("/route", json=command("c-2"))
+            await client.post("/route", content=b"{not json")
+        await h.engine.shadow.join()
+        assert events == ["sent", "admit"] * 3
+        assert h.decisions("skipped", "not_sampled") == 1
+        assert h.decisions("skipped", "invalid_command") == 1
+        assert [x["mode"] for x in h.lines()] == ["shadow", "shadow"]  # the LLM's, the skip
+
+
+async def test_a_baseline_that_raises_is_recorded_after_and_passed_on(
+    tmp_path: Path, llm: Any
+) -> None:
+    route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+    async with shadow_harness(tmp_path) as h:
+
+        async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+            await receive()
+            raise RuntimeError("baseline down")
+
+        h.app.app = broken
+        with pytest.raises(RuntimeError):
+            await h.post(command())
+        await h.engine.shadow.join()
+        assert route.call_count == 0
+        assert h.decisions("skipped", "baseline_error") == 1
+        (line,) = h.lines()
+        assert line["reason_code"] == "baseline_error" and line["command_key"]

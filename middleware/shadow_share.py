@@ -1,0 +1,131 @@
+"""Shadow's share of the event loop: how much of a worker's time its background work may take.
+
+Why: shadow is the zero-impact stage, and its work runs on the loop that serves requests. A
+queue bounds shadow's memory and a worker count its concurrency, but neither bounds its time:
+with a fast LLM the queue never fills, and on a saturated worker every loop-second a shadow
+job takes (its LLM call's client side, the judge, three sinks: some 0.5 ms on a small
+machine) is a second no request is served. At a 10% sample that cost the served throughput a
+third (``bench/bench_shadow.py``).
+
+``LoopShare`` is a token bucket in loop-seconds: it fills at ``share`` of wall time, up to
+``burst_s``, and each job spends what its own steps took (``Metered``). While it is empty,
+new jobs are dropped and counted (``partial_trust_shadow_dropped_total{cause="loop_share"}``)
+until it refills. Below saturation it does not empty (a job's steps take about 0.2 ms on a
+small machine: a worker serving 500 requests/s with 10% shadowed spends 1% of its time in
+them, under the default 5%), so nothing is dropped; at saturation shadow keeps its share and
+the requests keep the rest. The steps are not all of a job's cost: the LLM answer's reading
+in the transport's callbacks and the risk log's writer thread come on top (in process about
+0.6 times as much again, more in a saturated server: ``bench/README.md``), so the share is a
+bound on the part shadow can see, not on all it costs. The shed jobs
+are a uniform share of the sampled ones, by load rather than by content, so the agreement
+rate is still an estimate of the same thing, over fewer records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Final, Generic, TypeVar
+
+T = TypeVar("T")
+
+#: At most this share of the loop's time goes to shadow's background work (1: no cap).
+DEFAULT_LOOP_SHARE: Final = 0.05
+#: The most loop-seconds the bucket holds: what a quiet worker may spend on a burst at once.
+DEFAULT_BURST_S: Final = 0.05
+#: The variable that sets the share for ``CorridorStack.from_env`` (``partial-trust serve``).
+LOOP_SHARE_ENV: Final = "PARTIAL_TRUST_SHADOW_LOOP_SHARE"
+
+
+def parse_loop_share(raw: str | None) -> float:
+    """The share from its variable: unset or blank gives the default; anything but a number in
+    (0, 1] is refused with the variable's name, so a typo stops the start, not the cap."""
+    if raw is None or not raw.strip():
+        return DEFAULT_LOOP_SHARE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:  # NaN fails this too
+        raise ValueError(
+            f"{LOOP_SHARE_ENV} must be a number in (0, 1] (the most of the event loop's time "
+            f"shadow's background work may take; 1: no cap), got {raw!r}"
+        )
+    return value
+
+
+class LoopShare:
+    """The bucket. ``available`` before a job is queued, ``spend`` once it has run."""
+
+    def __init__(
+        self,
+        share: float = DEFAULT_LOOP_SHARE,
+        *,
+        burst_s: float = DEFAULT_BURST_S,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"the shadow loop share must be in (0, 1], got {share!r}")
+        if not burst_s > 0.0:
+            raise ValueError(f"the shadow loop share's burst must be > 0 s, got {burst_s!r}")
+        self.share = share
+        self.burst_s = burst_s
+        self._clock = clock
+        self._tokens = burst_s
+        self._at = clock()
+        #: Loop-seconds spent by shadow jobs since start (``/health``).
+        self.spent_s = 0.0
+
+    @property
+    def capped(self) -> bool:
+        return self.share < 1.0
+
+    def available(self) -> bool:
+        """True while shadow may start another job: the bucket is not in debt."""
+        if not self.capped:
+            return True
+        now = self._clock()
+        self._tokens = min(self.burst_s, self._tokens + (now - self._at) * self.share)
+        self._at = now
+        return self._tokens > 0.0
+
+    def spend(self, seconds: float) -> None:
+        self.spent_s += seconds
+        if self.capped:
+            self._tokens -= seconds  # a debt is paid back by waiting: the long-run share holds
+
+
+class Metered(Generic[T]):
+    """Await a coroutine and add up the time its own steps took on the loop.
+
+    A step is what runs between two of the coroutine's suspensions, so waiting for the LLM
+    costs nothing here; callbacks the loop runs apart from the coroutine (a protocol's
+    ``data_received``) are not counted, which is why ``LoopShare``'s default leaves room.
+    """
+
+    __slots__ = ("_coro", "spent_s")
+
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+        self._coro = coro
+        self.spent_s = 0.0
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coro, clock = self._coro, time.perf_counter
+        value: Any = None
+        thrown: BaseException | None = None
+        while True:
+            began = clock()
+            try:
+                step = coro.send(value) if thrown is None else coro.throw(thrown)
+            except StopIteration as done:
+                self.spent_s += clock() - began
+                result: T = done.value
+                return result
+            except BaseException:
+                self.spent_s += clock() - began
+                raise
+            self.spent_s += clock() - began
+            try:
+                value, thrown = (yield step), None
+            except BaseException as exc:  # the task's cancellation, passed on to the job
+                value, thrown = None, exc

@@ -1,0 +1,235 @@
+"""Shadow's share of the loop: the bucket, the meter, and the queue that obeys them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import respx
+
+from partial_trust.environment import Environment
+from partial_trust.middleware.factory import CorridorStack
+from partial_trust.middleware.shadow import ShadowJob, ShadowQueue
+from partial_trust.middleware.shadow_share import (
+    DEFAULT_LOOP_SHARE,
+    LOOP_SHARE_ENV,
+    LoopShare,
+    Metered,
+    parse_loop_share,
+)
+from partial_trust.mode import Mode
+from partial_trust.outcome import Outcome
+from tests.corridor_harness import (
+    CORRIDOR,
+    LLM_URL,
+    Harness,
+    command,
+    completion,
+    good_candidate,
+    harness,
+    settings,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def spin(seconds: float) -> None:
+    """Hold the loop (CPU), as a job's own steps do."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+# -- the variable ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [(None, DEFAULT_LOOP_SHARE), ("", DEFAULT_LOOP_SHARE), (" 0.2 ", 0.2), ("1", 1.0)],
+)
+def test_the_variable_gives_the_share(raw: str | None, want: float) -> None:
+    assert parse_loop_share(raw) == want
+
+
+@pytest.mark.parametrize("raw", ["0", "-0.1", "1.01", "nan", "inf", "ten", "5%"])
+def test_a_bad_share_is_refused_with_the_variables_name(raw: str) -> None:
+    with pytest.raises(ValueError, match=LOOP_SHARE_ENV):
+        parse_loop_share(raw)
+
+
+def test_from_env_reads_the_share_and_refuses_a_typo(tmp_path: Path) -> None:
+    base = {"PARTIAL_TRUST_RISK_LOG_PATH": str(tmp_path / "risk.jsonl"),
+            "PARTIAL_TRUST_HASH_KEY": "k" * 32}  # fmt: skip
+    stack = CorridorStack.from_env(Environment.from_mapping({**base, LOOP_SHARE_ENV: "0.25"}))
+    assert stack.engine.shadow.loop_share.share == 0.25
+    assert stack.status()["shadow_queue"]["loop_share"] == 0.25
+    default = CorridorStack.from_env(Environment.from_mapping(base))
+    assert default.engine.shadow.loop_share.share == DEFAULT_LOOP_SHARE
+    with pytest.raises(ValueError, match=LOOP_SHARE_ENV):
+        CorridorStack.from_env(Environment.from_mapping({**base, LOOP_SHARE_ENV: "0,2"}))
+
+
+# -- the bucket ------------------------------------------------------------------------------
+
+
+def test_the_bucket_empties_by_what_jobs_spent_and_refills_at_the_share() -> None:
+    clock = FakeClock()
+    share = LoopShare(0.1, burst_s=0.05, clock=clock)
+    assert share.available()
+    share.spend(0.08)  # over the burst: 0.03 s in debt
+    assert not share.available()
+    clock.now += 0.29  # refills 0.029: still in debt
+    assert not share.available()
+    clock.now += 0.02  # 0.031 in all: paid back
+    assert share.available()
+    clock.now += 1000.0  # a long quiet spell fills it to the burst, no further
+    assert share.available()
+    share.spend(0.0499)
+    assert share.available()
+    share.spend(0.0002)
+    assert not share.available()
+    assert share.spent_s == pytest.approx(0.1301)
+
+
+def test_a_share_of_one_never_refuses() -> None:
+    clock = FakeClock()
+    share = LoopShare(1.0, clock=clock)
+    share.spend(100.0)
+    assert share.available() and not share.capped
+
+
+@pytest.mark.parametrize(("share", "burst"), [(0.0, 0.05), (1.5, 0.05), (0.1, 0.0)])
+def test_the_bucket_refuses_nonsense(share: float, burst: float) -> None:
+    with pytest.raises(ValueError):
+        LoopShare(share, burst_s=burst)
+
+
+# -- the meter -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_meter_counts_the_steps_not_the_waits() -> None:
+    async def job() -> str:
+        spin(0.01)
+        await asyncio.sleep(0.2)  # waiting for the LLM: not the loop's time
+        spin(0.01)
+        return "done"
+
+    metered = Metered(job())
+    assert await metered == "done"
+    assert 0.018 <= metered.spent_s < 0.15  # two 10 ms steps; generous for a busy machine
+
+
+@pytest.mark.anyio
+async def test_the_meter_passes_errors_and_cancellation_through() -> None:
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        await Metered(fails())
+
+    cleaned: list[str] = []
+
+    async def hangs() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cleaned.append("finally")
+
+    metered = Metered(hangs())
+    task = asyncio.ensure_future(metered)
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["finally"] and metered.spent_s >= 0.0
+
+
+# -- the queue -------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def queue_with(tmp_path: Path, share: LoopShare) -> AsyncIterator[Harness]:
+    async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
+        h.engine.shadow = ShadowQueue(h.engine, workers=2, drain_s=1.0, loop_share=share)
+        await h.engine.shadow.start()
+        try:
+            yield h
+        finally:
+            await h.engine.shadow.stop()
+
+
+def dropped(h: Harness, cause: str) -> float:
+    labels = {"corridor": CORRIDOR, "cause": cause}
+    return h.registry.get_sample_value("partial_trust_shadow_dropped_total", labels) or 0.0
+
+
+@pytest.mark.anyio
+async def test_over_its_share_shadow_drops_and_counts_and_asks_nothing(tmp_path: Path) -> None:
+    clock = FakeClock()
+    share = LoopShare(0.1, burst_s=0.05, clock=clock)
+    with respx.mock(base_url=LLM_URL) as llm:
+        route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
+        async with queue_with(tmp_path, share) as h:
+            await h.post(command("c-0"))
+            await h.engine.shadow.join()
+            assert route.call_count == 1
+            share.spend(1.0)  # as if jobs had held the loop for a second
+            for i in range(1, 6):
+                assert (await h.post(command(f"c-{i}"))).status_code == 200
+            await h.engine.shadow.join()
+            assert route.call_count == 1
+            assert dropped(h, "loop_share") == 5 and dropped(h, "queue_full") == 0
+            status = h.engine.shadow.status()
+            assert status["dropped_by_cause"]["loop_share"] == 5 and status["dropped"] == 5
+            clock.now += 10.0  # ten seconds at 10%: the debt is paid
+            await h.post(command("c-6"))
+            await h.engine.shadow.join()
+            assert route.call_count == 2 and len(h.lines()) == 2
+
+
+class SpinningQueue(ShadowQueue[Any, Any]):
+    """Every job holds the loop for ``cost`` seconds, as a slow judge would."""
+
+    cost = 0.004
+
+    async def run(self, job: ShadowJob[Any]) -> None:
+        spin(self.cost)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.anyio
+async def test_at_saturation_shadow_keeps_to_its_share(tmp_path: Path) -> None:
+    share = LoopShare(0.1, burst_s=0.02)
+    async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
+        queue = SpinningQueue(h.engine, workers=2, loop_share=share)
+        await queue.start()
+        adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
+        assert not isinstance(adm, Outcome)
+        started, submitted = time.perf_counter(), 0
+        while time.perf_counter() - started < 1.0:  # a saturated loop: always a job to offer
+            spin(0.001)  # the requests' own work
+            submitted += 1
+            queue.submit(ShadowJob(adm, {}, 1.0))
+            await asyncio.sleep(0)
+        elapsed = time.perf_counter() - started
+        await queue.stop()
+    ran = submitted - queue.dropped
+    # Every offered job would have taken 4 ms of each 5 ms: the share lets about 1 in 30 run.
+    assert queue.dropped_by["loop_share"] > submitted / 2
+    assert ran >= 5
+    bound = 0.1 * elapsed + 0.02 + 2 * SpinningQueue.cost
+    assert share.spent_s <= bound * 1.5, (share.spent_s, bound, ran, submitted)
