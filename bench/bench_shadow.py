@@ -10,10 +10,12 @@
    bare Starlette. Budget: +15 µs.
 2. **Under uvicorn, 10% shadow sample, instant LLM double** (``llm-sim --latency-ms 0``):
    ``wrk`` req/s of the shadow app over the bare app's, interleaved rounds, median of the
-   per-round ratios (``bench/bench_uvicorn.py``'s machinery). Budget: >= 0.85. Shadow runs
+   per-round ratios (``bench/bench_uvicorn.py``'s machinery and placement: the apps on one
+   core, the rig on the others). Budget: >= 0.85. Shadow runs
    with its default share of the loop (``shadow_share.LoopShare``); the same app with the
-   share uncapped (``PARTIAL_TRUST_SHADOW_LOOP_SHARE=1``) is printed for the record, and for
-   each the shadow verdicts recorded and the jobs dropped, by cause.
+   share uncapped (``PARTIAL_TRUST_SHADOW_LOOP_SHARE=1``) and at a sample rate of 0 (no job
+   at all: what the not-sampled path alone costs) are printed for the record, and for each
+   the shadow verdicts recorded and the jobs dropped, by cause.
 3. **The LLM hanging** (``llm-sim --force hang``): the same load (fresh ids, 16 callers
    paced to ``--rate`` requests/s in all) on the corridor in shadow at a 10% sample and on the
    corridor off; the p99 of the requests that sample shadows (the same ids in both runs),
@@ -160,25 +162,36 @@ def shadow_env(llm_url: str, log: Path, rate: float, enabled: bool = True) -> di
 
 
 def throughput(tmp: Path, duration: float, rounds: int, connections: int) -> dict[str, float]:
+    """Placed as ``bench_uvicorn.py`` places it: the apps on one core, ``wrk`` and llm-sim
+    (started from this process, moved first) on the others."""
     script = lua_script(tmp / "post.lua", 0.1)
+    saved = os.sched_getaffinity(0)
+    placement = place_rig()
     with contextlib.ExitStack() as stack:
-        sim = stack.enter_context(sim_process(tmp, "--latency-ms", "0"))
+        stack.callback(os.sched_setaffinity, 0, saved)
+        sim = stack.enter_context(sim_process(tmp, "--latency-ms", "0", placement=placement))
         env = shadow_env(f"{sim.url}/v1", tmp / "tput.jsonl", 0.1)
         uncapped = {**shadow_env(f"{sim.url}/v1", tmp / "tput-1.jsonl", 0.1), SHARE_ENV: "1"}
+        # The not-sampled path alone: admit (parse, pre-checks, sampling) on every request.
+        floor = shadow_env(f"{sim.url}/v1", tmp / "tput-0.jsonl", 0.0)
         servers = {
             "bare": (Case("bare", "bare"), stack.enter_context(_uvicorn(tmp, "bare", {}))),
             "shadow 10%": (Case("shadow", "corridor"),
                            stack.enter_context(_uvicorn(tmp, "corridor", env))),
             "shadow 10%, uncapped": (Case("shadow", "corridor"),
                                      stack.enter_context(_uvicorn(tmp, "corridor", uncapped))),
+            "shadow 0% (no job)": (Case("shadow", "corridor"),
+                                   stack.enter_context(_uvicorn(tmp, "corridor", floor))),
         }  # fmt: skip
         for case, server in servers.values():
+            if placement is not None:
+                pin(server.process.pid, placement.app)
             measure(server, case, script, 1, connections, sim)
         ratios: dict[str, list[float]] = {k: [] for k in servers if k != "bare"}
         cpu_ratios: dict[str, list[float]] = {k: [] for k in ratios}
         rps: dict[str, list[float]] = {k: [] for k in servers}
         for r in range(rounds):
-            order = list(servers)[r % 3 :] + list(servers)[: r % 3]
+            order = list(servers)[r % 4 :] + list(servers)[: r % 4]
             got = {n: measure(servers[n][1], servers[n][0], script, duration, connections, sim)[0]
                    for n in order}  # fmt: skip
             for n, run in got.items():
@@ -187,7 +200,7 @@ def throughput(tmp: Path, duration: float, rounds: int, connections: int) -> dic
                 ratios[n].append(got[n].rps / got["bare"].rps)
                 cpu_ratios[n].append(got["bare"].cpu_us / got[n].cpu_us)
         print(f"\nuvicorn + wrk, {connections} connections, 10% shadow, instant LLM: bare "
-              f"{statistics.median(rps['bare']):.0f} req/s")  # fmt: skip
+              f"{statistics.median(rps['bare']):.0f} req/s; placement: {placement}")  # fmt: skip
         for n in ratios:
             url = servers[n][1].url
             recorded = metric_value(url, "partial_trust_agreement_total")

@@ -223,6 +223,9 @@ def _shadow_after(
         if messages is None:
             engine.emit(engine.skip(settings, Reason.BASELINE_ERROR, adm.command_key))
             return
+        if (cause := engine.shadow.refusal()) is not None:
+            engine.shadow.drop(cause)  # before reading the baseline: the job could not run
+            return
         start, answer = _split_response(messages)
         ok = start is not None and start["status"] == 200
         baseline = engine.corridor.baseline_decision(answer) if ok else None

@@ -221,6 +221,8 @@ class CorridorMetrics:
         self._candidates: dict[tuple[str, bool | None, bool | None], Counter] = {}
         self._sampled_path: dict[str, tuple[Gauge, Gauge]] = {}  # circuit state, in flight
         self._agreement: dict[tuple[str, Mode, bool | None], Counter] = {}
+        self._shadow_depth: dict[str, Gauge] = {}
+        self._shadow_dropped: dict[tuple[str, str], Counter] = {}
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -347,12 +349,20 @@ class CorridorMetrics:
         self, corridor: str, depth: int, *, dropped: int = 0, cause: str = "queue_full"
     ) -> None:
         """The shadow queue's depth now, and how many calls it just dropped, and why."""
-        label = _corridor_label(corridor)
-        self._f.shadow_queue_depth.labels(label).set(depth)
+        gauge = self._shadow_depth.get(corridor)
+        if gauge is None:  # twice per shadow job: children cached, as on the sampled path
+            gauge = self._shadow_depth[corridor] = self._f.shadow_queue_depth.labels(
+                _corridor_label(corridor)
+            )
+        gauge.set(depth)
         if dropped:
-            if cause not in SHADOW_DROP_CAUSES:
-                raise ValueError(f"unknown shadow drop cause {cause!r}")
-            self._f.shadow_dropped.labels(label, cause).inc(dropped)
+            counter = self._shadow_dropped.get((corridor, cause))
+            if counter is None:
+                if cause not in SHADOW_DROP_CAUSES:
+                    raise ValueError(f"unknown shadow drop cause {cause!r}")
+                counter = self._f.shadow_dropped.labels(_corridor_label(corridor), cause)
+                self._shadow_dropped[(corridor, cause)] = counter
+            counter.inc(dropped)
 
     def _gauges(self, corridor: str) -> tuple[Gauge, Gauge]:
         """Circuit-state and in-flight children: touched twice per sampled request, so cached."""

@@ -88,11 +88,9 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
         """Queue ``job`` without waiting; ``False`` (dropped and counted) when stopped, over
         shadow's share of the loop, or full."""
         queue = self._queue
-        if queue is None:
-            self._dropped(1, "stopped")
-            return False
-        if not self.loop_share.available():
-            self._dropped(1, "loop_share")
+        cause = self.refusal()
+        if cause is not None or queue is None:
+            self.drop(cause or "stopped")
             return False
         try:
             queue.put_nowait(job)
@@ -101,6 +99,21 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
             return False
         self._depth()
         return True
+
+    def refusal(self) -> str | None:
+        """Why a job offered now would be dropped (a ``SHADOW_DROP_CAUSES`` value), or
+        ``None``. Asked before a sampled request's after-send work (its baseline's decision),
+        so a job that could not run costs no more than the counting."""
+        queue = self._queue
+        if queue is None:
+            return "stopped"
+        if not self.loop_share.available():
+            return "loop_share"
+        return "queue_full" if queue.full() else None
+
+    def drop(self, cause: str) -> None:
+        """Count one job dropped for ``cause`` (see ``refusal``)."""
+        self._dropped(1, cause)
 
     async def start(self) -> None:
         if self._queue is not None:

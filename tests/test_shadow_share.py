@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +37,7 @@ from tests.corridor_harness import (
     harness,
     settings,
 )
+from tests.support.procs import free_port, partial_trust
 
 
 class FakeClock:
@@ -178,20 +181,31 @@ def dropped(h: Harness, cause: str) -> float:
 
 
 @pytest.mark.anyio
-async def test_over_its_share_shadow_drops_and_counts_and_asks_nothing(tmp_path: Path) -> None:
+async def test_over_its_share_shadow_drops_and_counts_and_asks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = FakeClock()
     share = LoopShare(0.1, burst_s=0.05, clock=clock)
     with respx.mock(base_url=LLM_URL) as llm:
         route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
         async with queue_with(tmp_path, share) as h:
+            read: list[bytes] = []
+            decision = h.engine.corridor.baseline_decision
+
+            def reading(body: bytes) -> Any:
+                read.append(body)
+                return decision(body)
+
+            monkeypatch.setattr(h.engine.corridor, "baseline_decision", reading)
             await h.post(command("c-0"))
             await h.engine.shadow.join()
-            assert route.call_count == 1
+            assert route.call_count == 1 and len(read) == 1
             share.spend(1.0)  # as if jobs had held the loop for a second
             for i in range(1, 6):
                 assert (await h.post(command(f"c-{i}"))).status_code == 200
             await h.engine.shadow.join()
             assert route.call_count == 1
+            assert len(read) == 1  # a job that cannot run is dropped before any more work
             assert dropped(h, "loop_share") == 5 and dropped(h, "queue_full") == 0
             status = h.engine.shadow.status()
             assert status["dropped_by_cause"]["loop_share"] == 5 and status["dropped"] == 5
@@ -233,3 +247,12 @@ async def test_at_saturation_shadow_keeps_to_its_share(tmp_path: Path) -> None:
     assert ran >= 5
     bound = 0.1 * elapsed + 0.02 + 2 * SpinningQueue.cost
     assert share.spent_s <= bound * 1.5, (share.spent_s, bound, ran, submitted)
+
+
+def test_serve_refuses_a_bad_share_before_starting(tmp_path: Path) -> None:
+    argv = partial_trust("serve", "--port", str(free_port()))
+    env = {**os.environ, LOOP_SHARE_ENV: "5%"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"error: {LOOP_SHARE_ENV} must be a number in (0, 1]" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout

@@ -26,6 +26,7 @@ from partial_trust.environment import (
     Environment,
     hand_to_workers,
 )
+from partial_trust.middleware.shadow_share import LOOP_SHARE_ENV, parse_loop_share
 
 log = logging.getLogger("partial_trust.serve")
 
@@ -106,6 +107,7 @@ def main(argv: list[str]) -> int:
         parser.error("--workers must be at least 1")
     try:
         limits = serve_limits.from_args(args, env)
+        parse_loop_share(env.get(LOOP_SHARE_ENV))  # each worker reads it again; checked once
     except ValueError as exc:
         parser.error(str(exc))
     # the workers (and their protocol class) read these from the environment they inherit
