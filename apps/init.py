@@ -128,7 +128,8 @@ def main(argv: Sequence[str]) -> int:
     print(
         "the LLM policy is off as shipped (enabled: false): before any LLM call, set "
         f"`enabled: true` in {layout.policy_file} or export LLM_POLICY_ENABLED=true; "
-        "then `partial-trust flags resume` starts stage 1",
+        "then `partial-trust flags resume` starts the shadow stage (the flag file's mode: "
+        "nothing the LLM says is served until `flags set partial-trust-mode canary`)",
         file=sys.stderr,
     )
     print("point the service and the CLI at them:", file=sys.stderr)

@@ -60,7 +60,7 @@ from partial_trust.apps.analysis.stage_verdicts import (
     stage_verdict,
 )
 from partial_trust.apps.analysis.tally import parse_time
-from partial_trust.environment import Environment
+from partial_trust.environment import RISK_LOG_ENV, Environment
 
 __all__ = ["ANALYZE_ERROR", "GATE_ERROR", "analyze_main", "gate_main", "replay_main"]
 
@@ -83,8 +83,8 @@ def analyze_main(argv: Sequence[str]) -> int:
     args = p.parse_args(list(argv))
     if args.self_test:
         return 0 if selftest.run() else 1
-    if not args.risk_log:
-        p.error("--risk-log is required (or --self-test)")
+    if not args.risk_log and not _risk_log_from_env(args):
+        p.error(f"--risk-log is required (or --self-test, or {RISK_LOG_ENV} set)")
     fig = figures_of(args, ANALYZE_GIVE_UP_SHARE)
     override = review_override(args)
     if args.output_json != "-":
@@ -161,8 +161,13 @@ def gate_main(argv: Sequence[str]) -> int:
     )
     audit_arg(p)
     args = p.parse_args(list(argv))
+    if not args.risk_log and not args.prometheus:
+        _risk_log_from_env(args)
     if bool(args.risk_log) == bool(args.prometheus):
-        p.error("give exactly one source: --risk-log PATH ... or --prometheus URL")
+        p.error(
+            "give exactly one source: --risk-log PATH ... or --prometheus URL "
+            f"(or set {RISK_LOG_ENV})"
+        )
     fig = _prometheus_figures(p, args) if args.prometheus else figures_of(args, MAX_FOREIGN_SHARE)
     if args.stage == "shadow":
         return shadow_gate_main(args, fig)
@@ -203,6 +208,18 @@ def gate_main(argv: Sequence[str]) -> int:
     if args.html:
         write_text(args.html, html.render(fig, [sv.gate], notes=notes([sv])))
     return verdict.exit_code
+
+
+def _risk_log_from_env(args: argparse.Namespace) -> bool:
+    """No ``--risk-log``: the service's own, when ``PARTIAL_TRUST_RISK_LOG_PATH`` is set (as
+    ``partial-trust init`` tells to export it), named on stderr. Only the live file: rotated
+    ones are read with ``--risk-log`` and a glob or the folder."""
+    path = Environment.from_os().value(RISK_LOG_ENV)  # a CLI entry
+    if not path:
+        return False
+    print(f"reading {RISK_LOG_ENV}: {path}", file=sys.stderr)
+    args.risk_log = [path]
+    return True
 
 
 def audit_arg(p: argparse.ArgumentParser) -> None:

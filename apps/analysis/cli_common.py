@@ -78,7 +78,8 @@ def source_args(p: argparse.ArgumentParser) -> None:
         "--risk-log",
         nargs="+",
         metavar="PATH",
-        help="risk-log files, globs (quote them) or folders; plain, rotated or .gz",
+        help="risk-log files, globs (quote them) or folders; plain, rotated or .gz (default: "
+        "the file PARTIAL_TRUST_RISK_LOG_PATH names, when set)",
     )
     p.add_argument("--since", type=time_arg, help="only records at or after this RFC 3339 time")
     p.add_argument("--until", type=time_arg, help="only records before this RFC 3339 time")

@@ -17,14 +17,16 @@ REPO = Path(__file__).resolve().parents[3]
 SHIM = REPO / "scripts" / "analyze_partial_trust.py"
 
 
-def run(args: Sequence[str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def run(
+    args: Sequence[str], cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "partial_trust.apps.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", **(env or {})},
     )
 
 
@@ -191,3 +193,21 @@ def test_progress_bar_only_on_a_terminal() -> None:
         bar(100 << 20, 100 << 20)
     assert "100.0%" in tty.getvalue() and tty.getvalue().endswith("\n")
     assert pipe.getvalue() == ""
+
+
+def test_without_risk_log_the_exported_variable_names_it(tmp_path: Path) -> None:
+    """``partial-trust init`` says to export PARTIAL_TRUST_RISK_LOG_PATH: analyze and gate
+    then read that file without ``--risk-log``, and say so; unset, they still refuse."""
+    src = log(tmp_path / "risk.jsonl", healthy_rows())
+    env = {"PARTIAL_TRUST_RISK_LOG_PATH": str(src)}
+    out = tmp_path / "report.json"
+    analyzed = run(["analyze", "--output-json", str(out)], cwd=tmp_path, env=env)
+    assert analyzed.returncode == 0, analyzed.stderr
+    assert f"reading PARTIAL_TRUST_RISK_LOG_PATH: {src}" in analyzed.stderr
+    assert json.loads(out.read_text())["sampled"] == 60
+    gated = run(["gate", "--stage", "1", "--since", "2026-11-23T00:00:00Z"], cwd=tmp_path, env=env)
+    assert gated.returncode in (0, 1) and "exactly one source" not in gated.stderr, gated.stderr
+    assert f"reading PARTIAL_TRUST_RISK_LOG_PATH: {src}" in gated.stderr
+    for argv, code in ((["analyze"], 2), (["gate", "--stage", "1"], 3)):  # their error codes
+        refused = run(argv, cwd=tmp_path)
+        assert refused.returncode == code and "PARTIAL_TRUST_RISK_LOG_PATH" in refused.stderr
