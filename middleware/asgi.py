@@ -185,6 +185,7 @@ async def _run_shadow(
     sampled, the LLM call queued for the background (``shadow.ShadowQueue``). Before the
     answer, shadow only buffers the body and copies the messages: no added wait."""
     body, complete, replay = await _buffer_body(receive, MAX_COMMAND_BYTES)
+    command = body if complete else None
     messages: list[Message] = []
 
     async def tee(message: Message) -> None:
@@ -195,10 +196,10 @@ async def _run_shadow(
     try:
         await app(scope, replay, tee)
     except BaseException:
-        _shadow_after(engine, settings, body if complete else None, None, 0.0)
+        _shadow_after(engine, settings, command, None, 0.0)
         raise
     baseline_ms = (time.perf_counter() - started) * 1000.0
-    _shadow_after(engine, settings, body if complete else None, messages, baseline_ms)
+    _shadow_after(engine, settings, command, messages, baseline_ms)
 
 
 def _shadow_after(

@@ -74,8 +74,12 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
         self._tasks: list[asyncio.Task[None]] = []
         #: How much of the loop's time the jobs may take (``None``: the default share).
         self.loop_share = LoopShare() if loop_share is None else loop_share
-        self.dropped = 0
         self.dropped_by: dict[str, int] = dict.fromkeys(SHADOW_DROP_CAUSES, 0)
+
+    @property
+    def dropped(self) -> int:
+        """Jobs dropped since start, whatever the cause."""
+        return sum(self.dropped_by.values())
 
     @property
     def running(self) -> bool:
@@ -87,16 +91,11 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
     def submit(self, job: ShadowJob[CommandT]) -> bool:
         """Queue ``job`` without waiting; ``False`` (dropped and counted) when stopped, over
         shadow's share of the loop, or full."""
-        queue = self._queue
-        cause = self.refusal()
-        if cause is not None or queue is None:
+        queue, cause = self._queue, self.refusal()
+        if cause is not None or queue is None:  # refusal() says "stopped" for the latter
             self.drop(cause or "stopped")
             return False
-        try:
-            queue.put_nowait(job)
-        except asyncio.QueueFull:
-            self._dropped(1, "queue_full")
-            return False
+        queue.put_nowait(job)  # not full: refusal() has just looked
         self._depth()
         return True
 
@@ -187,7 +186,6 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
         }
 
     def _dropped(self, n: int, cause: str) -> None:
-        self.dropped += n
         self.dropped_by[cause] += n
         metrics = self.engine.metrics
         if metrics is not None:

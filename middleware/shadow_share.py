@@ -118,13 +118,10 @@ class Metered(Generic[T]):
             try:
                 step = coro.send(value) if thrown is None else coro.throw(thrown)
             except StopIteration as done:
-                self.spent_s += clock() - began
                 result: T = done.value
                 return result
-            except BaseException:
+            finally:
                 self.spent_s += clock() - began
-                raise
-            self.spent_s += clock() - began
             try:
                 value, thrown = (yield step), None
             except BaseException as exc:  # the task's cancellation, passed on to the job
