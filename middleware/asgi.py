@@ -77,12 +77,21 @@ async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, bool, Recei
     """Read the request body once (at most ``limit`` bytes of it), and a ``receive`` that hands
     the app exactly what the client sent. Returns (body, complete, replay): a body over the
     limit is never buffered whole; its prefix is replayed and the rest streams through."""
+    first = await receive()
+    if first["type"] == "http.request" and not first.get("more_body", False):
+        # Nearly every command arrives in one message: hand that very message back.
+        given: list[Message] = [first]
+
+        async def once() -> Message:
+            return given.pop() if given else await receive()
+
+        return first.get("body", b""), True, once
     chunks: list[bytes] = []
     size = 0
     pending: Message | None = None
     complete = False
+    message = first
     while True:
-        message = await receive()
         if message["type"] != "http.request":
             pending = message  # the client went away: let the app see that
             break
@@ -94,6 +103,7 @@ async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, bool, Recei
             break
         if size > limit:
             break
+        message = await receive()
     body = b"".join(chunks)
     prefix: list[Message] = []
     if chunks or pending is None:

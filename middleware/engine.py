@@ -321,6 +321,13 @@ class CorridorEngine(Generic[CommandT, CandidateT]):
     def emit(self, outcome: Outcome, span: Span | None = None) -> None:
         """Hand the one outcome to every sink. A failing sink must not fail the request."""
         try:
+            if span is None and outcome.reason is Reason.NOT_SAMPLED:
+                # 90-99% of corridor traffic: a count and the host span's attributes, no more
+                # (no latency, no candidate, never logged), without walking the other sinks.
+                if self.metrics is not None:
+                    self.metrics.count(outcome)
+                tracing.annotate_current_span(outcome)
+                return
             if self.metrics is not None:
                 self.metrics.observe(outcome)
             if self.risk_log is not None and outcome.logged:

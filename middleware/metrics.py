@@ -49,7 +49,7 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 RISK_LOG_RESULTS: tuple[str, ...] = ("written", "dropped", "failed")
 #: Why a shadow job was dropped (``shadow.ShadowQueue``; the ``cause`` label, apart from the
 #: decisions' ``reason`` codes).
-SHADOW_DROP_CAUSES: tuple[str, ...] = ("queue_full", "loop_share", "stopped")
+SHADOW_DROP_CAUSES: tuple[str, ...] = ("queue_full", "loop_busy", "loop_share", "stopped")
 #: Circuit-breaker gauge values (the same codes as ``circuit.STATE_CODES``).
 CIRCUIT_CODES: frozenset[int] = frozenset({0, 1, 2})
 
@@ -191,6 +191,7 @@ class _Families:
             shadow_dropped=Counter(
                 "partial_trust_shadow_dropped_total",
                 "Shadow LLM calls dropped, by cause: the background queue was full (queue_full), "
+                "the worker was busy serving and shadow had used its trickle (loop_busy), "
                 "shadow was over its share of the event loop (loop_share), or it had stopped.",
                 ("corridor", "cause"),
                 registry=r,
@@ -226,14 +227,18 @@ class CorridorMetrics:
 
     # -- the hot path ------------------------------------------------------------------------
 
-    def observe(self, outcome: Outcome) -> None:
-        """Count one outcome; observe latencies and candidate matches when the outcome has them."""
-        corridor, status = outcome.corridor, outcome.status
-        key = (corridor, status, outcome.reason)
+    def count(self, outcome: Outcome) -> None:
+        """Count one outcome in ``partial_trust_decisions_total``: all a skip records here."""
+        key = (outcome.corridor, outcome.status, outcome.reason)
         child = self._decisions.get(key)
         if child is None:
             child = self._decision_child(key)
         child.inc()
+
+    def observe(self, outcome: Outcome) -> None:
+        """Count one outcome; observe latencies and candidate matches when the outcome has them."""
+        self.count(outcome)
+        corridor, status = outcome.corridor, outcome.status
         latency = outcome.latency_ms
         if latency is not None and latency >= 0.0:  # also refuses NaN (it would poison _sum)
             hist = self._latency.get((corridor, status))

@@ -77,6 +77,9 @@ class PolicyRegistry:
     def __init__(self, policy: PolicyFile, source: str = "<memory>") -> None:
         self.policy = policy
         self.source = source
+        #: ``resolve``'s answers: asked on every request the corridor sees, about a file that
+        #: does not change while it is loaded (a new file is a new registry).
+        self._resolved: dict[tuple[str, str | None], ResolvedProfile | None] = {}
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_POLICY_PATH) -> PolicyRegistry:
@@ -100,6 +103,16 @@ class PolicyRegistry:
 
     def resolve(self, task: str, profile_id: str | None) -> ResolvedProfile | None:
         """The profile to use, or ``None`` when the task or the requested profile is unknown."""
+        key = (task, profile_id)
+        try:
+            return self._resolved[key]
+        except KeyError:
+            if len(self._resolved) >= 64:  # profile ids come from flags: bound it anyway
+                self._resolved.clear()
+            resolved = self._resolved[key] = self._resolve(task, profile_id)
+            return resolved
+
+    def _resolve(self, task: str, profile_id: str | None) -> ResolvedProfile | None:
         entry = self.policy.tasks.get(task)
         if entry is None:
             return None

@@ -31,10 +31,19 @@ _SCALE = float(1 << 64)
 _SAMPLER = hashlib.blake2b(key=_SAMPLING_KEY, digest_size=8)
 
 
+@functools.lru_cache(maxsize=64)
+def _corridor_sampler(corridor: str) -> hashlib.blake2b:
+    """The keyed hasher with ``corridor`` and its separator already fed: hashing is streaming,
+    so a copy of it fed the id gives the digest of the whole ``corridor\x00id``."""
+    hasher = _SAMPLER.copy()
+    hasher.update(f"{corridor}\x00".encode())
+    return hasher
+
+
 def sample_point(corridor: str, command_id: str) -> float:
     """Where this command falls in [0, 1) for this corridor; the same everywhere, always."""
-    hasher = _SAMPLER.copy()
-    hasher.update(f"{corridor}\x00{command_id}".encode())
+    hasher = _corridor_sampler(corridor).copy()
+    hasher.update(command_id.encode())
     return int.from_bytes(hasher.digest(), "big") / _SCALE
 
 

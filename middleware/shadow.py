@@ -7,8 +7,9 @@ when the worker starts the call), judge the candidate with the same acceptance r
 emit the outcome with ``mode="shadow"``. A full queue drops the job and counts it
 (``partial_trust_shadow_dropped_total{cause="queue_full"}``): memory is bounded by ``maxsize``
 whatever the LLM does. Time is bounded too: a job is queued only while shadow is within its
-share of the loop (``shadow_share.LoopShare``; else ``cause="loop_share"``), and each job's
-steps are measured and spent from it. The kill switch is read again when a job starts: a
+share of the loop (``shadow_share.LoopShare``, which follows the loop's spare time; else
+``cause="loop_busy"`` or ``"loop_share"``), and each job's steps are measured and spent
+from it. The kill switch is read again when a job starts: a
 corridor turned off (or out of shadow) since the request asks nothing more. The breaker is
 the engine's: shadow calls count for it exactly as canary calls do (``CorridorEngine.ask``).
 
@@ -106,8 +107,9 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
         queue = self._queue
         if queue is None:
             return "stopped"
-        if not self.loop_share.available():
-            return "loop_share"
+        share = self.loop_share
+        if not share.available():
+            return "loop_busy" if share.busy() else "loop_share"
         return "queue_full" if queue.full() else None
 
     def drop(self, cause: str) -> None:
@@ -119,6 +121,7 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
             return
         queue: asyncio.Queue[ShadowJob[CommandT]] = asyncio.Queue(maxsize=self.maxsize)
         self._queue = queue
+        self.loop_share.attach(asyncio.get_running_loop())
         self._tasks = [
             asyncio.create_task(self._work(queue), name=f"partial-trust-shadow-{i}")
             for i in range(self.workers)
@@ -136,6 +139,7 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
         if queue is None:
             return
         self._queue, self._tasks = None, []
+        self.loop_share.detach()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.drain_s):
                 await queue.join()
@@ -183,6 +187,8 @@ class ShadowQueue(Generic[CommandT, CandidateT]):
             "dropped_by_cause": dict(self.dropped_by),
             "loop_share": share.share,
             "loop_spent_s": round(share.spent_s, 3),
+            # What the loop spends apart from shadow (0..1): over 0.8, shadow keeps a trickle.
+            "loop_load": round(share.load.serving, 3),
         }
 
     def _dropped(self, n: int, cause: str) -> None:

@@ -74,3 +74,18 @@ def test_missing_and_non_yaml_files_are_clear_errors(tmp_path: Path) -> None:
         PolicyRegistry.load(tmp_path / "absent.yaml")
     with pytest.raises(PolicyError, match="not valid YAML"):
         PolicyRegistry.load(_write(tmp_path, "version: [1"))
+
+
+def test_resolve_is_answered_from_memory_and_stays_right_past_its_bound(tmp_path: Path) -> None:
+    """Asked on every request: the same answer object each time, and the memory is bounded
+    (profile ids come from flags) without changing an answer."""
+    registry = PolicyRegistry.load(_write(tmp_path, GOOD))
+    first = registry.resolve("partial_trust_shopping", "reliable")
+    assert first is registry.resolve("partial_trust_shopping", "reliable")
+    for i in range(200):
+        assert registry.resolve("partial_trust_shopping", f"flag-{i}") is None
+    again = registry.resolve("partial_trust_shopping", "reliable")
+    assert again == first and again is not None and again.profile.model == "m2"
+    default = registry.resolve("partial_trust_shopping", None)
+    assert default is not None and default.profile_id == "partial_trust"
+    assert len(registry._resolved) <= 64

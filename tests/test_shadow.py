@@ -166,7 +166,8 @@ async def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path, ll
         assert slowest < 0.5  # the 2 s LLM timeout never reaches a request
         assert len(calls) == 1  # one worker: one call in flight, two queued
         assert sample(h, "partial_trust_shadow_dropped_total", {"cause": "queue_full"}) == 7
-        assert h.engine.shadow.dropped_by == {"queue_full": 7, "loop_share": 0, "stopped": 0}
+        want = {"queue_full": 7, "loop_busy": 0, "loop_share": 0, "stopped": 0}
+        assert h.engine.shadow.dropped_by == want
         assert sample(h, "partial_trust_shadow_queue_depth", {}) == 2
         release.set()
         await h.engine.shadow.join()

@@ -17,8 +17,10 @@ import respx
 
 from partial_trust.environment import Environment
 from partial_trust.middleware.factory import CorridorStack
+from partial_trust.middleware.loop_load import LoopLoad
 from partial_trust.middleware.shadow import ShadowJob, ShadowQueue
 from partial_trust.middleware.shadow_share import (
+    DEFAULT_BUSY_SHARE,
     DEFAULT_LOOP_SHARE,
     LOOP_SHARE_ENV,
     LoopShare,
@@ -49,9 +51,11 @@ class FakeClock:
 
 
 def spin(seconds: float) -> None:
-    """Hold the loop (CPU), as a job's own steps do."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    """Hold the loop for ``seconds`` of this thread's CPU time, as a job's own steps do (CPU
+    time, as ``Metered`` counts it: on a machine busy with other work, wall time would not
+    be what the step took)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
 
 
@@ -117,6 +121,56 @@ def test_a_share_of_one_never_refuses() -> None:
 def test_the_bucket_refuses_nonsense(share: float, burst: float) -> None:
     with pytest.raises(ValueError):
         LoopShare(share, burst_s=burst)
+
+
+@pytest.mark.parametrize("busy", [0.0, -0.01, 0.2])
+def test_a_busy_share_outside_zero_to_the_share_is_refused(busy: float) -> None:
+    with pytest.raises(ValueError, match="busy share"):
+        LoopShare(0.1, busy_share=busy)
+
+
+def test_a_share_under_the_trickle_takes_the_trickle_down_with_it() -> None:
+    assert LoopShare(0.005).busy_share == 0.005
+    assert LoopShare().busy_share == DEFAULT_BUSY_SHARE
+
+
+class NeverRead(LoopLoad):
+    """A load that stays at idle: tests of the share alone, whatever this machine is doing."""
+
+    def attach(self, loop: asyncio.AbstractEventLoop, shadow_spent: Any) -> None:
+        return None
+
+
+def loaded(serving: float) -> LoopLoad:
+    load = LoopLoad()
+    load.serving = serving
+    return load
+
+
+@pytest.mark.parametrize(
+    ("serving", "rate", "busy"),
+    [
+        (0.0, 0.25, False),  # an idle loop: the share caps it
+        (0.5, 0.25, False),  # 0.3 to spare: still the share
+        (0.7, 0.1, True),  # 0.1 to spare under the 0.8 ceiling
+        (0.95, DEFAULT_BUSY_SHARE, True),  # saturated: the trickle
+    ],
+)
+def test_the_refill_follows_the_loops_spare_time(serving: float, rate: float, busy: bool) -> None:
+    share = LoopShare(0.25, load=loaded(serving))
+    assert share.rate() == pytest.approx(rate)
+    assert share.busy() is busy
+
+
+def test_a_saturated_loop_refills_the_bucket_at_the_trickle() -> None:
+    clock = FakeClock()
+    share = LoopShare(0.25, burst_s=0.05, clock=clock, load=loaded(1.0))
+    share.spend(0.06)  # 0.01 s in debt
+    payback = 0.01 / DEFAULT_BUSY_SHARE  # 2 s at the trickle (at the share: 40 ms)
+    clock.now += 0.9 * payback
+    assert not share.available() and share.busy()
+    clock.now += 0.2 * payback
+    assert share.available()
 
 
 # -- the meter -------------------------------------------------------------------------------
@@ -185,7 +239,7 @@ async def test_over_its_share_shadow_drops_and_counts_and_asks_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
-    share = LoopShare(0.1, burst_s=0.05, clock=clock)
+    share = LoopShare(0.1, burst_s=0.05, clock=clock, load=NeverRead())
     with respx.mock(base_url=LLM_URL) as llm:
         route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
         async with queue_with(tmp_path, share) as h:
@@ -225,28 +279,105 @@ class SpinningQueue(ShadowQueue[Any, Any]):
         await asyncio.sleep(0)
 
 
+async def saturate(queue: ShadowQueue[Any, Any], adm: Any, seconds: float) -> tuple[int, float]:
+    """Offer a job after every 1 ms of the requests' own work, for ``seconds``: a loop that
+    always has something to do. Returns (jobs offered, seconds elapsed)."""
+    started, submitted = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        spin(0.001)
+        submitted += 1
+        queue.submit(ShadowJob(adm, {}, 1.0))
+        await asyncio.sleep(0)
+    return submitted, time.perf_counter() - started
+
+
 @pytest.mark.anyio
-async def test_at_saturation_shadow_keeps_to_its_share(tmp_path: Path) -> None:
-    share = LoopShare(0.1, burst_s=0.02)
+async def test_at_saturation_shadow_keeps_to_its_trickle(tmp_path: Path) -> None:
+    """A loop whose every turn holds it for longer than two of the load's ticks is busy
+    however much CPU this process gets (a late tick reads as a full window), so on any
+    machine the jobs (each would take 4 ms of every 5) get the trickle, not the share."""
+    load = LoopLoad(tick_s=0.0005)  # the requests' own 1 ms steps are two ticks late
+    share = LoopShare(0.1, burst_s=0.02, load=load)
     async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
         queue = SpinningQueue(h.engine, workers=2, loop_share=share)
         await queue.start()
         adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
         assert not isinstance(adm, Outcome)
-        started, submitted = time.perf_counter(), 0
-        while time.perf_counter() - started < 1.0:  # a saturated loop: always a job to offer
-            spin(0.001)  # the requests' own work
-            submitted += 1
-            queue.submit(ShadowJob(adm, {}, 1.0))
-            await asyncio.sleep(0)
-        elapsed = time.perf_counter() - started
+        submitted, elapsed = await saturate(queue, adm, 1.0)
+        reading = queue.status()["loop_load"]
+        await queue.stop()
+    ran = submitted - queue.dropped
+    assert reading > 0.8, reading
+    assert queue.dropped_by["loop_busy"] > submitted / 2, queue.dropped_by
+    assert ran >= 5  # the burst, then the trickle
+    # The share alone would let 0.1 s of jobs run; the trickle, once the load is read (two
+    # ticks at most at the share), far less.
+    bound = share.busy_share * elapsed + 0.02 + 2 * SpinningQueue.cost
+    assert share.spent_s <= bound * 1.5, (share.spent_s, bound, ran)
+    assert share.spent_s < 0.1 * elapsed / 2
+
+
+@pytest.mark.anyio
+async def test_at_saturation_with_the_load_ignored_shadow_keeps_to_its_share(
+    tmp_path: Path,
+) -> None:
+    """The share bounds shadow however the load reads (here: never read, always idle)."""
+    share = LoopShare(0.1, burst_s=0.02, load=NeverRead())
+    async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
+        queue = SpinningQueue(h.engine, workers=2, loop_share=share)
+        await queue.start()
+        adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
+        assert not isinstance(adm, Outcome)
+        submitted, elapsed = await saturate(queue, adm, 1.0)
         await queue.stop()
     ran = submitted - queue.dropped
     # Every offered job would have taken 4 ms of each 5 ms: the share lets about 1 in 30 run.
     assert queue.dropped_by["loop_share"] > submitted / 2
+    assert queue.dropped_by["loop_busy"] == 0
     assert ran >= 5
     bound = 0.1 * elapsed + 0.02 + 2 * SpinningQueue.cost
     assert share.spent_s <= bound * 1.5, (share.spent_s, bound, ran, submitted)
+
+
+async def half_load(queue: ShadowQueue[Any, Any], adm: Any, seconds: float) -> int:
+    """Every 5 ms: 1 ms of the requests' own work, one job offered, then the loop is free
+    (about 20% serving, and the jobs' 20% on top). Returns the jobs offered."""
+    started, submitted = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        spin(0.001)
+        submitted += 1
+        queue.submit(ShadowJob(adm, {}, 1.0))
+        await asyncio.sleep(0.004)
+    await queue.join()
+    return submitted
+
+
+class MillisecondQueue(SpinningQueue):
+    cost = 0.001
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("follows_the_load", [True, False])
+async def test_below_saturation_shadow_runs_its_sample_where_a_fixed_share_would_not(
+    tmp_path: Path, follows_the_load: bool
+) -> None:
+    """The default follows the loop's spare time: at about 20% load every job runs. A fixed
+    5% share (the old default) drops most of the same jobs on the same idle loop."""
+    share = LoopShare() if follows_the_load else LoopShare(0.05, load=NeverRead())
+    async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
+        queue = MillisecondQueue(h.engine, workers=2, loop_share=share)
+        await queue.start()
+        adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
+        assert not isinstance(adm, Outcome)
+        submitted = await half_load(queue, adm, 1.0)
+        load = queue.status()["loop_load"]
+        await queue.stop()
+    assert submitted >= 50
+    if follows_the_load:
+        assert load < 0.8, load
+        assert queue.dropped <= submitted // 10, (queue.dropped_by, submitted, load)
+    else:
+        assert queue.dropped_by["loop_share"] >= submitted // 2, (queue.dropped_by, submitted)
 
 
 def test_serve_refuses_a_bad_share_before_starting(tmp_path: Path) -> None:

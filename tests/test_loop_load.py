@@ -1,0 +1,148 @@
+"""The loop's serving load: read from the thread's CPU time, shadow's own steps left out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from partial_trust.middleware.loop_load import DEFAULT_CEILING, LoopLoad
+
+
+class Clocks:
+    """A wall clock and a CPU clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def advance(self, wall: float, cpu: float) -> None:
+        self.wall += wall
+        self.cpu += cpu
+
+
+def load_on(clocks: Clocks, tick_s: float = 0.025) -> LoopLoad:
+    return LoopLoad(tick_s=tick_s, cpu=lambda: clocks.cpu, clock=lambda: clocks.wall)
+
+
+def test_the_load_is_cpu_over_wall_averaged_over_two_windows() -> None:
+    clocks = Clocks()
+    load = load_on(clocks)
+    clocks.advance(0.025, 0.020)
+    load.tick()
+    assert load.serving == pytest.approx(0.4)  # (0.8 + the empty window before) / 2
+    clocks.advance(0.025, 0.020)
+    load.tick()
+    assert load.serving == pytest.approx(0.8)
+    assert load.headroom() == pytest.approx(0.0)
+    clocks.advance(0.025, 0.005)
+    load.tick()
+    assert load.serving == pytest.approx(0.5)  # one quiet window does not open the gate
+    assert load.headroom() == pytest.approx(DEFAULT_CEILING - 0.5)
+
+
+def test_shadows_own_steps_are_not_load() -> None:
+    clocks = Clocks()
+    load = load_on(clocks)
+    spent = [0.0]
+    load._shadow_spent = lambda: spent[0]
+    for _ in range(2):
+        clocks.advance(0.025, 0.025)  # the thread never slept...
+        spent[0] += 0.020  # ...but 20 ms of each 25 were shadow's own jobs
+        load.tick()
+    assert load.serving == pytest.approx(0.2)
+    assert load.headroom() == pytest.approx(0.6)
+
+
+def test_a_late_tick_reads_fully_busy_whatever_the_cpu_says() -> None:
+    """A starved process (others on its core) gets little CPU time: idle by CPU, but the
+    loop is behind. A tick more than one period late counts as a full window."""
+    clocks = Clocks()
+    load = load_on(clocks)
+    for _ in range(2):
+        clocks.advance(0.200, 0.010)
+        load.tick()
+    assert load.serving == pytest.approx(1.0)
+    assert load.headroom() == 0.0
+
+
+def test_the_reading_is_clamped_to_zero_and_one() -> None:
+    clocks = Clocks()
+    load = load_on(clocks)
+    spent = [0.0]
+    load._shadow_spent = lambda: spent[0]
+    clocks.advance(0.025, 0.001)
+    spent[0] += 0.010  # more shadow than CPU (its meter counts wall time): not negative
+    load.tick()
+    assert load.serving == 0.0
+    clocks.advance(0.025, 0.040)  # CPU of other threads would not land here, but clamp anyway
+    load.tick()
+    assert load.serving == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("ceiling", "tick"), [(0.0, 0.025), (1.5, 0.025), (0.8, 0.0)])
+def test_bad_settings_are_refused(ceiling: float, tick: float) -> None:
+    with pytest.raises(ValueError, match="loop load"):
+        LoopLoad(ceiling=ceiling, tick_s=tick)
+
+
+@pytest.mark.anyio
+async def test_attached_to_a_real_loop_it_tells_busy_from_sleeping() -> None:
+    """Busy: turns that hold the loop 30 ms against a 10 ms tick (late ticks read as full
+    windows, so this holds however much CPU a busy machine leaves this process)."""
+    load = LoopLoad(tick_s=0.01)
+    load.attach(asyncio.get_running_loop(), lambda: 0.0)
+    try:
+        await asyncio.sleep(0.3)
+        idle = load.serving
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            hold = time.perf_counter() + 0.03
+            while time.perf_counter() < hold:
+                pass
+            await asyncio.sleep(0)
+        busy = load.serving
+    finally:
+        load.detach()
+    assert idle < 0.5, idle
+    assert busy > 0.9, busy
+    assert not load.attached and load.serving == 0.0
+
+
+@pytest.mark.anyio
+async def test_a_spinning_loop_reads_as_its_cpu_time() -> None:
+    """Short turns (never late): the reading is CPU over wall. Generous: on a busy machine
+    this process may get a part of a core only, which reads as less load."""
+    load = LoopLoad(tick_s=0.02)
+    load.attach(asyncio.get_running_loop(), lambda: 0.0)
+    try:
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            hold = time.thread_time() + 0.002
+            while time.thread_time() < hold:
+                pass
+            await asyncio.sleep(0)
+        busy = load.serving
+    finally:
+        load.detach()
+    assert busy > 0.25, busy
+
+
+@pytest.mark.anyio
+async def test_detach_stops_the_timer() -> None:
+    load = LoopLoad(tick_s=0.01)
+    ticks: list[float] = []
+    original = load.tick
+
+    def counting() -> None:
+        ticks.append(time.perf_counter())
+        original()
+
+    load.tick = counting  # type: ignore[method-assign]
+    load.attach(asyncio.get_running_loop(), lambda: 0.0)
+    await asyncio.sleep(0.1)
+    load.detach()
+    seen = len(ticks)
+    await asyncio.sleep(0.1)
+    assert seen >= 2 and len(ticks) == seen
