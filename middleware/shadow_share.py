@@ -10,7 +10,7 @@ third (``bench/bench_shadow.py``).
 ``LoopShare`` is a token bucket in loop-seconds, and each job spends what its own steps took
 (``Metered``). It refills at the loop's spare time (``loop_load.LoopLoad``: the headroom
 under 80% serving load), never faster than ``share`` and never slower than ``busy_share``:
-a half-idle worker runs all of a 10% sample, a saturated one keeps a trickle (0.5% of the
+a worker at 40% load runs nearly all of a 10% sample, a saturated one keeps a trickle (0.2% of the
 loop) so agreement figures still come, and the requests keep the rest. While the bucket is
 in debt new jobs are dropped and counted (``partial_trust_shadow_dropped_total``, cause
 ``loop_busy`` when the load held the refill below the share, else ``loop_share``). The steps
@@ -36,7 +36,7 @@ T = TypeVar("T")
 #: loop (1: no cap at all, the load not read either).
 DEFAULT_LOOP_SHARE: Final = 0.25
 #: What shadow keeps on a saturated loop: a trickle of verdicts, not a tenth of throughput.
-DEFAULT_BUSY_SHARE: Final = 0.005
+DEFAULT_BUSY_SHARE: Final = 0.002
 #: The most loop-seconds the bucket holds: what a quiet worker may spend on a burst at once.
 DEFAULT_BURST_S: Final = 0.01
 #: The variable that sets the share for ``CorridorStack.from_env`` (``partial-trust serve``).

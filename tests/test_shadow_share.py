@@ -130,7 +130,7 @@ def test_a_busy_share_outside_zero_to_the_share_is_refused(busy: float) -> None:
 
 
 def test_a_share_under_the_trickle_takes_the_trickle_down_with_it() -> None:
-    assert LoopShare(0.005).busy_share == 0.005
+    assert LoopShare(0.001).busy_share == 0.001
     assert LoopShare().busy_share == DEFAULT_BUSY_SHARE
 
 
@@ -309,7 +309,7 @@ async def test_at_saturation_shadow_keeps_to_its_trickle(tmp_path: Path) -> None
     ran = submitted - queue.dropped
     assert reading > 0.8, reading
     assert queue.dropped_by["loop_busy"] > submitted / 2, queue.dropped_by
-    assert ran >= 5  # the burst, then the trickle
+    assert ran >= 3  # the burst (about five), then the trickle
     # The share alone would let 0.1 s of jobs run; the trickle, once the load is read (two
     # ticks at most at the share), far less.
     bound = share.busy_share * elapsed + 0.02 + 2 * SpinningQueue.cost
