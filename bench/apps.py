@@ -7,7 +7,8 @@ runs the same baseline code and only the wrapping differs:
 - ``bare``: the Starlette router alone, the denominator of every ratio;
 - ``corridor``: the router wrapped by the corridor, built by ``CorridorStack.from_env`` from
   the environment like ``partial-trust serve`` (the bench sets the runbook's variables), with
-  ``/metrics``; ``BENCH_CIRCUIT_BREAKER=off`` takes the circuit breaker out (see below);
+  ``/metrics`` and ``/health``; ``BENCH_CIRCUIT_BREAKER=off`` takes the circuit breaker out
+  (see below);
 - ``exporter``: the router with ``starlette-exporter``'s ``PrometheusMiddleware``;
 - ``otel``: the router with ``opentelemetry-instrumentation-asgi``'s middleware over an SDK
   tracer provider and a batch span processor (as a production app would run it) whose
@@ -28,6 +29,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -56,7 +59,14 @@ def corridor() -> ASGIApp:
     if os.environ.get("BENCH_CIRCUIT_BREAKER", "on") == "off":
         stack.engine.circuit = None
 
-    routes = [*_routes(), Route("/metrics", metrics_endpoint(), methods=["GET"])]
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse(stack.status())  # what a bench reads of the shadow queue
+
+    routes = [
+        *_routes(),
+        Route("/metrics", metrics_endpoint(), methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ]
     return stack.wrap(Starlette(routes=routes, lifespan=stack.lifespan), paths=[CORRIDOR_PATH])
 
 

@@ -18,7 +18,7 @@
    the not-sampled path alone costs) are printed for the record, and for each the shadow
    verdicts recorded and the jobs dropped, by cause.
    **Below saturation** (for the record, ``shadow_paced.below_saturation``): the same
-   defaults paced at ``--below`` (0.4) of bare's req/s, and how much of its sample shadow
+   defaults paced at ``--below`` (0.3) of bare's req/s, and how much of its sample shadow
    recorded there.
 3. **The LLM hanging** (``llm-sim --force hang``): the same load (fresh ids, 16 callers
    paced to ``--rate`` requests/s in all) on the corridor in shadow at a 10% sample and on the

@@ -13,8 +13,9 @@ trickle that keeps agreement figures coming on a saturated worker).
 The measure is the thread's CPU time (``time.thread_time``), not a guess from request counts,
 so it sees whatever the app does on the loop, corridor paths or not. A tick that comes late
 by more than a tick means the loop was held or the process starved by others on its core
-(which CPU time alone reads as idle): that window counts as fully busy. Two windows are
-averaged, so one quiet window between two busy ones does not open the gate.
+(which CPU time alone reads as idle): that window counts as fully busy. The windows are
+smoothed (each moves the reading ``SMOOTHING`` of the way, a time constant of about three
+ticks), so arrivals that bunch up in one window neither open nor shut the gate alone.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ DEFAULT_CEILING: Final = 0.8
 #: Seconds between two readings: short enough to follow a burst, long enough that the reading
 #: (two clock reads and a callback) costs nothing measurable.
 DEFAULT_TICK_S: Final = 0.025
+#: How far one window moves the reading.
+SMOOTHING: Final = 0.3
 
 
 class LoopLoad:
@@ -58,7 +61,6 @@ class LoopLoad:
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._at = self._cpu_at = self._spent_at = 0.0
-        self._last = 0.0
         #: The serving load: share of wall time the loop spent apart from shadow (0..1).
         self.serving = 0.0
 
@@ -81,7 +83,7 @@ class LoopLoad:
         if self._handle is not None:
             self._handle.cancel()
         self._handle = self._loop = None
-        self.serving = self._last = 0.0
+        self.serving = 0.0
 
     def tick(self) -> None:
         """One reading: the window since the last, then the next one scheduled."""
@@ -91,7 +93,7 @@ class LoopLoad:
             late = wall > 2.0 * self.tick_s  # held or starved: CPU time alone would read idle
             used = (cpu - self._cpu_at) - (spent - self._spent_at)
             window = 1.0 if late else min(1.0, max(0.0, used / wall))
-            self.serving, self._last = (window + self._last) / 2.0, window
+            self.serving += SMOOTHING * (window - self.serving)
         self._at, self._cpu_at, self._spent_at = now, cpu, spent
         if self._loop is not None:
             self._handle = self._loop.call_later(self.tick_s, self.tick)
