@@ -207,7 +207,7 @@ def main() -> int:
     parser.add_argument(
         "--below",
         type=float,
-        default=0.4,
+        default=0.3,
         help="the below-saturation run's load, as a share of bare's req/s",
     )
     parser.add_argument("--rate", type=float, default=1000.0,

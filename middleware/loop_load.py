@@ -14,8 +14,9 @@ The measure is the thread's CPU time (``time.thread_time``), not a guess from re
 so it sees whatever the app does on the loop, corridor paths or not. A tick that comes late
 by more than a tick means the loop was held or the process starved by others on its core
 (which CPU time alone reads as idle): that window counts as fully busy. The windows are
-smoothed (each moves the reading ``SMOOTHING`` of the way, a time constant of about three
-ticks), so arrivals that bunch up in one window neither open nor shut the gate alone.
+smoothed, faster up than down (``RISE`` and ``FALL`` of the way a window moves the reading):
+a worker that turns busy is read so within a tick or two, and one quiet window among busy
+ones does not open the gate.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ DEFAULT_CEILING: Final = 0.8
 #: Seconds between two readings: short enough to follow a burst, long enough that the reading
 #: (two clock reads and a callback) costs nothing measurable.
 DEFAULT_TICK_S: Final = 0.025
-#: How far one window moves the reading.
-SMOOTHING: Final = 0.3
+#: How far one window moves the reading up (busier than read) and down.
+RISE: Final = 0.6
+FALL: Final = 0.3
 
 
 class LoopLoad:
@@ -93,7 +95,8 @@ class LoopLoad:
             late = wall > 2.0 * self.tick_s  # held or starved: CPU time alone would read idle
             used = (cpu - self._cpu_at) - (spent - self._spent_at)
             window = 1.0 if late else min(1.0, max(0.0, used / wall))
-            self.serving += SMOOTHING * (window - self.serving)
+            step = RISE if window > self.serving else FALL
+            self.serving += step * (window - self.serving)
         self._at, self._cpu_at, self._spent_at = now, cpu, spent
         if self._loop is not None:
             self._handle = self._loop.call_later(self.tick_s, self.tick)

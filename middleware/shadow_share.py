@@ -38,7 +38,7 @@ DEFAULT_LOOP_SHARE: Final = 0.25
 #: What shadow keeps on a saturated loop: a trickle of verdicts, not a tenth of throughput.
 DEFAULT_BUSY_SHARE: Final = 0.002
 #: The most loop-seconds the bucket holds: what a quiet worker may spend on a burst at once.
-DEFAULT_BURST_S: Final = 0.025
+DEFAULT_BURST_S: Final = 0.015
 #: The variable that sets the share for ``CorridorStack.from_env`` (``partial-trust serve``).
 LOOP_SHARE_ENV: Final = "PARTIAL_TRUST_SHADOW_LOOP_SHARE"
 

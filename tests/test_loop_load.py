@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from partial_trust.middleware.loop_load import DEFAULT_CEILING, SMOOTHING, LoopLoad
+from partial_trust.middleware.loop_load import DEFAULT_CEILING, FALL, RISE, LoopLoad
 
 
 class Clocks:
@@ -26,12 +26,12 @@ def load_on(clocks: Clocks, tick_s: float = 0.025) -> LoopLoad:
     return LoopLoad(tick_s=tick_s, cpu=lambda: clocks.cpu, clock=lambda: clocks.wall)
 
 
-def test_the_load_is_cpu_over_wall_smoothed_over_windows() -> None:
+def test_the_load_is_cpu_over_wall_smoothed_faster_up_than_down() -> None:
     clocks = Clocks()
     load = load_on(clocks)
     clocks.advance(0.025, 0.020)
     load.tick()
-    assert load.serving == pytest.approx(SMOOTHING * 0.8)  # one window moves it part way
+    assert load.serving == pytest.approx(RISE * 0.8)  # one window moves it most of the way
     for _ in range(30):
         clocks.advance(0.025, 0.020)
         load.tick()
@@ -39,7 +39,7 @@ def test_the_load_is_cpu_over_wall_smoothed_over_windows() -> None:
     assert load.headroom() == pytest.approx(0.0, abs=1e-3)
     clocks.advance(0.025, 0.005)
     load.tick()
-    assert load.serving == pytest.approx(0.8 - SMOOTHING * 0.6, abs=1e-3)  # one quiet window
+    assert load.serving == pytest.approx(0.8 - FALL * 0.6, abs=1e-3)  # one quiet window
     assert load.headroom() == pytest.approx(DEFAULT_CEILING - load.serving)
 
 
@@ -79,7 +79,7 @@ def test_the_reading_is_clamped_to_zero_and_one() -> None:
     assert load.serving == 0.0
     clocks.advance(0.025, 0.040)  # more CPU than wall: clamped to a full window
     load.tick()
-    assert load.serving == pytest.approx(SMOOTHING)
+    assert load.serving == pytest.approx(RISE)
 
 
 @pytest.mark.parametrize(("ceiling", "tick"), [(0.0, 0.025), (1.5, 0.025), (0.8, 0.0)])
