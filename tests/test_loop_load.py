@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -88,6 +89,16 @@ def test_bad_settings_are_refused(ceiling: float, tick: float) -> None:
         LoopLoad(ceiling=ceiling, tick_s=tick)
 
 
+async def hold_turns(seconds: float, turn_s: float, clock: Callable[[], float]) -> None:
+    """For ``seconds``, turns that each hold the loop ``turn_s`` by ``clock``."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        hold = clock() + turn_s
+        while clock() < hold:
+            pass
+        await asyncio.sleep(0)
+
+
 @pytest.mark.anyio
 async def test_attached_to_a_real_loop_it_tells_busy_from_sleeping() -> None:
     """Busy: turns that hold the loop 30 ms against a 10 ms tick (late ticks read as full
@@ -97,12 +108,7 @@ async def test_attached_to_a_real_loop_it_tells_busy_from_sleeping() -> None:
     try:
         await asyncio.sleep(0.3)
         idle = load.serving
-        end = time.perf_counter() + 0.6
-        while time.perf_counter() < end:
-            hold = time.perf_counter() + 0.03
-            while time.perf_counter() < hold:
-                pass
-            await asyncio.sleep(0)
+        await hold_turns(0.6, 0.03, time.perf_counter)
         busy = load.serving
     finally:
         load.detach()
@@ -118,12 +124,7 @@ async def test_a_spinning_loop_reads_as_its_cpu_time() -> None:
     load = LoopLoad(tick_s=0.02)
     load.attach(asyncio.get_running_loop(), lambda: 0.0)
     try:
-        end = time.perf_counter() + 0.3
-        while time.perf_counter() < end:
-            hold = time.thread_time() + 0.002
-            while time.thread_time() < hold:
-                pass
-            await asyncio.sleep(0)
+        await hold_turns(0.3, 0.002, time.thread_time)
         busy = load.serving
     finally:
         load.detach()

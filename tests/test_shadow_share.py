@@ -279,16 +279,22 @@ class SpinningQueue(ShadowQueue[Any, Any]):
         await asyncio.sleep(0)
 
 
-async def saturate(queue: ShadowQueue[Any, Any], adm: Any, seconds: float) -> tuple[int, float]:
-    """Offer a job after every 1 ms of the requests' own work, for ``seconds``: a loop that
-    always has something to do. Returns (jobs offered, seconds elapsed)."""
+async def offer(
+    queue: ShadowQueue[Any, Any], adm: Any, seconds: float, idle_s: float = 0.0
+) -> tuple[int, float]:
+    """For ``seconds``: 1 ms of the requests' own work, one job offered, then ``idle_s`` of a
+    free loop (0: a loop that always has something to do). Returns (jobs offered, seconds
+    elapsed); with ``idle_s`` the queue has drained too."""
     started, submitted = time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
         spin(0.001)
         submitted += 1
         queue.submit(ShadowJob(adm, {}, 1.0))
-        await asyncio.sleep(0)
-    return submitted, time.perf_counter() - started
+        await asyncio.sleep(idle_s)
+    elapsed = time.perf_counter() - started
+    if idle_s:
+        await queue.join()
+    return submitted, elapsed
 
 
 @pytest.mark.anyio
@@ -303,7 +309,7 @@ async def test_at_saturation_shadow_keeps_to_its_trickle(tmp_path: Path) -> None
         await queue.start()
         adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
         assert not isinstance(adm, Outcome)
-        submitted, elapsed = await saturate(queue, adm, 1.0)
+        submitted, elapsed = await offer(queue, adm, 1.0)
         reading = queue.status()["loop_load"]
         await queue.stop()
     ran = submitted - queue.dropped
@@ -328,7 +334,7 @@ async def test_at_saturation_with_the_load_ignored_shadow_keeps_to_its_share(
         await queue.start()
         adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
         assert not isinstance(adm, Outcome)
-        submitted, elapsed = await saturate(queue, adm, 1.0)
+        submitted, elapsed = await offer(queue, adm, 1.0)
         await queue.stop()
     ran = submitted - queue.dropped
     # Every offered job would have taken 4 ms of each 5 ms: the share lets about 1 in 30 run.
@@ -337,19 +343,6 @@ async def test_at_saturation_with_the_load_ignored_shadow_keeps_to_its_share(
     assert ran >= 5
     bound = 0.1 * elapsed + 0.02 + 2 * SpinningQueue.cost
     assert share.spent_s <= bound * 1.5, (share.spent_s, bound, ran, submitted)
-
-
-async def half_load(queue: ShadowQueue[Any, Any], adm: Any, seconds: float) -> int:
-    """Every 5 ms: 1 ms of the requests' own work, one job offered, then the loop is free
-    (about 20% serving, and the jobs' 20% on top). Returns the jobs offered."""
-    started, submitted = time.perf_counter(), 0
-    while time.perf_counter() - started < seconds:
-        spin(0.001)
-        submitted += 1
-        queue.submit(ShadowJob(adm, {}, 1.0))
-        await asyncio.sleep(0.004)
-    await queue.join()
-    return submitted
 
 
 class MillisecondQueue(SpinningQueue):
@@ -369,7 +362,8 @@ async def test_below_saturation_shadow_runs_its_sample_where_a_fixed_share_would
         await queue.start()
         adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
         assert not isinstance(adm, Outcome)
-        submitted = await half_load(queue, adm, 1.0)
+        # Every 5 ms: about 20% serving, and the jobs' 20% on top.
+        submitted, _ = await offer(queue, adm, 1.0, idle_s=0.004)
         load = queue.status()["loop_load"]
         await queue.stop()
     assert submitted >= 50
