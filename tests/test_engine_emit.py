@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 
 from partial_trust.outcome import Reason
 from tests.corridor_harness import CORRIDOR, command, harness, settings
@@ -20,9 +21,9 @@ def spans() -> InMemorySpanExporter:
     return EXPORTER
 
 
-def decisions(registry: object, reason: str) -> float:
+def decisions(registry: CollectorRegistry, reason: str) -> float:
     labels = {"corridor": CORRIDOR, "status": "skipped", "reason": reason}
-    return registry.get_sample_value("partial_trust_decisions_total", labels) or 0.0  # type: ignore[attr-defined]
+    return registry.get_sample_value("partial_trust_decisions_total", labels) or 0.0
 
 
 @pytest.mark.anyio
