@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +298,29 @@ async def offer(
     return submitted, elapsed
 
 
+@dataclass
+class Offered:
+    queue: ShadowQueue[Any, Any]
+    submitted: int
+    elapsed: float
+    reading: float  # the load the queue's /health part showed at the end
+
+
+async def offer_to(
+    tmp_path: Path, make: type[SpinningQueue], share: LoopShare, idle_s: float = 0.0
+) -> Offered:
+    """A shadow queue of ``make`` jobs under ``share``, offered jobs as ``offer`` does."""
+    async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
+        queue = make(h.engine, workers=2, loop_share=share)
+        await queue.start()
+        adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
+        assert not isinstance(adm, Outcome)
+        submitted, elapsed = await offer(queue, adm, 1.0, idle_s)
+        reading = queue.status()["loop_load"]
+        await queue.stop()
+    return Offered(queue, submitted, elapsed, reading)
+
+
 @pytest.mark.anyio
 async def test_at_saturation_shadow_keeps_to_its_trickle(tmp_path: Path) -> None:
     """A loop whose every turn holds it for longer than two of the load's ticks is busy
@@ -304,14 +328,8 @@ async def test_at_saturation_shadow_keeps_to_its_trickle(tmp_path: Path) -> None
     machine the jobs (each would take 4 ms of every 5) get the trickle, not the share."""
     load = LoopLoad(tick_s=0.0005)  # the requests' own 1 ms steps are two ticks late
     share = LoopShare(0.1, burst_s=0.02, load=load)
-    async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
-        queue = SpinningQueue(h.engine, workers=2, loop_share=share)
-        await queue.start()
-        adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
-        assert not isinstance(adm, Outcome)
-        submitted, elapsed = await offer(queue, adm, 1.0)
-        reading = queue.status()["loop_load"]
-        await queue.stop()
+    got = await offer_to(tmp_path, SpinningQueue, share)
+    queue, submitted, elapsed, reading = got.queue, got.submitted, got.elapsed, got.reading
     ran = submitted - queue.dropped
     assert reading > 0.8, reading
     assert queue.dropped_by["loop_busy"] > submitted / 2, queue.dropped_by
@@ -329,13 +347,8 @@ async def test_at_saturation_with_the_load_ignored_shadow_keeps_to_its_share(
 ) -> None:
     """The share bounds shadow however the load reads (here: never read, always idle)."""
     share = LoopShare(0.1, burst_s=0.02, load=NeverRead())
-    async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
-        queue = SpinningQueue(h.engine, workers=2, loop_share=share)
-        await queue.start()
-        adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
-        assert not isinstance(adm, Outcome)
-        submitted, elapsed = await offer(queue, adm, 1.0)
-        await queue.stop()
+    got = await offer_to(tmp_path, SpinningQueue, share)
+    queue, submitted, elapsed = got.queue, got.submitted, got.elapsed
     ran = submitted - queue.dropped
     # Every offered job would have taken 4 ms of each 5 ms: the share lets about 1 in 30 run.
     assert queue.dropped_by["loop_share"] > submitted / 2
@@ -357,15 +370,9 @@ async def test_below_saturation_shadow_runs_its_sample_where_a_fixed_share_would
     """The default follows the loop's spare time: at about 20% load every job runs. A fixed
     5% share (the old default) drops most of the same jobs on the same idle loop."""
     share = LoopShare() if follows_the_load else LoopShare(0.05, load=NeverRead())
-    async with harness(tmp_path, settings(mode=Mode.SHADOW)) as h:
-        queue = MillisecondQueue(h.engine, workers=2, loop_share=share)
-        await queue.start()
-        adm = h.engine.admit(h.source.value, json.dumps(command("c-1")).encode())
-        assert not isinstance(adm, Outcome)
-        # Every 5 ms: about 20% serving, and the jobs' 20% on top.
-        submitted, _ = await offer(queue, adm, 1.0, idle_s=0.004)
-        load = queue.status()["loop_load"]
-        await queue.stop()
+    # Every 5 ms: about 20% serving, and the jobs' 20% on top.
+    got = await offer_to(tmp_path, MillisecondQueue, share, idle_s=0.004)
+    queue, submitted, load = got.queue, got.submitted, got.reading
     assert submitted >= 50
     if follows_the_load:
         assert load < 0.8, load
