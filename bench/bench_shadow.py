@@ -180,11 +180,12 @@ def throughput(tmp: Path, duration: float, rounds: int, connections: int) -> dic
                      metric_samples(url, "partial_trust_shadow_dropped_total")}  # fmt: skip
             verdict = f"(budget >= {BUDGET_RATIO})" if n == "shadow 10%" else "(for the record)"
             dropped = ", ".join(f"{k} {v:.0f}" for k, v in drops.items())
+            shed = metric_value(url, "partial_trust_shadow_shed_total")
             print(f"  {n}: {statistics.median(rps[n]):.0f} req/s, ratio "
                   f"{statistics.median(ratios[n]):.2f} {verdict}; per round "
                   f"{', '.join(f'{x:.2f}' for x in ratios[n])}; by the app's own CPU per "
                   f"request {statistics.median(cpu_ratios[n]):.2f}; shadow verdicts recorded "
-                  f"{recorded:.0f}, dropped {dropped}")  # fmt: skip
+                  f"{recorded:.0f}, dropped {dropped}, requests shed {shed:.0f}")  # fmt: skip
     return {
         "bare_rps": statistics.median(rps["bare"]),
         "throughput_ratio": statistics.median(ratios["shadow 10%"]),

@@ -112,7 +112,9 @@ def hanging(tmp: Path, n: int, rounds: int, concurrency: int, rate: float) -> di
             figures["hanging_p99_ratio" if pace else "hanging_closed_loop_ratio"] = ratio
         shadow_url = servers["shadow, hanging LLM"].url
         dropped = metric_value(shadow_url, "partial_trust_shadow_dropped_total")
-        print(f"shadow jobs dropped (queue full or over the loop share): {dropped:.0f}")
+        shed = metric_value(shadow_url, "partial_trust_shadow_shed_total")
+        print(f"shadow jobs dropped (queue full or over the loop share): {dropped:.0f}; "
+              f"requests shed (not looked at): {shed:.0f}")  # fmt: skip
     return figures
 
 
@@ -135,10 +137,11 @@ def below_saturation(tmp: Path, rate: float, n: int, concurrency: int) -> dict[s
         recorded = metric_value(server.url, "partial_trust_agreement_total")
         drops = {labels["cause"]: v for labels, v in
                  metric_samples(server.url, "partial_trust_shadow_dropped_total")}  # fmt: skip
+        shed = metric_value(server.url, "partial_trust_shadow_shed_total")
     share = recorded / len(shadowed) if shadowed else 0.0
     dropped = ", ".join(f"{k} {v:.0f}" for k, v in drops.items())
     print(f"\nbelow saturation: {n} requests paced at {rate:.0f} req/s (achieved "
           f"{n / elapsed:.0f}), 10% sample, instant LLM, default share: verdicts recorded "
-          f"{recorded:.0f} of {len(shadowed)} sampled ({share:.0%}); dropped {dropped}; p99 "
-          f"{pct(shadowed, 99):.2f} ms")  # fmt: skip
+          f"{recorded:.0f} of {len(shadowed)} sampled ({share:.0%}); dropped {dropped}; requests "
+          f"shed {shed:.0f}; p99 {pct(shadowed, 99):.2f} ms")  # fmt: skip
     return {"below_saturation_recorded_share": share}

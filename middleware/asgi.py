@@ -193,7 +193,9 @@ async def _run_shadow(
     """The baseline straight to the client (each message as the app sends it, a copy kept);
     only once it has answered is the command admitted (parsed, checked, sampled) and, if
     sampled, the LLM call queued for the background (``shadow.ShadowQueue``). Before the
-    answer, shadow only buffers the body and copies the messages: no added wait."""
+    answer, shadow only buffers the body and copies the messages: no added wait. The
+    admission is spent from shadow's share of the loop, and skipped (counted) while that is
+    spent (``ShadowQueue.admitting``)."""
     body, complete, replay = await _buffer_body(receive, MAX_COMMAND_BYTES)
     command = body if complete else None
     messages: list[Message] = []
@@ -208,8 +210,13 @@ async def _run_shadow(
     except BaseException:
         _shadow_after(engine, settings, command, None, 0.0)
         raise
-    baseline_ms = (time.perf_counter() - started) * 1000.0
-    _shadow_after(engine, settings, command, messages, baseline_ms)
+    answered = time.perf_counter()
+    shadow = engine.shadow
+    if shadow.admitting():
+        _shadow_after(engine, settings, command, messages, (answered - started) * 1000.0)
+        # Admission never suspends, so its wall time is its loop time: perf_counter, not the
+        # thread-CPU clock (a system call) ``Metered`` needs across a job's suspensions.
+        shadow.loop_share.spend(time.perf_counter() - answered)
 
 
 def _shadow_after(

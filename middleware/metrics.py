@@ -96,6 +96,7 @@ class _Families:
     agreement: Counter
     shadow_queue_depth: Gauge
     shadow_dropped: Counter
+    shadow_shed: Counter
 
     @classmethod
     def declare(cls, r: CollectorRegistry) -> _Families:
@@ -196,6 +197,14 @@ class _Families:
                 ("corridor", "cause"),
                 registry=r,
             ),
+            shadow_shed=Counter(
+                "partial_trust_shadow_shed_total",
+                "Requests shadow did not look at (no parse, pre-check or sampling) because the "
+                "worker was busy serving and shadow had used its share of the event loop; "
+                "their answers went out untouched.",
+                ("corridor",),
+                registry=r,
+            ),
         )
 
 
@@ -224,6 +233,7 @@ class CorridorMetrics:
         self._agreement: dict[tuple[str, Mode, bool | None], Counter] = {}
         self._shadow_depth: dict[str, Gauge] = {}
         self._shadow_dropped: dict[tuple[str, str], Counter] = {}
+        self._shadow_shed: dict[str, Counter] = {}
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -315,6 +325,7 @@ class CorridorMetrics:
         self._f.shadow_queue_depth.labels(corridor)
         for why in SHADOW_DROP_CAUSES:
             self._f.shadow_dropped.labels(corridor, why)
+        self._shadow_shed[corridor] = self._f.shadow_shed.labels(corridor)
         for result in RISK_LOG_RESULTS:
             self._f.risk_log_records.labels(result)
         self._gauges(corridor)
@@ -368,6 +379,15 @@ class CorridorMetrics:
                 counter = self._f.shadow_dropped.labels(_corridor_label(corridor), cause)
                 self._shadow_dropped[(corridor, cause)] = counter
             counter.inc(dropped)
+
+    def shadow_shed(self, corridor: str) -> None:
+        """One request shadow stepped aside from (see ``ShadowQueue.admitting``)."""
+        counter = self._shadow_shed.get(corridor)
+        if counter is None:
+            counter = self._shadow_shed[corridor] = self._f.shadow_shed.labels(
+                _corridor_label(corridor)
+            )
+        counter.inc()
 
     def _gauges(self, corridor: str) -> tuple[Gauge, Gauge]:
         """Circuit-state and in-flight children: touched twice per sampled request, so cached."""

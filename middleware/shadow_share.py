@@ -7,18 +7,22 @@ job takes (its LLM call's client side, the judge, three sinks: some 0.5 ms on a 
 machine) is a second no request is served. At a 10% sample that cost the served throughput a
 third (``bench/bench_shadow.py``).
 
-``LoopShare`` is a token bucket in loop-seconds, and each job spends what its own steps took
-(``Metered``). It refills at the loop's spare time (``loop_load.LoopLoad``: the headroom
-under 80% serving load), never faster than ``share`` and never slower than ``busy_share``:
-a worker at 40% load runs nearly all of a 10% sample, a saturated one keeps a trickle (0.2% of the
-loop) so agreement figures still come, and the requests keep the rest. While the bucket is
-in debt new jobs are dropped and counted (``partial_trust_shadow_dropped_total``, cause
-``loop_busy`` when the load held the refill below the share, else ``loop_share``). The steps
-are not all of a job's cost: the LLM answer's reading in the transport's callbacks and the
-risk log's writer thread come on top (in process about 0.6 times as much again:
-``bench/README.md``); the load reading sees them, as serving, which only makes it more
-careful. The shed jobs are a uniform share of the sampled ones, by load rather than by
-content, so the agreement rate is still an estimate of the same thing, over fewer records.
+``LoopShare`` is a token bucket in loop-seconds. Each job spends what its own steps took
+(``Metered``), and each request's admission what it took (``ShadowQueue.admitting``: on a
+saturated worker the parse and pre-checks of every request cost more than the trickle's
+jobs). It refills at the loop's spare time (``loop_load.LoopLoad``: the headroom under 80%
+serving load), never faster than ``share`` and never slower than ``busy_share``: a worker
+at 30% load runs all of a 10% sample, a saturated one keeps a trickle (0.2% of the loop) so
+agreement figures still come, and the requests keep the rest. While the bucket is in debt,
+requests are not looked at (``partial_trust_shadow_shed_total``) and new jobs are dropped
+(``partial_trust_shadow_dropped_total``, cause ``loop_busy`` when the load held the refill
+below the share, else ``loop_share``), both counted. The steps are not all of a job's cost:
+the LLM answer's reading in the transport's callbacks, the kernel's side of that exchange
+and the risk log's writer thread come on top (in process about 0.6 times as much again,
+under uvicorn about 1.7 times: ``bench/README.md``); the load reading sees them as serving,
+which only makes it more careful. What is shed or dropped is a share of the traffic by load
+rather than by content, so the agreement rate is still an estimate of the same thing, over
+fewer records.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ class LoopShare:
         self._clock = clock
         self._tokens = burst_s
         self._at = clock()
-        #: Loop-seconds spent by shadow jobs since start (``/health``).
+        #: Loop-seconds spent by shadow since start, its jobs and its admissions (``/health``).
         self.spent_s = 0.0
 
     @property

@@ -156,6 +156,25 @@ class Harness:
         )
         return value or 0.0
 
+    def all_decisions(self) -> float:
+        """Every outcome counted so far, whatever its status and reason."""
+        return sum(
+            s.value
+            for family in self.registry.collect()
+            if family.name == "partial_trust_decisions"
+            for s in family.samples
+            if s.name == "partial_trust_decisions_total"
+        )
+
+    async def baseline_bytes(self, body: Any) -> bytes:
+        """What the app alone answers to ``body``: the corridor off for one request."""
+        saved = self.source.value
+        self.source.value = settings(enabled=False)
+        try:
+            return (await self.post(body)).content
+        finally:
+            self.source.value = saved
+
 
 @asynccontextmanager
 async def harness(

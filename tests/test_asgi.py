@@ -42,16 +42,6 @@ def llm() -> Any:
         yield mock
 
 
-async def baseline_bytes(h: Harness, body: Any) -> bytes:
-    """What the router answers without the corridor: the corridor switched off."""
-    saved = h.source.value
-    h.source.value = settings(enabled=False)
-    try:
-        return (await h.post(body)).content
-    finally:
-        h.source.value = saved
-
-
 def only_line(h: Harness) -> dict[str, Any]:
     lines = h.lines()
     assert len(lines) == 1, lines
@@ -90,7 +80,7 @@ async def test_accepted_candidate_replaces_the_answer_with_correct_length(
 ) -> None:
     llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
     async with harness(tmp_path) as h:
-        baseline = json.loads(await baseline_bytes(h, command()))
+        baseline = json.loads(await h.baseline_bytes(command()))
         response = await h.post(command())
         body = response.json()
         assert served_by_llm(body) and not served_by_llm(baseline)
@@ -126,7 +116,7 @@ async def test_llm_errors_give_baseline_bytes(
     else:
         route.mock(return_value=reply)
     async with harness(tmp_path) as h:
-        expected = await baseline_bytes(h, command())
+        expected = await h.baseline_bytes(command())
         response = await h.post(command())
         assert response.status_code == 200 and response.content == expected
         record = only_line(h)
@@ -142,7 +132,7 @@ async def test_hanging_llm_times_out_at_the_deadline(tmp_path: Path, llm: Any) -
 
     llm.post("/chat/completions").mock(side_effect=hang)
     async with harness(tmp_path, settings(timeout_ms=100)) as h:
-        expected = await baseline_bytes(h, command())
+        expected = await h.baseline_bytes(command())
         started = time.perf_counter()
         response = await h.post(command())
         elapsed = time.perf_counter() - started
@@ -196,7 +186,7 @@ async def test_the_answer_at_the_deadline_does_not_wait_for_the_call_to_unwind(
     llm.post("/chat/completions").mock(side_effect=hang_then_unwind_slowly)
     breaker = CircuitBreaker(failure_threshold=5, cooldown_s=60)
     async with harness(tmp_path, settings(timeout_ms=100), circuit=breaker) as h:
-        expected = await baseline_bytes(h, command())
+        expected = await h.baseline_bytes(command())
         started = time.perf_counter()
         response = await h.post(command())
         answered = time.perf_counter()
@@ -227,7 +217,7 @@ async def test_refused_candidates_fall_back_to_baseline_bytes(
 ) -> None:
     llm.post("/chat/completions").mock(return_value=completion(candidate))
     async with harness(tmp_path) as h:
-        expected = await baseline_bytes(h, command())
+        expected = await h.baseline_bytes(command())
         response = await h.post(command())
         assert response.content == expected
         record = only_line(h)
@@ -250,7 +240,7 @@ async def test_skips_make_no_llm_call_and_keep_baseline(
 ) -> None:
     route = llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
     async with harness(tmp_path, current) as h:
-        expected = await baseline_bytes(h, body)
+        expected = await h.baseline_bytes(body)
         response = await h.post(body)
         assert response.content == expected
         assert route.call_count == 0
@@ -296,7 +286,7 @@ async def test_internal_error_keeps_the_baseline(
 ) -> None:
     llm.post("/chat/completions").mock(return_value=completion(good_candidate()))
     async with harness(tmp_path) as h:
-        expected = await baseline_bytes(h, command())
+        expected = await h.baseline_bytes(command())
 
         def boom(*args: Any) -> Any:
             raise RuntimeError("bug")

@@ -95,7 +95,20 @@ def test_preinit_creates_every_known_series_at_zero(reg: CollectorRegistry) -> N
     assert value(reg, "partial_trust_circuit_state", corridor=C) == 0
     assert value(reg, "partial_trust_llm_in_flight", corridor=C) == 0
     assert value(reg, "partial_trust_baseline_latency_seconds_count", corridor=C) == 0
+    for cause in SHADOW_DROP_CAUSES:
+        assert value(reg, "partial_trust_shadow_dropped_total", corridor=C, cause=cause) == 0
+    assert value(reg, "partial_trust_shadow_shed_total", corridor=C) == 0
     assert {0.3, 0.4, 0.5} <= set(LATENCY_BUCKETS)  # the runbook's latency thresholds
+
+
+def test_shed_requests_are_counted_by_corridor_alone(reg: CollectorRegistry) -> None:
+    metrics = CorridorMetrics(reg)
+    metrics.preinit(C)
+    metrics.shadow_shed(C)
+    metrics.shadow_shed(C)
+    metrics.shadow_shed("read_list")  # a corridor not preinitialised gets its series too
+    assert value(reg, "partial_trust_shadow_shed_total", corridor=C) == 2
+    assert value(reg, "partial_trust_shadow_shed_total", corridor="read_list") == 1
 
 
 @pytest.mark.parametrize(("status", "reason"), STATUS_REASONS, ids=lambda v: str(v))

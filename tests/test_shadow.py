@@ -4,6 +4,7 @@ background, and the outcome is recorded with ``mode=shadow`` and its agreement."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,15 +57,6 @@ async def shadow_harness(
             await h.engine.shadow.stop()
 
 
-async def baseline_bytes(h: Harness, body: Any) -> bytes:
-    saved = h.source.value
-    h.source.value = settings(enabled=False)
-    try:
-        return (await h.post(body)).content
-    finally:
-        h.source.value = saved
-
-
 @asynccontextmanager
 async def recording_client(h: Harness, events: list[str]) -> AsyncIterator[httpx.AsyncClient]:
     """A client of ``h.app`` that appends ``"sent"`` once the last body message went out."""
@@ -97,7 +89,7 @@ async def test_shadow_sends_the_baseline_bytes_and_asks_the_llm_after(
 
     route = llm.post("/chat/completions").mock(side_effect=answer)
     async with shadow_harness(tmp_path) as h:
-        expected = await baseline_bytes(h, command())
+        expected = await h.baseline_bytes(command())
 
         async with recording_client(h, events) as client:
             response = await client.post("/route", json=command())
@@ -119,7 +111,7 @@ async def test_agreement_true_when_the_candidate_decides_what_the_baseline_did(
 ) -> None:
     llm.post("/chat/completions").mock(return_value=completion(good_candidate(eggs="eggs")))
     async with shadow_harness(tmp_path) as h:
-        expected = await baseline_bytes(h, command())
+        expected = await h.baseline_bytes(command())
         assert (await h.post(command())).content == expected
         await h.engine.shadow.join()
         h.source.value = settings()  # canary: the same candidate, served, agreement computed
@@ -156,7 +148,7 @@ async def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path, ll
     async with shadow_harness(tmp_path, maxsize=2, workers=1, timeout_ms=2000) as h:
         slowest = 0.0
         for i in range(10):
-            expected = await baseline_bytes(h, command(f"c-{i}"))
+            expected = await h.baseline_bytes(command(f"c-{i}"))
             started = time.perf_counter()
             response = await h.post(command(f"c-{i}"))
             slowest = max(slowest, time.perf_counter() - started)
@@ -255,3 +247,45 @@ async def test_a_baseline_that_raises_is_recorded_after_and_passed_on(
         assert h.decisions("skipped", "baseline_error") == 1
         (line,) = h.lines()
         assert line["reason_code"] == "baseline_error" and line["command_key"]
+
+
+async def test_queued_jobs_give_the_loop_back_between_stages(
+    tmp_path: Path, llm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the breaker open a job suspends nowhere by itself (the ask answers at once, a
+    queued job's ``get`` returns at once): still every stage of every job runs in a turn of
+    its own, so a request that arrives while jobs are queued never waits for a chain."""
+    llm.post("/chat/completions").mock(return_value=httpx.Response(500))
+    async with shadow_harness(tmp_path, workers=1) as h:
+        while h.engine.circuit is not None and h.engine.circuit.allow():
+            h.engine.circuit.record_failure()
+        turns, events = 0, []
+
+        async def ticker() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        decide, emit = h.engine.decide, h.engine.emit
+
+        def decide_at(*args: Any) -> Any:
+            events.append(("decide", turns))
+            return decide(*args)
+
+        def emit_at(outcome: Any, span: Any = None) -> None:
+            if outcome.sampled:
+                events.append(("emit", turns))
+            emit(outcome, span)
+
+        monkeypatch.setattr(h.engine, "decide", decide_at)
+        monkeypatch.setattr(h.engine, "emit", emit_at)
+        for i in range(3):  # queued before the worker runs: its get() never waits
+            await h.post(command(f"c-{i}"))
+        task = asyncio.create_task(ticker())
+        await h.engine.shadow.join()
+        task.cancel()
+        assert [e for e, _ in events] == ["decide", "emit"] * 3
+        at = [t for _, t in events]
+        assert all(b > a for a, b in itertools.pairwise(at)), events  # a turn between each
+        assert {x["reason_code"] for x in h.lines()} == {"circuit_open"}
