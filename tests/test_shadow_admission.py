@@ -77,7 +77,7 @@ async def test_over_its_share_shadow_steps_aside_counts_and_asks_nothing(
 
 @pytest.mark.anyio
 async def test_a_job_the_admission_pushed_over_the_share_is_dropped_as_loop_share(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The admission is spent first: one that leaves the bucket in debt has its job
     dropped (``loop_share``) rather than queued, and the next request is shed."""
@@ -93,7 +93,7 @@ async def test_a_job_the_admission_pushed_over_the_share_is_dropped_as_loop_shar
                 share.spend(share.burst_s + 0.01)  # this admission alone overdraws the bucket
                 return admit(settings, body)
 
-            engine.admit = costly_admit  # type: ignore[method-assign]  # the one costly call
+            monkeypatch.setattr(engine, "admit", costly_admit)  # the one costly call
             await h.post(command("c-0"))
             await h.post(command("c-1"))
             await engine.shadow.join()
